@@ -1,0 +1,348 @@
+/**
+ * Typed decoding and encoding of every ext-plugin message, over the generated FlatBuffers
+ * code. Every payload is bounds-checked (verify.ts) before the generated accessors read it.
+ */
+import * as flatbuffers from 'flatbuffers';
+import { TextEntry } from './generated/a6/text-entry.js';
+import { Code as ErrCode } from './generated/a6/err/code.js';
+import { Resp as ErrResp } from './generated/a6/err/resp.js';
+import { Req as PrepareConfReq } from './generated/a6/prepare-conf/req.js';
+import { Resp as PrepareConfResp } from './generated/a6/prepare-conf/resp.js';
+import { Req as ReqCallReq } from './generated/a6/httpreq-call/req.js';
+import { Resp as ReqCallResp } from './generated/a6/httpreq-call/resp.js';
+import { Stop } from './generated/a6/httpreq-call/stop.js';
+import { Rewrite } from './generated/a6/httpreq-call/rewrite.js';
+import { Action } from './generated/a6/httpreq-call/action.js';
+import { Req as ExtraInfoReq } from './generated/a6/extra-info/req.js';
+import { Resp as ExtraInfoResp } from './generated/a6/extra-info/resp.js';
+import { Var } from './generated/a6/extra-info/var.js';
+import { ReqBody } from './generated/a6/extra-info/req-body.js';
+import { RespBody } from './generated/a6/extra-info/resp-body.js';
+import { Info } from './generated/a6/extra-info/info.js';
+import { Req as RespCallReq } from './generated/a6/httpresp-call/req.js';
+import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
+import { encodeFrame, MessageType } from './frame.js';
+import { verifyRoot, type TableShape } from './verify.js';
+import type { HttpMethod, TextPair } from '../plugin-api/request.js';
+
+export { ErrCode, Action, Info };
+
+// ---- shapes for verification (field id order) -------------------------------------------
+const TEXT_ENTRY: TableShape = { name: 'A6.TextEntry', fields: ['string', 'string'] };
+const TEXT_ENTRIES = { tables: TEXT_ENTRY } as const;
+const EMPTY = (name: string): TableShape => ({ name, fields: [] });
+
+export const SHAPES = {
+  prepareConfReq: { name: 'A6.PrepareConf.Req', fields: [TEXT_ENTRIES, 'string'] },
+  prepareConfResp: { name: 'A6.PrepareConf.Resp', fields: ['u32'] },
+  reqCallReq: {
+    name: 'A6.HTTPReqCall.Req',
+    fields: ['u32', 'bytes', 'u8', 'string', TEXT_ENTRIES, TEXT_ENTRIES, 'u32'],
+  },
+  reqCallResp: {
+    name: 'A6.HTTPReqCall.Resp',
+    fields: [
+      'u32',
+      {
+        union: [
+          { name: 'A6.HTTPReqCall.Stop', fields: ['u16', TEXT_ENTRIES, 'bytes'] },
+          { name: 'A6.HTTPReqCall.Rewrite', fields: ['string', TEXT_ENTRIES, TEXT_ENTRIES, TEXT_ENTRIES, 'bytes'] },
+        ],
+      },
+    ],
+  },
+  extraInfoReq: {
+    name: 'A6.ExtraInfo.Req',
+    fields: [{ union: [{ name: 'A6.ExtraInfo.Var', fields: ['string'] }, EMPTY('A6.ExtraInfo.ReqBody'), EMPTY('A6.ExtraInfo.RespBody')] }],
+  },
+  extraInfoResp: { name: 'A6.ExtraInfo.Resp', fields: ['bytes'] },
+  respCallReq: { name: 'A6.HTTPRespCall.Req', fields: ['u32', 'u16', TEXT_ENTRIES, 'u32'] },
+  respCallResp: { name: 'A6.HTTPRespCall.Resp', fields: ['u32', 'u16', TEXT_ENTRIES, 'bytes'] },
+  errResp: { name: 'A6.Err.Resp', fields: ['u8'] },
+} satisfies Record<string, TableShape>;
+
+// ---- helpers ----------------------------------------------------------------------------
+export const METHOD_NAMES: readonly HttpMethod[] = [
+  'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'MKCOL', 'COPY', 'MOVE', 'OPTIONS',
+  'PROPFIND', 'PROPPATCH', 'LOCK', 'UNLOCK', 'PATCH', 'TRACE',
+];
+
+const METHOD_CODES: ReadonlyMap<string, number> = new Map(METHOD_NAMES.map((m, i) => [m, i]));
+
+/** A6.Method code of a method name, or undefined for a method APISIX cannot send. */
+export function methodCode(method: string): number | undefined {
+  return METHOD_CODES.get(method.toUpperCase());
+}
+
+function byteBuffer(payload: Uint8Array): flatbuffers.ByteBuffer {
+  return new flatbuffers.ByteBuffer(payload);
+}
+
+/** Reads a [TextEntry] vector through a generated accessor pair. */
+function readEntries(length: number, at: (i: number, obj: TextEntry) => TextEntry | null): TextPair[] {
+  const out: TextPair[] = new Array(length);
+  const entry = new TextEntry();
+  for (let i = 0; i < length; i++) {
+    at(i, entry);
+    out[i] = { name: entry.name() ?? '', value: entry.value() ?? undefined };
+  }
+  return out;
+}
+
+function copyBytes(bytes: Uint8Array | null): Buffer | undefined {
+  return bytes ? Buffer.from(bytes) : undefined;
+}
+
+/** Formats a 4- or 16-byte address; anything else as hex (never throws). */
+export function formatIp(bytes: Uint8Array | null): string {
+  if (!bytes || bytes.length === 0) return '';
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) return Buffer.from(bytes).toString('hex');
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((bytes[i]! << 8) | bytes[i + 1]!);
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
+  // RFC 5952: compress the longest run (>= 2) of zero words.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = words.map((w) => w.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+// ---- APISIX -> runner -------------------------------------------------------------------
+export interface PrepareConfRequest {
+  /** APISIX's idempotency key (same key = same conf). */
+  readonly key: string;
+  /** Plugin name -> JSON conf string, in execution order; empty when the route has none. */
+  readonly conf: readonly TextPair[];
+}
+
+export function decodePrepareConfReq(payload: Uint8Array): PrepareConfRequest {
+  verifyRoot(payload, SHAPES.prepareConfReq);
+  const req = PrepareConfReq.getRootAsReq(byteBuffer(payload));
+  return {
+    key: req.key() ?? '',
+    conf: readEntries(req.confLength(), (i, e) => req.conf(i, e)),
+  };
+}
+
+/** An HTTPReqCall request; headers and args are decoded on first use. */
+export class HttpReqCallMessage {
+  readonly id: number;
+  readonly confToken: number;
+  readonly methodCode: number;
+  private readonly req: ReqCallReq;
+  private argsCache: TextPair[] | undefined;
+  private headersCache: TextPair[] | undefined;
+
+  constructor(payload: Uint8Array) {
+    verifyRoot(payload, SHAPES.reqCallReq);
+    this.req = ReqCallReq.getRootAsReq(byteBuffer(payload));
+    this.id = this.req.id();
+    this.confToken = this.req.confToken();
+    this.methodCode = this.req.method();
+  }
+
+  get method(): HttpMethod {
+    return METHOD_NAMES[this.methodCode] ?? 'GET';
+  }
+
+  get path(): string {
+    return this.req.path() ?? '';
+  }
+
+  get srcIpBytes(): Uint8Array | null {
+    return this.req.srcIpArray();
+  }
+
+  get srcIp(): string {
+    return formatIp(this.req.srcIpArray());
+  }
+
+  get args(): TextPair[] {
+    return (this.argsCache ??= readEntries(this.req.argsLength(), (i, e) => this.req.args(i, e)));
+  }
+
+  get headers(): TextPair[] {
+    return (this.headersCache ??= readEntries(this.req.headersLength(), (i, e) => this.req.headers(i, e)));
+  }
+}
+
+export function decodeHttpReqCall(payload: Uint8Array): HttpReqCallMessage {
+  return new HttpReqCallMessage(payload);
+}
+
+/** The `result` of an ExtraInfo answer: undefined when APISIX had no value (nil). */
+export function decodeExtraInfoResp(payload: Uint8Array): Buffer | undefined {
+  verifyRoot(payload, SHAPES.extraInfoResp);
+  return copyBytes(ExtraInfoResp.getRootAsResp(byteBuffer(payload)).resultArray());
+}
+
+export interface HttpRespCallRequest {
+  readonly id: number;
+  readonly status: number;
+  readonly headers: readonly TextPair[];
+  readonly confToken: number;
+}
+
+export function decodeHttpRespCall(payload: Uint8Array): HttpRespCallRequest {
+  verifyRoot(payload, SHAPES.respCallReq);
+  const req = RespCallReq.getRootAsReq(byteBuffer(payload));
+  return {
+    id: req.id(),
+    status: req.status(),
+    headers: readEntries(req.headersLength(), (i, e) => req.headers(i, e)),
+    confToken: req.confToken(),
+  };
+}
+
+// ---- runner -> APISIX -------------------------------------------------------------------
+// One builder for the whole process: encoding is synchronous, so it is never shared mid-use.
+const builder = new flatbuffers.Builder(1024);
+
+function finish(type: MessageType, root: flatbuffers.Offset): Buffer {
+  builder.finish(root);
+  const frame = encodeFrame(type, builder.asUint8Array());
+  builder.clear();
+  return frame;
+}
+
+function createEntries(entries: readonly TextPair[]): flatbuffers.Offset {
+  const offsets: flatbuffers.Offset[] = new Array(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const name = builder.createString(e.name);
+    const value = e.value === undefined ? 0 : builder.createString(e.value);
+    TextEntry.startTextEntry(builder);
+    TextEntry.addName(builder, name);
+    if (value) TextEntry.addValue(builder, value);
+    offsets[i] = TextEntry.endTextEntry(builder);
+  }
+  builder.startVector(4, offsets.length, 4);
+  for (let i = offsets.length - 1; i >= 0; i--) builder.addOffset(offsets[i]!);
+  return builder.endVector();
+}
+
+export function encodeError(code: ErrCode): Buffer {
+  ErrResp.startResp(builder);
+  // Written even at its default (BAD_REQUEST = 0) so the payload is never an empty table.
+  builder.forceDefaults(true);
+  ErrResp.addCode(builder, code);
+  builder.forceDefaults(false);
+  return finish(MessageType.Error, ErrResp.endResp(builder));
+}
+
+export function encodePrepareConfResp(token: number): Buffer {
+  return finish(MessageType.PrepareConf, PrepareConfResp.createResp(builder, token));
+}
+
+export interface StopAction {
+  readonly status: number;
+  readonly headers: readonly TextPair[];
+  readonly body?: Uint8Array | undefined;
+}
+
+export interface RewriteAction {
+  readonly path?: string | undefined;
+  readonly headers: readonly TextPair[];
+  readonly args: readonly TextPair[];
+  readonly respHeaders: readonly TextPair[];
+  readonly body?: Uint8Array | undefined;
+}
+
+export type ReqCallAction =
+  | { readonly type: 'none' }
+  | { readonly type: 'stop'; readonly stop: StopAction }
+  | { readonly type: 'rewrite'; readonly rewrite: RewriteAction };
+
+export function encodeHttpReqCallResp(id: number, action: ReqCallAction): Buffer {
+  let actionType = Action.NONE;
+  let actionOffset = 0;
+  if (action.type === 'stop') {
+    const s = action.stop;
+    const headers = s.headers.length ? createEntries(s.headers) : 0;
+    const body = s.body && s.body.length ? builder.createByteVector(s.body) : 0;
+    Stop.startStop(builder);
+    Stop.addStatus(builder, s.status);
+    if (headers) Stop.addHeaders(builder, headers);
+    if (body) Stop.addBody(builder, body);
+    actionOffset = Stop.endStop(builder);
+    actionType = Action.Stop;
+  } else if (action.type === 'rewrite') {
+    const r = action.rewrite;
+    const path = r.path !== undefined ? builder.createString(r.path) : 0;
+    const headers = r.headers.length ? createEntries(r.headers) : 0;
+    const args = r.args.length ? createEntries(r.args) : 0;
+    const respHeaders = r.respHeaders.length ? createEntries(r.respHeaders) : 0;
+    const body = r.body && r.body.length ? builder.createByteVector(r.body) : 0;
+    Rewrite.startRewrite(builder);
+    if (path) Rewrite.addPath(builder, path);
+    if (headers) Rewrite.addHeaders(builder, headers);
+    if (args) Rewrite.addArgs(builder, args);
+    if (respHeaders) Rewrite.addRespHeaders(builder, respHeaders);
+    if (body) Rewrite.addBody(builder, body);
+    actionOffset = Rewrite.endRewrite(builder);
+    actionType = Action.Rewrite;
+  }
+  ReqCallResp.startResp(builder);
+  // id 0 is APISIX's default: force it so the answer is never a zero-length table.
+  builder.forceDefaults(true);
+  ReqCallResp.addId(builder, id);
+  builder.forceDefaults(false);
+  if (actionType !== Action.NONE) {
+    ReqCallResp.addActionType(builder, actionType);
+    ReqCallResp.addAction(builder, actionOffset);
+  }
+  return finish(MessageType.HttpReqCall, ReqCallResp.endResp(builder));
+}
+
+export type ExtraInfoQuestion = { readonly kind: 'var'; readonly name: string } | { readonly kind: 'reqBody' } | { readonly kind: 'respBody' };
+
+export function encodeExtraInfoReq(q: ExtraInfoQuestion): Buffer {
+  let type: Info;
+  let offset: flatbuffers.Offset;
+  if (q.kind === 'var') {
+    offset = Var.createVar(builder, builder.createString(q.name));
+    type = Info.Var;
+  } else if (q.kind === 'reqBody') {
+    ReqBody.startReqBody(builder);
+    offset = ReqBody.endReqBody(builder);
+    type = Info.ReqBody;
+  } else {
+    RespBody.startRespBody(builder);
+    offset = RespBody.endRespBody(builder);
+    type = Info.RespBody;
+  }
+  ExtraInfoReq.startReq(builder);
+  ExtraInfoReq.addInfoType(builder, type);
+  ExtraInfoReq.addInfo(builder, offset);
+  return finish(MessageType.ExtraInfo, ExtraInfoReq.endReq(builder));
+}
+
+export interface RespCallAnswer {
+  readonly status: number;
+  readonly headers: readonly TextPair[];
+  readonly body?: Uint8Array | undefined;
+}
+
+export function encodeHttpRespCallResp(id: number, answer: RespCallAnswer): Buffer {
+  const headers = answer.headers.length ? createEntries(answer.headers) : 0;
+  const body = answer.body && answer.body.length ? builder.createByteVector(answer.body) : 0;
+  RespCallResp.startResp(builder);
+  builder.forceDefaults(true);
+  RespCallResp.addId(builder, id);
+  builder.forceDefaults(false);
+  if (answer.status) RespCallResp.addStatus(builder, answer.status);
+  if (headers) RespCallResp.addHeaders(builder, headers);
+  if (body) RespCallResp.addBody(builder, body);
+  return finish(MessageType.HttpRespCall, RespCallResp.endResp(builder));
+}
