@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * CPU profile of the runner under load: starts `node --cpu-prof dist/cli.js` pinned to core 0,
+ * drives it with bench/loadgen.mjs on core 1, stops it with SIGTERM (the profile is written
+ * on exit) and prints the top self-time and inclusive-time functions.
+ *
+ *   node bench/profile.mjs [--case none|say|rewrite|mirror-decide] [--connections 32] [--duration 10]
+ *   node bench/profile.mjs --analyze <file.cpuprofile>
+ * Output: .bench-out/prof/*.cpuprofile (open in Chrome DevTools) and .bench-out/profile-<case>.md.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT } from './protocol.mjs';
+
+const { values } = parseArgs({
+  options: {
+    case: { type: 'string', default: 'none' },
+    connections: { type: 'string', default: '32' },
+    duration: { type: 'string', default: '10' },
+    analyze: { type: 'string' },
+    top: { type: 'string', default: '25' },
+  },
+});
+
+const CONFS = {
+  none: [],
+  say: [{ name: 'say', value: JSON.stringify({ body: 'hello' }) }],
+  rewrite: [{ name: 'rewrite', value: JSON.stringify({ path: '/anything', headers: { set: { 'x-bench': '1' } } }) }],
+  'mirror-decide': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:9', sample_ratio: 0.00001 }) }],
+};
+
+/** Short name of a profile node's location. */
+function where(cf) {
+  let url = cf.url || '';
+  if (url.startsWith('file://')) url = relative(REPO_ROOT, new URL(url).pathname);
+  if (!url) return '(native)';
+  return `${url}:${cf.lineNumber + 1}`;
+}
+
+/** Self and inclusive time per function of a .cpuprofile, as markdown. */
+export function analyzeProfile(path, top) {
+  const prof = JSON.parse(readFileSync(path, 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const key = (n) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame)}`;
+  const self = new Map();
+  const incl = new Map();
+  const byFile = new Map();
+  let total = 0;
+  let idle = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    const dt = prof.timeDeltas[i + 1] ?? prof.timeDeltas[i] ?? 0;
+    const node = byId.get(prof.samples[i]);
+    if (!node) continue;
+    total += dt;
+    const name = node.callFrame.functionName;
+    if (name === '(idle)') { idle += dt; continue; }
+    const k = key(node);
+    self.set(k, (self.get(k) ?? 0) + dt);
+    const file = node.callFrame.url ? where({ ...node.callFrame, lineNumber: -1 }).replace(/:0$/, '') : `(${name || 'native'})`;
+    byFile.set(file, (byFile.get(file) ?? 0) + dt);
+    const seen = new Set();
+    for (let id = node.id; id !== undefined; id = parent.get(id)) {
+      const kk = key(byId.get(id));
+      if (seen.has(kk)) continue;
+      seen.add(kk);
+      incl.set(kk, (incl.get(kk) ?? 0) + dt);
+    }
+  }
+  const busy = total - idle;
+  const pct = (t) => `${((100 * t) / busy).toFixed(1)}%`;
+  const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
+  const lines = [
+    `Profile ${relative(REPO_ROOT, path)}: ${(total / 1e6).toFixed(1)} s sampled, ${(idle / 1e6).toFixed(1)} s idle; percentages are of the ${(busy / 1e6).toFixed(1)} s busy.`,
+    '',
+    '### Self time (top functions)',
+    '| self | function | where |',
+    '|--:|---|---|',
+    ...sorted(self).map(([k, t]) => { const [fn, ...w] = k.split(' '); return `| ${pct(t)} | \`${fn}\` | ${w.join(' ')} |`; }),
+    '',
+    '### Self time by file',
+    '| self | file |',
+    '|--:|---|',
+    ...sorted(byFile).map(([f, t]) => `| ${pct(t)} | ${f} |`),
+    '',
+    '### Inclusive time (project code: src/ → dist/)',
+    '| inclusive | function | where |',
+    '|--:|---|---|',
+    ...sorted(new Map([...incl].filter(([k]) => k.includes('dist/') || k.includes('bench/')))).map(([k, t]) => {
+      const [fn, ...w] = k.split(' ');
+      return `| ${pct(t)} | \`${fn}\` | ${w.join(' ')} |`;
+    }),
+  ];
+  return lines.join('\n');
+}
+
+async function waitForSocket(path, child) {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`runner exited (${child.exitCode})`);
+    const ok = await new Promise((r) => {
+      const s = net.connect(path);
+      s.once('connect', () => { s.destroy(); r(true); });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('runner did not listen');
+}
+
+async function profileRun() {
+  const conf = CONFS[values.case];
+  if (!conf) throw new Error(`unknown case ${values.case}; one of ${Object.keys(CONFS).join(', ')}`);
+  const dir = resolve(REPO_ROOT, '.bench-out/prof');
+  mkdirSync(dir, { recursive: true });
+  const pin = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  const p = (core, argv) => (pin ? ['taskset', '-c', String(core), ...argv] : argv);
+  const socketPath = resolve(os.tmpdir(), `a6prof-${process.pid}.sock`);
+  const started = Date.now();
+  const argv = p(0, [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, resolve(REPO_ROOT, 'dist/cli.js'), '--log-level', 'warn']);
+  const runner = spawn(argv[0], argv.slice(1), {
+    cwd: REPO_ROOT,
+    env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  try {
+    await waitForSocket(socketPath, runner);
+    const lg = p(1, [
+      process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'), '--socket', socketPath,
+      '--connections', values.connections, '--duration', values.duration, '--warmup', '1',
+      '--conf', JSON.stringify(conf), '--pid', String(runner.pid),
+    ]);
+    const out = spawnSync(lg[0], lg.slice(1), { cwd: REPO_ROOT, encoding: 'utf8' });
+    if (out.status !== 0) throw new Error(`loadgen failed: ${out.stderr}`);
+    const s = JSON.parse(out.stdout);
+    process.stdout.write(`load: ${Math.round(s.rps)} RPC/s, ${s.runnerCpuUsPerRpc?.toFixed(1)} µs CPU/RPC (profiling on), errors ${s.errors}\n`);
+  } finally {
+    const exited = new Promise((r) => runner.once('exit', r));
+    runner.kill('SIGTERM');
+    await exited;
+    rmSync(socketPath, { force: true });
+  }
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => resolve(dir, f))
+    .filter((f) => statSync(f).mtimeMs >= started)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (!files[0]) throw new Error('no profile written: does the runner exit cleanly on SIGTERM?');
+  return files[0];
+}
+
+const file = values.analyze ? resolve(values.analyze) : await profileRun();
+const report = analyzeProfile(file, Number(values.top));
+process.stdout.write(`${report}\n`);
+writeFileSync(resolve(REPO_ROOT, `.bench-out/profile-${values.analyze ? 'analyzed' : values.case}.md`), `${report}\n`);

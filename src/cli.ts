@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, HELP, resolveConfig } from './config.js';
+import { createLogger } from './observability/logger.js';
+import { startRunner, type Runner } from './runner.js';
+import { builtinPlugins } from './plugins/index.js';
+import type { Plugin, PluginFactory, PluginHost } from './plugin-api/index.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function isPlugin(v: unknown): v is Plugin<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string';
+}
+
+/** Imports a user plugin module: default export Plugin | Plugin[] | factory, or a named `plugins` export. */
+async function loadPluginModule(path: string, host: PluginHost): Promise<Plugin<unknown>[]> {
+  const url = pathToFileURL(isAbsolute(path) ? path : resolve(process.cwd(), path)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`cannot load plugin module ${path}: ${(err as Error).message}`);
+  }
+  let exported = mod['default'] ?? mod['plugins'];
+  if (typeof exported === 'function') exported = (exported as PluginFactory)(host);
+  const list = Array.isArray(exported) ? (exported as unknown[]) : [exported];
+  if (list.length === 0 || !list.every(isPlugin)) {
+    throw new ConfigError(`plugin module ${path} must export (default) a plugin object with a "name", an array of them, or a factory (host) => plugin(s)`);
+  }
+  return list;
+}
+
+async function main(): Promise<void> {
+  let command;
+  try {
+    command = resolveConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`apisix-ts-plugin-runner: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  const config = command.config;
+  const logger = createLogger({ level: config.logLevel, file: config.logFile });
+
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
+  process.on('uncaughtException', (err) => {
+    // State may be corrupt: exit and let APISIX respawn the runner (it waits 3 s).
+    logger.fatal({ err }, 'uncaught exception (a bug: please report it); exiting so that APISIX restarts the runner');
+    process.exit(1);
+  });
+
+  let runner: Runner;
+  try {
+    runner = await startRunner({
+      socketPath: config.socketPath,
+      confExpireSeconds: config.confExpireSeconds,
+      maxConfs: config.maxConfs,
+      logger,
+      metricsAddress: config.metricsAddress,
+      extraInfoTimeoutMs: config.extraInfoTimeoutMs,
+      settings: config.pluginAttr,
+      // User plugins are imported before listening, so a broken module fails the start, not a request.
+      plugins: async (host) => {
+        const user = await Promise.all(config.pluginPaths.map((p) => loadPluginModule(p, host)));
+        return [...builtinPlugins(host), ...user.flat()];
+      },
+    });
+  } catch (err) {
+    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+
+  logger.info(
+    {
+      socket: config.socketPath,
+      confExpireSeconds: config.confExpireSeconds,
+      plugins: runner.registry.names(),
+      metrics: runner.metricsUrl,
+      version: version(),
+      node: process.version,
+    },
+    'runner listening',
+  );
+  if (config.socketDefaulted) {
+    logger.info(
+      { snippet: `ext-plugin:\n  path_for_test: ${config.socketPath}\n` },
+      `not started by APISIX (no APISIX_LISTEN_ADDRESS): listening on ${config.socketPath}. ` +
+        `To use this runner from APISIX, either put "ext-plugin: cmd: [\\"node\\", \\"${process.argv[1]}\\"]" in APISIX's config.yaml ` +
+        `(APISIX then starts it), or, while developing, point APISIX at this socket with "ext-plugin: path_for_test: ${config.socketPath}"`,
+    );
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing in-flight RPCs');
+    // APISIX kills the runner about 1 s after SIGTERM: exit before that whatever happens.
+    const hard = setTimeout(() => process.exit(0), 900);
+    hard.unref();
+    runner.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(0);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,114 @@
+import type { CompiledChain } from './plugin-registry.js';
+
+export interface ConfCacheOptions {
+  /** How long a conf is kept after its last PrepareConf (ms). */
+  readonly ttlMs: number;
+  /** Upper bound of confs held; the least recently prepared one is evicted beyond it. */
+  readonly maxEntries: number;
+  readonly now?: () => number;
+  /** Called for every conf that leaves the cache (expired, evicted, cleared). */
+  readonly onEvict?: (chain: CompiledChain, key: string) => void;
+}
+
+export interface ConfEntry {
+  readonly token: number;
+  readonly key: string;
+  readonly chain: CompiledChain;
+  expiresAt: number;
+}
+
+/**
+ * Route confs by token, with APISIX's idempotency key mapped to the same token.
+ * Entries expire `ttlMs` after their last PrepareConf (APISIX re-prepares after 0.9 × its
+ * own TTL, so a conf in use is refreshed before it expires) and the count is bounded.
+ */
+export class ConfCache {
+  private readonly byToken = new Map<number, ConfEntry>();
+  /** Insertion order = preparation order, which is also expiry order (one TTL for all). */
+  private readonly byKey = new Map<string, ConfEntry>();
+  private nextToken = 1;
+  private readonly now: () => number;
+
+  constructor(private readonly options: ConfCacheOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.byToken.size;
+  }
+
+  /** The entry of a token, or undefined when unknown or expired. */
+  get(token: number): ConfEntry | undefined {
+    const entry = this.byToken.get(token);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.remove(entry);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The live entry for an idempotency key, refreshed, or undefined. */
+  refresh(key: string): ConfEntry | undefined {
+    if (key === '') return undefined;
+    const entry = this.byKey.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.remove(entry);
+      return undefined;
+    }
+    entry.expiresAt = this.now() + this.options.ttlMs;
+    this.byKey.delete(key);
+    this.byKey.set(key, entry);
+    return entry;
+  }
+
+  /** Stores a compiled chain under a fresh token. An empty key is never shared. */
+  put(key: string, chain: CompiledChain): ConfEntry {
+    this.sweep();
+    const old = key === '' ? undefined : this.byKey.get(key);
+    if (old) this.remove(old);
+    while (this.byToken.size >= this.options.maxEntries) {
+      const oldest = this.byKey.values().next().value ?? this.byToken.values().next().value;
+      if (!oldest) break;
+      this.remove(oldest);
+    }
+    const entry: ConfEntry = { token: this.allocateToken(), key, chain, expiresAt: this.now() + this.options.ttlMs };
+    this.byToken.set(entry.token, entry);
+    // Keyless entries are still tracked for expiry order under a unique internal key.
+    this.byKey.set(key === '' ? `\u0000${entry.token}` : key, entry);
+    return entry;
+  }
+
+  /** Drops expired entries from the front of the expiry order. */
+  sweep(): number {
+    const t = this.now();
+    let removed = 0;
+    for (const entry of this.byKey.values()) {
+      if (entry.expiresAt > t) break;
+      this.remove(entry);
+      removed++;
+    }
+    return removed;
+  }
+
+  clear(): void {
+    for (const entry of [...this.byToken.values()]) this.remove(entry);
+  }
+
+  private remove(entry: ConfEntry): void {
+    if (this.byToken.get(entry.token) !== entry) return;
+    this.byToken.delete(entry.token);
+    this.byKey.delete(entry.key === '' ? `\u0000${entry.token}` : entry.key);
+    this.options.onEvict?.(entry.chain, entry.key);
+  }
+
+  private allocateToken(): number {
+    // uint32, never 0 (APISIX's default, i.e. "absent"), never one still in use.
+    for (;;) {
+      const token = this.nextToken;
+      this.nextToken = token >= 0xffffffff ? 1 : token + 1;
+      if (!this.byToken.has(token)) return token;
+    }
+  }
+}

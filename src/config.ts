@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { parseListenAddress } from './server/socket-path.js';
+
+/** Everything the CLI needs to start a runner. */
+export interface RunnerConfig {
+  readonly socketPath: string;
+  /** True when no APISIX_LISTEN_ADDRESS/--socket was given (the runner was not started by APISIX). */
+  readonly socketDefaulted: boolean;
+  readonly confExpireSeconds: number;
+  readonly maxConfs: number;
+  readonly logLevel: string;
+  readonly logFile: string | undefined;
+  readonly metricsAddress: string | undefined;
+  readonly extraInfoTimeoutMs: number;
+  readonly pluginPaths: readonly string[];
+  readonly pluginAttr: Readonly<Record<string, unknown>>;
+}
+
+export const DEFAULT_SOCKET_PATH = join(tmpdir(), 'apisix-ts-plugin-runner.sock');
+
+export const HELP = `apisix-ts-plugin-runner — external plugin runner for Apache APISIX
+
+Usage: apisix-ts-plugin-runner [options]
+APISIX starts it from ext-plugin.cmd and sets APISIX_LISTEN_ADDRESS and APISIX_CONF_EXPIRE_TIME.
+
+Options (flags win over the config file, which wins over the environment and defaults):
+  -c, --config <file>            JSON or YAML config file (keys below in camelCase, plus plugin_attr)
+      --socket <path>            Unix socket to listen on
+                                 (env APISIX_LISTEN_ADDRESS=unix:/path; default ${DEFAULT_SOCKET_PATH})
+      --conf-expire-time <s>     APISIX's conf token TTL in seconds; confs are kept 1.2x as long
+                                 (env APISIX_CONF_EXPIRE_TIME; default 3600)
+      --max-confs <n>            most route confs held at once (default 100000)
+  -p, --plugin <path>            load plugins from a JS module (repeatable); its default export is a
+                                 Plugin, an array of them, or a factory (host) => Plugin | Plugin[]
+      --log-level <level>        fatal|error|warn|info|debug|trace|silent (env RUNNER_LOG_LEVEL; default info)
+      --log-file <path>          log to a file instead of stdout (stdout lands in APISIX's error log)
+      --metrics-address <h:p>    serve Prometheus metrics on http://h:p/metrics (off by default;
+                                 env RUNNER_METRICS_ADDRESS; use a loopback address)
+      --extra-info-timeout <ms>  wait for one ExtraInfo answer before closing the connection (default 60000)
+  -h, --help                     print this help
+  -v, --version                  print the version
+
+Config file example (YAML):
+  logLevel: info
+  metricsAddress: 127.0.0.1:9091
+  plugins: [/opt/my-plugins/auth.js]
+  plugin_attr:
+    proxy-mirror:
+      timeout: { connect: 2s, read: 10s, send: 10s }
+`;
+
+export class ConfigError extends Error {
+  readonly code = 'A6_ERR_CONFIG';
+}
+
+interface FileConfig {
+  socket?: string;
+  confExpireTime?: number;
+  maxConfs?: number;
+  logLevel?: string;
+  logFile?: string;
+  metricsAddress?: string;
+  extraInfoTimeout?: number;
+  plugins?: string[];
+  plugin_attr?: Record<string, unknown>;
+}
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const FILE_KEYS = new Set(['socket', 'confExpireTime', 'maxConfs', 'logLevel', 'logFile', 'metricsAddress', 'extraInfoTimeout', 'plugins', 'plugin_attr']);
+
+function readConfigFile(path: string): FileConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path} must hold an object`);
+  for (const key of Object.keys(parsed)) {
+    if (!FILE_KEYS.has(key)) throw new ConfigError(`config file ${path}: unknown key "${key}" (known: ${[...FILE_KEYS].join(', ')})`);
+  }
+  return parsed as FileConfig;
+}
+
+function positiveNumber(name: string, value: unknown): number {
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new ConfigError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export type CliCommand = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: RunnerConfig };
+
+/** Turns argv + environment into a command; throws ConfigError with an actionable message. */
+export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): CliCommand {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        config: { type: 'string', short: 'c' },
+        socket: { type: 'string' },
+        'conf-expire-time': { type: 'string' },
+        'max-confs': { type: 'string' },
+        plugin: { type: 'string', short: 'p', multiple: true },
+        'log-level': { type: 'string' },
+        'log-file': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        'extra-info-timeout': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}; see --help`);
+  }
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+
+  const file = values.config ? readConfigFile(values.config) : {};
+  const socketSource = values.socket ?? file.socket ?? env['APISIX_LISTEN_ADDRESS'];
+  const socketPath = socketSource ? parseListenAddress(socketSource) : DEFAULT_SOCKET_PATH;
+  const logLevel = values['log-level'] ?? file.logLevel ?? env['RUNNER_LOG_LEVEL'] ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`log level must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
+  const pluginAttr = file.plugin_attr ?? {};
+  if (typeof pluginAttr !== 'object' || Array.isArray(pluginAttr)) throw new ConfigError('plugin_attr must be an object keyed by plugin name');
+
+  return {
+    kind: 'run',
+    config: {
+      socketPath,
+      socketDefaulted: !socketSource,
+      confExpireSeconds: positiveNumber('conf expire time', values['conf-expire-time'] ?? file.confExpireTime ?? env['APISIX_CONF_EXPIRE_TIME'] ?? 3600),
+      maxConfs: Math.floor(positiveNumber('max confs', values['max-confs'] ?? file.maxConfs ?? 100_000)),
+      logLevel,
+      logFile: values['log-file'] ?? file.logFile,
+      metricsAddress: values['metrics-address'] ?? file.metricsAddress ?? env['RUNNER_METRICS_ADDRESS'],
+      extraInfoTimeoutMs: positiveNumber('extra info timeout', values['extra-info-timeout'] ?? file.extraInfoTimeout ?? 60_000),
+      pluginPaths: [...(file.plugins ?? []), ...(values.plugin ?? [])],
+      pluginAttr,
+    },
+  };
+}

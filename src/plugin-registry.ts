@@ -1,0 +1,154 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { CallContext, FailurePolicy, Logger, Plugin } from './plugin-api/plugin.js';
+import { ConfError } from './plugin-api/plugin.js';
+import type { TextPair } from './plugin-api/request.js';
+
+/** One plugin of a route's chain, with its parsed conf. */
+export interface ChainEntry {
+  readonly plugin: Plugin<unknown>;
+  readonly conf: unknown;
+  readonly index: number;
+}
+
+/** Why a conf entry was rejected. */
+export interface ConfProblem {
+  readonly plugin: string;
+  readonly index: number;
+  readonly field: string;
+  readonly message: string;
+  readonly policy: FailurePolicy;
+}
+
+/** The result of compiling a route's conf array. */
+export interface CompiledChain {
+  readonly entries: readonly ChainEntry[];
+  /** Entries left out because of their fail-open policy. */
+  readonly skipped: readonly ConfProblem[];
+  /** Set when a fail-closed plugin's conf is invalid: every call of this route is answered with an error. */
+  readonly fatal: ConfProblem | undefined;
+  readonly hasRequestPlugins: boolean;
+  readonly hasResponsePlugins: boolean;
+  /** Handed to every call of this route (built once, not per request). */
+  readonly context: CallContext;
+}
+
+interface Registered {
+  readonly plugin: Plugin<unknown>;
+  readonly validate: ValidateFunction | undefined;
+}
+
+function describeAjvError(e: ErrorObject): { field: string; message: string } {
+  const params = e.params as Record<string, unknown>;
+  let field = e.instancePath;
+  let message = e.message ?? 'is invalid';
+  if (e.keyword === 'required') field = `${field}/${String(params['missingProperty'])}`;
+  if (e.keyword === 'additionalProperties') {
+    field = `${field}/${String(params['additionalProperty'])}`;
+    message = 'is not a known field';
+  }
+  if (e.keyword === 'enum') message = `${message}: ${JSON.stringify(params['allowedValues'])}`;
+  return { field: field || '/', message };
+}
+
+/** Holds the plugins a runner knows and compiles route confs against their schemas. */
+export class PluginRegistry {
+  private readonly plugins = new Map<string, Registered>();
+  private readonly ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
+
+  /** Adds a plugin; its schema is compiled now so that a broken schema fails at start, not per route. */
+  register(plugin: Plugin<unknown>): void {
+    if (!plugin || typeof plugin.name !== 'string' || plugin.name === '') {
+      throw new Error('a plugin must have a non-empty string `name`');
+    }
+    if (this.plugins.has(plugin.name)) throw new Error(`plugin "${plugin.name}" is registered twice`);
+    let validate: ValidateFunction | undefined;
+    if (plugin.confSchema) {
+      try {
+        validate = this.ajv.compile(plugin.confSchema);
+      } catch (err) {
+        throw new Error(`plugin "${plugin.name}" has an invalid confSchema: ${(err as Error).message}`);
+      }
+    }
+    this.plugins.set(plugin.name, { plugin, validate });
+  }
+
+  /** The registered plugin names, in registration order. */
+  names(): string[] {
+    return [...this.plugins.keys()];
+  }
+
+  get(name: string): Plugin<unknown> | undefined {
+    return this.plugins.get(name)?.plugin;
+  }
+
+  /** Validates and parses every conf entry of a route (PrepareConf time, never per request). */
+  compile(routeKey: string, conf: readonly TextPair[], logger: Logger): CompiledChain {
+    const entries: ChainEntry[] = [];
+    const skipped: ConfProblem[] = [];
+    let fatal: ConfProblem | undefined;
+    for (let index = 0; index < conf.length; index++) {
+      const { name, value } = conf[index]!;
+      const problem = (field: string, message: string, policy: FailurePolicy): ConfProblem => ({ plugin: name, index, field, message, policy });
+      const reg = this.plugins.get(name);
+      if (!reg) {
+        fatal ??= problem('', `unknown plugin "${name}" (known: ${this.names().join(', ') || 'none'})`, 'closed');
+        continue;
+      }
+      const policy = reg.plugin.failurePolicy ?? 'closed';
+      let parsed: unknown;
+      try {
+        parsed = value === undefined || value === '' ? {} : JSON.parse(value);
+      } catch (err) {
+        const p = problem('', `conf is not valid JSON: ${(err as Error).message}`, policy);
+        if (policy === 'open') skipped.push(p);
+        else fatal ??= p;
+        continue;
+      }
+      if (reg.validate && !reg.validate(parsed)) {
+        const first = describeAjvError(reg.validate.errors![0]!);
+        const all = reg.validate.errors!.map((e) => {
+          const d = describeAjvError(e);
+          return `${d.field} ${d.message}`;
+        });
+        const p = problem(first.field, all.join('; '), policy);
+        if (policy === 'open') skipped.push(p);
+        else fatal ??= p;
+        continue;
+      }
+      let confValue: unknown = parsed;
+      if (reg.plugin.parseConf) {
+        try {
+          confValue = reg.plugin.parseConf(parsed, { routeKey, index, logger: logger.child({ plugin: name }) });
+        } catch (err) {
+          const field = err instanceof ConfError ? err.field : '';
+          const message = err instanceof ConfError ? err.message : `parseConf failed: ${(err as Error)?.message ?? String(err)}`;
+          const p = problem(field, message, policy);
+          if (policy === 'open') skipped.push(p);
+          else fatal ??= p;
+          continue;
+        }
+      }
+      entries.push({ plugin: reg.plugin, conf: confValue, index });
+    }
+    return {
+      entries,
+      skipped,
+      fatal,
+      hasRequestPlugins: entries.some((e) => typeof e.plugin.onRequest === 'function'),
+      hasResponsePlugins: entries.some((e) => typeof e.plugin.onResponse === 'function'),
+      context: { routeKey, logger: logger.child({ route: routeKey }) },
+    };
+  }
+
+  /** Gives plugins the chance to release what a conf holds. */
+  release(chain: CompiledChain, logger: Logger): void {
+    for (const e of chain.entries) {
+      if (!e.plugin.releaseConf) continue;
+      try {
+        e.plugin.releaseConf(e.conf);
+      } catch (err) {
+        logger.warn({ plugin: e.plugin.name, err }, 'releaseConf threw');
+      }
+    }
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * Turns the validated conf JSON and the runner-wide settings into the object every request
+ * of a route uses. All parsing happens here, once per PrepareConf, never per request.
+ */
+import { ConfError } from '../../plugin-api/index.js';
+import type { HttpMethod } from '../../plugin-api/index.js';
+import { DURATION_PATTERN, HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, PATH_PATTERN } from './schema.js';
+
+export type MirrorScheme = 'http' | 'https' | 'grpc' | 'grpcs';
+
+/** Connect, send and read timeouts of a mirror copy, in milliseconds. */
+export interface MirrorTimeouts {
+  readonly connectMs: number;
+  readonly sendMs: number;
+  readonly readMs: number;
+}
+
+/** Per-target in-flight cap and bounded queue. */
+export interface MirrorLimits {
+  readonly maxConcurrency: number;
+  readonly maxQueue: number;
+  readonly maxQueueBytes: number;
+}
+
+/** Runner-wide settings (`host.settings('proxy-mirror')`), APISIX's plugin_attr equivalent. */
+export interface ProxyMirrorSettings {
+  readonly timeout: MirrorTimeouts;
+  readonly maxBodySize: number;
+  readonly limits: MirrorLimits;
+  /** Extra CA certificates (PEM) trusted for https/grpcs targets, besides the system ones. */
+  readonly tlsCa: string | undefined;
+  /** At most one problem log line per target and kind in this interval. */
+  readonly logIntervalMs: number;
+  /** At shutdown, how long in-flight copies may finish before they are cut. */
+  readonly closeGraceMs: number;
+}
+
+/** Where copies go. */
+export interface MirrorTargetSpec {
+  /** The conf's `host`, used as the metrics label. */
+  readonly host: string;
+  readonly scheme: MirrorScheme;
+  readonly grpc: boolean;
+  readonly tls: boolean;
+  /** `http(s)://host:port` for undici. */
+  readonly origin: string;
+  /** `host:port` for grpc-js. */
+  readonly authority: string;
+  readonly tlsVerify: boolean;
+  readonly timeouts: MirrorTimeouts;
+  readonly limits: MirrorLimits;
+}
+
+/** Source of a deterministic sampling key. */
+export interface SampleKey {
+  readonly source: 'header' | 'arg' | 'var';
+  readonly name: string;
+}
+
+/** A parsed `proxy-mirror` conf entry (one target). */
+export interface ProxyMirrorConf {
+  readonly target: MirrorTargetSpec;
+  readonly path: string | undefined;
+  readonly pathConcatMode: 'replace' | 'prefix';
+  readonly sampleRatio: number;
+  readonly sampleKey: SampleKey | undefined;
+  readonly methods: ReadonlySet<HttpMethod> | undefined;
+  /** Header edits of the copy only; names lower case. */
+  readonly headersSet: readonly (readonly [string, string])[];
+  readonly headersRemove: ReadonlySet<string>;
+  readonly markHeader: string | undefined;
+  readonly correlationHeader: string | undefined;
+  readonly maxBodySize: number;
+  readonly bodyOverLimit: 'skip' | 'send_without_body';
+  /** gRPC method paths whose bodies of unknown length may be copied. */
+  readonly grpcMethods: GrpcMethodSet;
+}
+
+/** Exact method paths plus `/pkg.Service/*` wildcards. */
+export interface GrpcMethodSet {
+  readonly exact: ReadonlySet<string>;
+  readonly servicePrefixes: readonly string[];
+}
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Defaults used when the runner's configuration says nothing. */
+export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
+  timeout: { connectMs: DEFAULT_TIMEOUT_MS, sendMs: DEFAULT_TIMEOUT_MS, readMs: DEFAULT_TIMEOUT_MS },
+  maxBodySize: MAX_FRAME_BODY_BYTES,
+  limits: { maxConcurrency: 32, maxQueue: 256, maxQueueBytes: 64 * 1024 * 1024 },
+  tlsCa: undefined,
+  logIntervalMs: 10_000,
+  closeGraceMs: 500,
+};
+
+const durationRe = new RegExp(DURATION_PATTERN);
+
+/** Parses `2000ms`, `60s`, `1m` or a number of milliseconds; throws ConfError naming `field`. */
+export function parseDuration(value: unknown, field: string): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value <= 0) throw new ConfError(field, 'must be a positive number of milliseconds');
+    return value;
+  }
+  if (typeof value === 'string' && durationRe.test(value)) {
+    const unit = value.endsWith('ms') ? 'ms' : value.slice(-1);
+    const n = Number.parseFloat(value);
+    const ms = unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000;
+    if (ms > 0) return ms;
+  }
+  throw new ConfError(field, `must be milliseconds or a duration like "2000ms", "60s" (got ${JSON.stringify(value)})`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function intSetting(raw: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const v = raw[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfError(`proxy-mirror.${key}`, `must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string): MirrorTimeouts {
+  if (raw === undefined) return base;
+  if (!isRecord(raw)) throw new ConfError(field, 'must be an object {connect, read, send}');
+  return {
+    connectMs: raw['connect'] === undefined ? base.connectMs : parseDuration(raw['connect'], `${field}/connect`),
+    readMs: raw['read'] === undefined ? base.readMs : parseDuration(raw['read'], `${field}/read`),
+    sendMs: raw['send'] === undefined ? base.sendMs : parseDuration(raw['send'], `${field}/send`),
+  };
+}
+
+/**
+ * Reads the runner-wide settings: `{timeout: {connect, read, send}, max_body_size,
+ * max_concurrency, max_queue, max_queue_bytes, tls_ca, log_interval, close_grace}`.
+ * Throws a ConfError naming the bad key (a broken runner config should stop the start).
+ */
+export function parseSettings(raw: unknown): ProxyMirrorSettings {
+  if (raw === undefined || raw === null) return DEFAULT_SETTINGS;
+  if (!isRecord(raw)) throw new ConfError('proxy-mirror', 'settings must be an object');
+  const d = DEFAULT_SETTINGS;
+  const tlsCa = raw['tls_ca'];
+  if (tlsCa !== undefined && typeof tlsCa !== 'string') throw new ConfError('proxy-mirror.tls_ca', 'must be PEM text');
+  return {
+    timeout: parseTimeouts(raw['timeout'], d.timeout, 'proxy-mirror.timeout'),
+    maxBodySize: intSetting(raw, 'max_body_size', d.maxBodySize, 0, MAX_FRAME_BODY_BYTES),
+    limits: {
+      maxConcurrency: intSetting(raw, 'max_concurrency', d.limits.maxConcurrency, 1, 10_000),
+      maxQueue: intSetting(raw, 'max_queue', d.limits.maxQueue, 0, 1_000_000),
+      maxQueueBytes: intSetting(raw, 'max_queue_bytes', d.limits.maxQueueBytes, 0, Number.MAX_SAFE_INTEGER),
+    },
+    tlsCa,
+    logIntervalMs: raw['log_interval'] === undefined ? d.logIntervalMs : parseDuration(raw['log_interval'], 'proxy-mirror.log_interval'),
+    closeGraceMs: raw['close_grace'] === undefined ? d.closeGraceMs : parseDuration(raw['close_grace'], 'proxy-mirror.close_grace'),
+  };
+}
+
+const hostRe = new RegExp(HOST_PATTERN);
+const pathRe = new RegExp(PATH_PATTERN);
+
+function parseHost(host: unknown): { scheme: MirrorScheme; hostname: string; port: number } {
+  if (typeof host !== 'string') throw new ConfError('/host', 'is required (a string like "http://127.0.0.1:8081")');
+  const m = hostRe.exec(host);
+  if (!m) throw new ConfError('/host', `must be scheme://host[:port] with scheme http, https, grpc or grpcs and no path (got ${JSON.stringify(host)})`);
+  const scheme = host.slice(0, host.indexOf(':')) as MirrorScheme;
+  const hostname = m[4] ?? '';
+  const tls = scheme === 'https' || scheme === 'grpcs';
+  const port = m[5] ? Number.parseInt(m[5].slice(1), 10) : tls ? 443 : 80;
+  if (!(port >= 1 && port <= 65535)) throw new ConfError('/host', `port out of range (${port})`);
+  return { scheme, hostname, port };
+}
+
+function optionalHeaderName(v: unknown, field: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v === '') throw new ConfError(field, 'must be a header name');
+  return v.toLowerCase();
+}
+
+function parseGrpcMethods(v: unknown): GrpcMethodSet {
+  const exact = new Set<string>();
+  const servicePrefixes: string[] = [];
+  if (v === undefined) return { exact, servicePrefixes };
+  if (!Array.isArray(v)) throw new ConfError('/grpc_methods', 'must be an array of "/package.Service/Method" paths');
+  v.forEach((item, i) => {
+    if (typeof item !== 'string' || !/^\/[^/\s]+\/([^/\s]+|\*)$/.test(item)) {
+      throw new ConfError(`/grpc_methods/${i}`, 'must look like "/package.Service/Method" or "/package.Service/*"');
+    }
+    if (item.endsWith('/*')) servicePrefixes.push(item.slice(0, -1));
+    else exact.add(item);
+  });
+  return { exact, servicePrefixes };
+}
+
+/** True when a gRPC method path may have a body of unknown length copied. */
+export function grpcMethodAllowed(set: GrpcMethodSet, path: string): boolean {
+  return set.exact.has(path) || set.servicePrefixes.some((p) => path.startsWith(p) && !path.slice(p.length).includes('/'));
+}
+
+/** Names of fields the schema does not know (APISIX accepts them; we warn). */
+export function unknownFields(value: unknown): string[] {
+  return isRecord(value) ? Object.keys(value).filter((k) => !KNOWN_FIELDS.has(k)) : [];
+}
+
+/**
+ * Builds a ProxyMirrorConf from one validated conf value. Re-checks what the schema checks
+ * (so it is safe on its own) and throws ConfError naming the field.
+ */
+export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettings): ProxyMirrorConf {
+  if (!isRecord(value)) throw new ConfError('', 'conf must be a JSON object');
+  const { scheme, hostname, port } = parseHost(value['host']);
+  const grpc = scheme === 'grpc' || scheme === 'grpcs';
+  const tls = scheme === 'https' || scheme === 'grpcs';
+
+  const path = value['path'];
+  if (path !== undefined && (typeof path !== 'string' || !pathRe.test(path))) {
+    throw new ConfError('/path', 'must start with "/" and contain no "?" or "&"');
+  }
+  const mode = value['path_concat_mode'] ?? 'replace';
+  if (mode !== 'replace' && mode !== 'prefix') throw new ConfError('/path_concat_mode', 'must be "replace" or "prefix"');
+  const ratio = value['sample_ratio'] ?? 1;
+  if (typeof ratio !== 'number' || !(ratio >= 0.00001 && ratio <= 1)) {
+    throw new ConfError('/sample_ratio', 'must be a number in [0.00001, 1]');
+  }
+
+  let sampleKey: SampleKey | undefined;
+  const sk = value['sample_key'];
+  if (sk !== undefined) {
+    const m = typeof sk === 'string' ? /^(header|arg|var):([^\s:]+)$/.exec(sk) : null;
+    if (!m) throw new ConfError('/sample_key', 'must be "header:NAME", "arg:NAME" or "var:NAME"');
+    const source = m[1] as SampleKey['source'];
+    sampleKey = { source, name: source === 'header' ? m[2]!.toLowerCase() : m[2]! };
+  }
+
+  let methods: Set<HttpMethod> | undefined;
+  const ms = value['methods'];
+  if (ms !== undefined) {
+    if (!Array.isArray(ms) || ms.length === 0) throw new ConfError('/methods', 'must be a non-empty array of methods');
+    methods = new Set(ms.map((m, i) => {
+      if (typeof m !== 'string') throw new ConfError(`/methods/${i}`, 'must be a method name');
+      return m.toUpperCase() as HttpMethod;
+    }));
+  }
+
+  const headersSet: [string, string][] = [];
+  const headersRemove = new Set<string>();
+  const hs = value['headers'];
+  if (hs !== undefined) {
+    if (!isRecord(hs)) throw new ConfError('/headers', 'must be an object {set, remove}');
+    const set = hs['set'];
+    if (set !== undefined) {
+      if (!isRecord(set)) throw new ConfError('/headers/set', 'must be an object of header name -> value');
+      for (const [k, v] of Object.entries(set)) {
+        if (typeof v !== 'string' || /[\r\n\0]/.test(v)) throw new ConfError(`/headers/set/${k}`, 'must be a string without CR, LF or NUL');
+        headersSet.push([k.toLowerCase(), v]);
+      }
+    }
+    const remove = hs['remove'];
+    if (remove !== undefined) {
+      if (!Array.isArray(remove)) throw new ConfError('/headers/remove', 'must be an array of header names');
+      remove.forEach((r, i) => {
+        if (typeof r !== 'string' || r === '') throw new ConfError(`/headers/remove/${i}`, 'must be a header name');
+        headersRemove.add(r.toLowerCase());
+      });
+    }
+  }
+
+  const maxBody = value['max_body_size'] ?? settings.maxBodySize;
+  if (typeof maxBody !== 'number' || !Number.isInteger(maxBody) || maxBody < 0 || maxBody > MAX_FRAME_BODY_BYTES) {
+    throw new ConfError('/max_body_size', `must be an integer in [0, ${MAX_FRAME_BODY_BYTES}]`);
+  }
+  const overLimit = value['body_over_limit'] ?? 'skip';
+  if (overLimit !== 'skip' && overLimit !== 'send_without_body') {
+    throw new ConfError('/body_over_limit', 'must be "skip" or "send_without_body"');
+  }
+  const tlsVerify = value['tls_verify'] ?? true;
+  if (typeof tlsVerify !== 'boolean') throw new ConfError('/tls_verify', 'must be a boolean');
+
+  const limit = (key: string, fallback: number, min: number): number => {
+    const v = value[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfError(`/${key}`, `must be an integer >= ${min}`);
+    return v;
+  };
+
+  const authority = `${hostname}:${port}`;
+  return {
+    target: {
+      host: value['host'] as string,
+      scheme,
+      grpc,
+      tls,
+      origin: `${tls ? 'https' : 'http'}://${authority}`,
+      authority,
+      tlsVerify,
+      timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),
+      limits: {
+        maxConcurrency: limit('max_concurrency', settings.limits.maxConcurrency, 1),
+        maxQueue: limit('max_queue', settings.limits.maxQueue, 0),
+        maxQueueBytes: limit('max_queue_bytes', settings.limits.maxQueueBytes, 0),
+      },
+    },
+    path: path as string | undefined,
+    pathConcatMode: mode,
+    sampleRatio: ratio,
+    sampleKey,
+    methods,
+    headersSet,
+    headersRemove,
+    markHeader: optionalHeaderName(value['mark_header'], '/mark_header'),
+    correlationHeader: optionalHeaderName(value['correlation_header'], '/correlation_header'),
+    maxBodySize: maxBody,
+    bodyOverLimit: overLimit,
+    grpcMethods: parseGrpcMethods(value['grpc_methods']),
+  };
+}

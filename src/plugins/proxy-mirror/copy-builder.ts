@@ -1,0 +1,132 @@
+/**
+ * Builds the copy of a request: method, URI (path modes, raw query), headers (hop-by-hop
+ * removed, Host as APISIX gave it, edits, marker, correlation id, Content-Length) and body.
+ * Pure functions: everything they need is passed in.
+ */
+import type { HttpMethod, TextPair } from '../../plugin-api/index.js';
+import type { ProxyMirrorConf } from './conf.js';
+
+/** One request copy, ready for the dispatcher. */
+export interface MirrorCopy {
+  readonly method: HttpMethod;
+  /** Path plus `?query` when the request had args. */
+  readonly uri: string;
+  /** Header entries, names lower case, repeated names kept in order. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Undefined = no body sent. */
+  readonly body: Buffer | undefined;
+  /** Rough memory held by the copy, for the queue's byte bound. */
+  readonly sizeBytes: number;
+}
+
+/** Headers that describe one connection, not the request; never copied. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  // Not hop-by-hop by RFC, but a copy must not carry them: we compute Content-Length ourselves,
+  // and `Expect: 100-continue` would make the copy wait for the target (undici refuses it too).
+  'content-length', 'expect', 'http2-settings',
+]);
+
+const PCHAR = /[A-Za-z0-9\-._~!$&'()*+,;=:@/]/;
+const HEX2 = /^[0-9A-Fa-f]{2}$/;
+
+/**
+ * Percent-encodes a path for the request line. APISIX hands pre-req plugins the decoded path
+ * (`/a b`) and post-req plugins an already encoded upstream URI (`/a%20b`), so a `%` that
+ * starts a valid escape is kept and everything outside RFC 3986 `pchar` is encoded.
+ */
+export function encodeMirrorPath(path: string): string {
+  let out = '';
+  for (let i = 0; i < path.length; i++) {
+    const ch = path[i]!;
+    if (ch === '%') {
+      out += HEX2.test(path.slice(i + 1, i + 3)) ? '%' : '%25';
+    } else if (PCHAR.test(ch)) {
+      out += ch;
+    } else {
+      const cp = path.codePointAt(i)!;
+      const s = String.fromCodePoint(cp);
+      if (s.length === 2) i++;
+      for (const b of Buffer.from(s, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+  }
+  return out;
+}
+
+/** Encodes parsed args back into a query string (used only when APISIX cannot give the raw one). */
+export function encodeArgs(args: readonly TextPair[]): string {
+  return args
+    .map((a) => (a.value === undefined ? encodeURIComponent(a.name) : `${encodeURIComponent(a.name)}=${encodeURIComponent(a.value)}`))
+    .join('&');
+}
+
+/** The copy's URI: APISIX's path modes, then `?` and the raw query when there is one. */
+export function mirrorUri(
+  conf: Pick<ProxyMirrorConf, 'path' | 'pathConcatMode'>,
+  requestPath: string,
+  rawQuery: string | undefined,
+): string {
+  const reqPath = encodeMirrorPath(requestPath || '/');
+  let path: string;
+  if (conf.path === undefined) path = reqPath;
+  else if (conf.pathConcatMode === 'prefix') path = conf.path + reqPath;
+  else path = conf.path;
+  return rawQuery !== undefined && rawQuery !== '' ? `${path}?${rawQuery}` : path;
+}
+
+/** Extra header facts known only per request. */
+export interface CopyHeaderContext {
+  readonly bodyLength: number | undefined;
+  /** Correlation id to put on the copy (already decided and set on the real request). */
+  readonly correlationId: string | undefined;
+}
+
+/** Builds the copy's header list from the request's entries and the conf's edits. */
+export function buildCopyHeaders(
+  entries: readonly TextPair[],
+  conf: Pick<ProxyMirrorConf, 'headersSet' | 'headersRemove' | 'markHeader' | 'correlationHeader'>,
+  ctx: CopyHeaderContext,
+): [string, string][] {
+  // Headers named in Connection are hop-by-hop for this request too (RFC 9110 §7.6.1).
+  const connectionNamed = new Set<string>();
+  for (const e of entries) {
+    if (e.name.toLowerCase() === 'connection' && e.value) {
+      for (const t of e.value.split(',')) connectionNamed.add(t.trim().toLowerCase());
+    }
+  }
+  let out: [string, string][] = [];
+  let sawHost = false;
+  for (const e of entries) {
+    const name = e.name.toLowerCase();
+    if (e.value === undefined || name.startsWith(':')) continue;
+    if (HOP_BY_HOP.has(name) || connectionNamed.has(name) || conf.headersRemove.has(name)) continue;
+    if (name === 'host') {
+      // One Host only: APISIX puts its upstream host there; a duplicate would be refused.
+      if (sawHost) continue;
+      sawHost = true;
+    }
+    out.push([name, e.value]);
+  }
+  const set = (name: string, value: string): void => {
+    out = out.filter(([n]) => n !== name);
+    out.push([name, value]);
+  };
+  for (const [name, value] of conf.headersSet) set(name, value);
+  if (conf.markHeader) set(conf.markHeader, '1');
+  if (conf.correlationHeader && ctx.correlationId !== undefined) set(conf.correlationHeader, ctx.correlationId);
+  if (ctx.bodyLength !== undefined) out.push(['content-length', String(ctx.bodyLength)]);
+  return out;
+}
+
+/** Assembles a MirrorCopy. */
+export function buildCopy(
+  method: HttpMethod,
+  uri: string,
+  headers: [string, string][],
+  body: Buffer | undefined,
+): MirrorCopy {
+  let size = uri.length + 64;
+  for (const [n, v] of headers) size += n.length + v.length + 4;
+  if (body) size += body.length;
+  return { method, uri, headers, body, sizeBytes: size };
+}

@@ -1,0 +1,253 @@
+/**
+ * MirrorDispatcher: the only code that talks to mirror targets. One MirrorTarget per distinct
+ * target conf, shared by the routes that use it (reference counted), each with its own
+ * transport (undici Pool or grpc-js channel), an in-flight cap and a queue bounded by count and
+ * bytes. Beyond the queue a copy is dropped and counted, so a slow or dead target holds at most
+ * (max_concurrency + max_queue) copies and max_queue_bytes of queued data.
+ */
+import { rootCertificates } from 'node:tls';
+import { Pool } from 'undici';
+import type { Logger } from '../../plugin-api/index.js';
+import type { MirrorTargetSpec, ProxyMirrorSettings } from './conf.js';
+import type { MirrorCopy } from './copy-builder.js';
+import { GrpcMirrorTransport } from './grpc.js';
+import type { LogLimiter } from './log-limiter.js';
+import type { MirrorMetrics, MirrorOutcome } from './metrics.js';
+
+/** A copy as the dispatcher takes it; gRPC copies carry their messages already split. */
+export type DispatchCopy = MirrorCopy & { readonly grpcMessages?: readonly Buffer[] };
+
+/** What `submit` did with a copy. */
+export type SubmitResult = 'started' | 'queued' | 'dropped' | 'closed';
+
+interface MirrorTransport {
+  send(copy: DispatchCopy): Promise<MirrorOutcome>;
+  close(graceMs: number): Promise<void>;
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+]);
+
+function errorCode(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const e = err as { code?: unknown; name?: unknown; cause?: unknown };
+    if (typeof e.code === 'string') return e.code;
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'ABORT_TIMEOUT';
+    if (e.cause) return errorCode(e.cause);
+  }
+  return 'UNKNOWN';
+}
+
+/** HTTP/1.1 copies over a keep-alive undici Pool. */
+class HttpMirrorTransport implements MirrorTransport {
+  private readonly pool: Pool;
+  lastError: { code: string; message: string } | undefined;
+
+  constructor(private readonly spec: MirrorTargetSpec, tlsCa: string | undefined) {
+    const t = spec.timeouts;
+    this.pool = new Pool(spec.origin, {
+      connections: spec.limits.maxConcurrency,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 60_000,
+      headersTimeout: t.readMs,
+      bodyTimeout: t.readMs,
+      connect: {
+        timeout: t.connectMs,
+        rejectUnauthorized: spec.tlsVerify,
+        ...(tlsCa ? { ca: [...rootCertificates, tlsCa] } : {}),
+      },
+    });
+  }
+
+  async send(copy: DispatchCopy): Promise<MirrorOutcome> {
+    const t = this.spec.timeouts;
+    // undici has connect, headers and body timeouts but none for a stalled write; one overall
+    // deadline of connect + send + read bounds the copy whatever phase it is stuck in.
+    const signal = AbortSignal.timeout(t.connectMs + t.sendMs + t.readMs);
+    const flat: string[] = [];
+    for (const [n, v] of copy.headers) flat.push(n, v);
+    try {
+      const res = await this.pool.request({
+        path: copy.uri,
+        method: copy.method,
+        headers: flat,
+        body: copy.body,
+        signal,
+      });
+      // Read and throw away; dump() stops reading (and closes) past its limit.
+      await res.body.dump({ limit: 1024 * 1024 });
+      const cls = Math.floor(res.statusCode / 100);
+      return cls >= 1 && cls <= 5 ? (`${cls}xx` as MirrorOutcome) : 'error';
+    } catch (err) {
+      const code = errorCode(err);
+      this.lastError = { code, message: err instanceof Error ? err.message : String(err) };
+      return TIMEOUT_CODES.has(code) || code === 'ABORT_TIMEOUT' || signal.aborted ? 'timeout' : 'error';
+    }
+  }
+
+  async close(graceMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.pool.close().then(() => true, () => true);
+    const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), graceMs); timer.unref(); });
+    const closed = await Promise.race([graceful, late]);
+    if (timer) clearTimeout(timer);
+    if (!closed) await this.pool.destroy().catch(() => undefined);
+  }
+}
+
+/** One mirror target: transport, in-flight cap and bounded queue. */
+export class MirrorTarget {
+  refs = 0;
+  private inflight = 0;
+  private readonly queue: DispatchCopy[] = [];
+  private queuedBytes = 0;
+  private closed = false;
+  private readonly transport: MirrorTransport;
+
+  constructor(
+    readonly key: string,
+    readonly spec: MirrorTargetSpec,
+    private readonly deps: DispatcherDeps,
+    private readonly onIdleUnreferenced: (t: MirrorTarget) => void,
+  ) {
+    this.transport = spec.grpc
+      ? new GrpcMirrorTransport(spec, deps.settings.tlsCa)
+      : new HttpMirrorTransport(spec, deps.settings.tlsCa);
+  }
+
+  /** Copies in flight and queued (for tests and diagnostics). */
+  get load(): { inflight: number; queued: number; queuedBytes: number } {
+    return { inflight: this.inflight, queued: this.queue.length, queuedBytes: this.queuedBytes };
+  }
+
+  /** Starts the copy, queues it, or drops it when the queue is full; never throws. */
+  submit(copy: DispatchCopy): SubmitResult {
+    const { metrics } = this.deps;
+    const target = this.spec.host;
+    if (this.closed) {
+      metrics.skipped(target, 'closed');
+      return 'closed';
+    }
+    const lim = this.spec.limits;
+    if (this.inflight < lim.maxConcurrency) {
+      this.start(copy);
+      return 'started';
+    }
+    if (this.queue.length < lim.maxQueue && this.queuedBytes + copy.sizeBytes <= lim.maxQueueBytes) {
+      this.queue.push(copy);
+      this.queuedBytes += copy.sizeBytes;
+      metrics.queued(target, 1, copy.sizeBytes);
+      return 'queued';
+    }
+    metrics.finished(target, 'dropped');
+    this.deps.limiter.warn(`${target}:dropped`, { target, inflight: this.inflight, queued: this.queue.length },
+      'proxy-mirror: queue full, copy dropped');
+    return 'dropped';
+  }
+
+  private start(copy: DispatchCopy): void {
+    const { metrics, now } = this.deps;
+    const target = this.spec.host;
+    this.inflight++;
+    metrics.inflight(target, 1);
+    metrics.sent(target);
+    const startedAt = now();
+    void this.transport.send(copy).then((outcome) => {
+      metrics.finished(target, outcome, Math.max(0, now() - startedAt) / 1000);
+      if (outcome === 'timeout' || outcome === 'error') {
+        const last = this.transport instanceof HttpMirrorTransport ? this.transport.lastError : undefined;
+        this.deps.limiter.warn(`${target}:${outcome}`, { target, outcome, ...(last ? { code: last.code, err: last.message } : {}) },
+          `proxy-mirror: copy to ${target} failed (${outcome})`);
+      }
+    }, () => metrics.finished(target, 'error')).finally(() => {
+      this.inflight--;
+      metrics.inflight(target, -1);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (!this.closed && this.inflight < this.spec.limits.maxConcurrency && this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      this.queuedBytes -= next.sizeBytes;
+      this.deps.metrics.queued(this.spec.host, -1, -next.sizeBytes);
+      this.start(next);
+    }
+    if (this.refs === 0 && this.inflight === 0 && this.queue.length === 0) this.onIdleUnreferenced(this);
+  }
+
+  /** True when nothing is queued or in flight. */
+  get idle(): boolean {
+    return this.inflight === 0 && this.queue.length === 0;
+  }
+
+  /** Drops the queue (counted) and closes the transport after a grace period. */
+  async close(graceMs: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.queue.splice(0)) {
+      this.deps.metrics.queued(this.spec.host, -1, -c.sizeBytes);
+      this.deps.metrics.finished(this.spec.host, 'dropped');
+    }
+    this.queuedBytes = 0;
+    await this.transport.close(graceMs);
+  }
+}
+
+/** What the dispatcher needs from the plugin. */
+export interface DispatcherDeps {
+  readonly metrics: MirrorMetrics;
+  readonly limiter: LogLimiter;
+  readonly logger: Logger;
+  readonly settings: ProxyMirrorSettings;
+  /** Milliseconds, monotonic. */
+  readonly now: () => number;
+}
+
+/** Targets keyed by everything that shapes their transport and limits. */
+export class MirrorDispatcher {
+  private readonly targets = new Map<string, MirrorTarget>();
+  private closed = false;
+
+  constructor(private readonly deps: DispatcherDeps) {}
+
+  /** Takes a reference on the target of a conf (created on first use). */
+  acquire(spec: MirrorTargetSpec): MirrorTarget {
+    const key = JSON.stringify([spec.scheme, spec.authority, spec.tlsVerify, spec.timeouts, spec.limits]);
+    let t = this.targets.get(key);
+    if (!t) {
+      t = new MirrorTarget(key, spec, this.deps, (idle) => this.closeUnreferenced(idle));
+      // After shutdown a late PrepareConf still gets a target, but a closed one (copies skipped).
+      if (this.closed) void t.close(0);
+      else this.targets.set(key, t);
+    }
+    t.refs++;
+    return t;
+  }
+
+  /** Drops a reference; an unreferenced target closes once it has nothing in flight. */
+  release(target: MirrorTarget): void {
+    target.refs = Math.max(0, target.refs - 1);
+    if (target.refs === 0 && target.idle) this.closeUnreferenced(target);
+  }
+
+  private closeUnreferenced(target: MirrorTarget): void {
+    if (this.targets.get(target.key) === target) this.targets.delete(target.key);
+    void target.close(this.deps.settings.closeGraceMs);
+  }
+
+  /** Number of live targets (for tests and diagnostics). */
+  get size(): number {
+    return this.targets.size;
+  }
+
+  /** Closes every target: queued copies are dropped, in-flight ones get the grace period. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.targets.values()];
+    this.targets.clear();
+    await Promise.all(all.map((t) => t.close(this.deps.settings.closeGraceMs)));
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The `proxy-mirror` plugin: APISIX's proxy-mirror, run from the plugin runner. It decides in
+ * onRequest (sampling, methods, loop marker, body plan), asks APISIX through ExtraInfo only
+ * for what a sampled copy needs (body, raw query), and hands the copy to the dispatcher after
+ * the reply to APISIX is written, so the real request never waits for a mirror target.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { CallContext, ConfContext, HttpRequest, Plugin, PluginHost } from '../../plugin-api/index.js';
+import {
+  grpcMethodAllowed, parseProxyMirrorConf, parseSettings, unknownFields,
+  type ProxyMirrorConf, type ProxyMirrorSettings,
+} from './conf.js';
+import { buildCopy, buildCopyHeaders, encodeArgs, mirrorUri } from './copy-builder.js';
+import { MirrorDispatcher, type MirrorTarget } from './dispatcher.js';
+import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
+import { LogLimiter } from './log-limiter.js';
+import { createMirrorMetrics, type MirrorMetrics, type SkipReason } from './metrics.js';
+import { isSampled, type RandomSource } from './sampler.js';
+import { proxyMirrorSchema } from './schema.js';
+
+export { proxyMirrorSchema, MAX_FRAME_BODY_BYTES } from './schema.js';
+export type { ProxyMirrorConf, ProxyMirrorSettings } from './conf.js';
+export { MirrorDispatcher } from './dispatcher.js';
+
+/** Injectable sources of randomness and time (tests pass seeded ones). */
+export interface ProxyMirrorDeps {
+  /** Uniform in [0, 1); defaults to Math.random. */
+  readonly random?: RandomSource;
+  /** Monotonic milliseconds; defaults to performance.now. */
+  readonly now?: () => number;
+}
+
+/** A parsed conf bound to its (shared, reference-counted) target. */
+export interface ProxyMirrorRuntimeConf extends ProxyMirrorConf {
+  readonly mirrorTarget: MirrorTarget;
+}
+
+/** The plugin object, with its dispatcher exposed for diagnostics and tests. */
+export type ProxyMirrorPlugin = Plugin<ProxyMirrorRuntimeConf> & {
+  readonly dispatcher: MirrorDispatcher;
+  readonly settings: ProxyMirrorSettings;
+};
+
+type BodyPlan =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'fetch'; readonly declared: boolean }
+  | { readonly kind: 'over'; readonly reason: SkipReason };
+
+/** Decides how the body is copied without asking APISIX for anything. */
+function planBody(conf: ProxyMirrorConf, req: HttpRequest): BodyPlan {
+  const cl = req.header('content-length');
+  if (cl !== undefined && /^\s*\d+\s*$/.test(cl)) {
+    const n = Number(cl);
+    if (n === 0) return { kind: 'empty' };
+    // Asking for a body larger than one frame would make APISIX fail the real request.
+    if (n > conf.maxBodySize) return { kind: 'over', reason: 'body_too_large' };
+    return { kind: 'fetch', declared: true };
+  }
+  const grpcCall = conf.target.grpc || (req.header('content-type') ?? '').startsWith('application/grpc');
+  if (!grpcCall && req.header('transfer-encoding') === undefined) return { kind: 'none' };
+  if (conf.target.grpc && grpcMethodAllowed(conf.grpcMethods, req.path)) return { kind: 'fetch', declared: false };
+  return { kind: 'over', reason: conf.target.grpc ? 'grpc_unknown_length' : 'body_unknown_length' };
+}
+
+/** Builds the proxy-mirror plugin for a runner host. */
+export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps = {}): ProxyMirrorPlugin {
+  const random = deps.random ?? Math.random;
+  const now = deps.now ?? (() => performance.now());
+  const settings = parseSettings(host.settings('proxy-mirror'));
+  const logger = host.logger.child({ plugin: 'proxy-mirror' });
+  const metrics: MirrorMetrics = createMirrorMetrics(host.metrics);
+  const limiter = new LogLimiter(logger, settings.logIntervalMs, now);
+  const dispatcher = new MirrorDispatcher({ metrics, limiter, logger, settings, now });
+  host.onClose(() => dispatcher.close());
+
+  const skip = (conf: ProxyMirrorConf, reason: SkipReason): void => metrics.skipped(conf.target.host, reason);
+
+  async function onRequest(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> {
+    const target = conf.target.host;
+    if (conf.methods && !conf.methods.has(req.method)) return skip(conf, 'method');
+    if (conf.markHeader && req.header(conf.markHeader) !== undefined) return skip(conf, 'loop');
+
+    let body: Buffer | undefined;
+    let rawQuery: string | undefined;
+    try {
+      if (!(await isSampled(conf.sampleRatio, conf.sampleKey, req, random))) return skip(conf, 'not_sampled');
+      const plan = planBody(conf, req);
+      let over: SkipReason | undefined;
+      if (plan.kind === 'empty') body = Buffer.alloc(0);
+      else if (plan.kind === 'over') over = plan.reason;
+      else if (plan.kind === 'fetch') {
+        // req.body() is cached per call: several targets on one route fetch it once.
+        const fetched = (await req.body()) ?? Buffer.alloc(0);
+        if (fetched.length > conf.maxBodySize) over = 'body_too_large';
+        else body = fetched;
+      }
+      if (over !== undefined) {
+        if (conf.target.grpc || conf.bodyOverLimit === 'skip') return skip(conf, over);
+        metrics.bodyOmitted(target, over);
+        body = Buffer.alloc(0);
+      }
+      if (req.argEntries().length > 0) {
+        // The raw query as the client sent it (byte-exact); cached per call like the body.
+        rawQuery = (await req.var('args')) ?? encodeArgs(req.argEntries());
+      }
+    } catch (err) {
+      limiter.warn(`${target}:extra_info`, { target, route: ctx.routeKey, err: err instanceof Error ? err.message : String(err) },
+        'proxy-mirror: could not read the request from APISIX; copy skipped');
+      return skip(conf, 'extra_info_error');
+    }
+
+    let correlationId: string | undefined;
+    if (conf.correlationHeader) {
+      correlationId = req.header(conf.correlationHeader);
+      if (!correlationId) {
+        correlationId = randomUUID();
+        req.setHeader(conf.correlationHeader, correlationId);
+      }
+    }
+
+    const uri = conf.target.grpc
+      ? mirrorUri({ path: undefined, pathConcatMode: 'replace' }, req.path, undefined)
+      : mirrorUri(conf, req.path, rawQuery);
+    const headers = buildCopyHeaders(req.headerEntries(), conf, { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId });
+    const copy = buildCopy(req.method, uri, headers, body);
+    const grpcEncoding = req.header('grpc-encoding');
+
+    req.afterReply(() => {
+      if (!conf.target.grpc) {
+        conf.mirrorTarget.submit(copy);
+        return;
+      }
+      try {
+        const grpcMessages = splitGrpcMessages(copy.body ?? Buffer.alloc(0), grpcEncoding);
+        conf.mirrorTarget.submit({ ...copy, grpcMessages });
+      } catch (err) {
+        if (!(err instanceof GrpcBodyError) && !(err instanceof Error)) throw err;
+        limiter.warn(`${target}:grpc_bad_body`, { target, err: err.message }, 'proxy-mirror: gRPC body not copied');
+        skip(conf, 'grpc_bad_body');
+      }
+    });
+  }
+
+  return {
+    name: 'proxy-mirror',
+    confSchema: proxyMirrorSchema,
+    failurePolicy: 'open',
+    settings,
+    dispatcher,
+    parseConf(value: unknown, ctx: ConfContext): ProxyMirrorRuntimeConf {
+      const conf = parseProxyMirrorConf(value, settings);
+      const unknown = unknownFields(value);
+      if (unknown.length > 0) {
+        ctx.logger.warn({ route: ctx.routeKey, index: ctx.index, fields: unknown }, 'proxy-mirror: unknown conf fields ignored');
+      }
+      return { ...conf, mirrorTarget: dispatcher.acquire(conf.target) };
+    },
+    onRequest,
+    releaseConf(conf: ProxyMirrorRuntimeConf): void {
+      dispatcher.release(conf.mirrorTarget);
+    },
+  };
+}

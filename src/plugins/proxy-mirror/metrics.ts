@@ -1,0 +1,89 @@
+/**
+ * Prometheus metrics of the mirror, registered on the runner's registry. Labels are bounded:
+ * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Terminal outcome of a copy that was handed to the dispatcher. */
+export type MirrorOutcome =
+  | '1xx' | '2xx' | '3xx' | '4xx' | '5xx'
+  | 'grpc_ok' | 'grpc_error'
+  | 'timeout' | 'error' | 'dropped';
+
+/** Why a request was not copied. */
+export type SkipReason =
+  | 'not_sampled'
+  | 'method'
+  | 'loop'
+  | 'body_too_large'
+  | 'body_unknown_length'
+  | 'grpc_unknown_length'
+  | 'grpc_bad_body'
+  | 'extra_info_error'
+  | 'closed';
+
+/** The metric handles used by the plugin. */
+export interface MirrorMetrics {
+  /** A copy was handed to its transport (outcome counted later). */
+  sent(target: string): void;
+  /** Terminal outcome and, for copies that were sent, their latency in seconds. */
+  finished(target: string, outcome: MirrorOutcome, seconds?: number): void;
+  /** A request was not copied (`outcome="skipped"` plus a reason). */
+  skipped(target: string, reason: SkipReason): void;
+  /** A copy was sent without its body (body_over_limit: send_without_body). */
+  bodyOmitted(target: string, reason: SkipReason): void;
+  inflight(target: string, delta: number): void;
+  queued(target: string, deltaCount: number, deltaBytes: number): void;
+}
+
+function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<string>;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+function gauge(registry: Registry, name: string, help: string): Gauge<string> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<string>;
+  return new Gauge({ name, help, labelNames: ['target'], registers: [registry] });
+}
+
+/** Registers (or reuses) the mirror metrics on a registry. */
+export function createMirrorMetrics(registry: Registry): MirrorMetrics {
+  const copies = counter(registry, 'apisix_runner_mirror_requests_total',
+    'Mirror copies by target and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error, dropped, skipped).',
+    ['target', 'outcome']);
+  const skips = counter(registry, 'apisix_runner_mirror_skipped_total',
+    'Requests not mirrored, by target and reason.', ['target', 'reason']);
+  const omitted = counter(registry, 'apisix_runner_mirror_body_omitted_total',
+    'Copies sent without their body, by target and reason.', ['target', 'reason']);
+  const existingLatency = registry.getSingleMetric('apisix_runner_mirror_latency_seconds');
+  const latency = (existingLatency as Histogram<string> | undefined) ?? new Histogram({
+    name: 'apisix_runner_mirror_latency_seconds',
+    help: 'Time from sending a copy to the end of its (discarded) response, by target and outcome.',
+    labelNames: ['target', 'outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const inflight = gauge(registry, 'apisix_runner_mirror_inflight', 'Mirror copies in flight, by target.');
+  const queueLen = gauge(registry, 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.');
+  const queueBytes = gauge(registry, 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.');
+
+  return {
+    sent: (target) => copies.inc({ target, outcome: 'sent' }),
+    finished: (target, outcome, seconds) => {
+      copies.inc({ target, outcome });
+      if (seconds !== undefined) latency.observe({ target, outcome }, seconds);
+    },
+    skipped: (target, reason) => {
+      copies.inc({ target, outcome: 'skipped' });
+      skips.inc({ target, reason });
+    },
+    bodyOmitted: (target, reason) => omitted.inc({ target, reason }),
+    inflight: (target, delta) => inflight.inc({ target }, delta),
+    queued: (target, dc, db) => {
+      queueLen.inc({ target }, dc);
+      queueBytes.inc({ target }, db);
+    },
+  };
+}

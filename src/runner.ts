@@ -1,0 +1,128 @@
+import type { Registry } from 'prom-client';
+import type { Server } from 'node:http';
+import type { Plugin, PluginHost } from './plugin-api/index.js';
+import { ConfCache } from './conf-cache.js';
+import { PluginRegistry } from './plugin-registry.js';
+import { RunnerServer } from './server/runner-server.js';
+import { MAX_PAYLOAD_BYTES } from './protocol/frame.js';
+import { createLogger, type RunnerLogger } from './observability/logger.js';
+import { RpcMetrics, createRegistry, startMetricsServer } from './observability/metrics.js';
+import { RateLimitedLog } from './observability/rate-limited-log.js';
+import { builtinPlugins } from './plugins/index.js';
+
+export interface RunnerOptions {
+  /** Unix socket path to listen on. */
+  readonly socketPath: string;
+  /** APISIX_CONF_EXPIRE_TIME in seconds; confs are kept 1.2 × this long. Default 3600. */
+  readonly confExpireSeconds?: number;
+  /** Upper bound of route confs held. Default 100,000. */
+  readonly maxConfs?: number;
+  /** Builds the plugins; default: the built-ins (say, rewrite, proxy-mirror). */
+  readonly plugins?: (host: PluginHost) => readonly Plugin<unknown>[] | Promise<readonly Plugin<unknown>[]>;
+  readonly logger?: RunnerLogger;
+  /** Prometheus registry; a fresh one (with process metrics) by default. */
+  readonly metrics?: Registry;
+  /** 'host:port' for GET /metrics; off when undefined. */
+  readonly metricsAddress?: string | undefined;
+  /** How long to wait for one ExtraInfo answer before closing the connection. Default 60 s (APISIX's own read timeout). */
+  readonly extraInfoTimeoutMs?: number;
+  /** Largest frame payload accepted. Default and maximum 16 MiB - 1. */
+  readonly maxPayloadBytes?: number;
+  /** Per-plugin settings (`plugin_attr` in the config file), read with host.settings(name). */
+  readonly settings?: Readonly<Record<string, unknown>>;
+  /** Clock for conf expiry (tests). */
+  readonly now?: () => number;
+}
+
+export interface Runner {
+  readonly socketPath: string;
+  readonly host: PluginHost;
+  readonly registry: PluginRegistry;
+  readonly confs: ConfCache;
+  readonly metricsUrl: string | undefined;
+  /** Open connections from APISIX. */
+  connectionCount(): number;
+  /** Stops accepting, finishes in-flight RPCs (bounded), closes plugins' clients, removes the socket. */
+  close(): Promise<void>;
+}
+
+/** Starts a runner listening on `options.socketPath`. */
+export async function startRunner(options: RunnerOptions): Promise<Runner> {
+  const logger = options.logger ?? createLogger();
+  const metricsRegistry = options.metrics ?? createRegistry();
+  const rpcMetrics = new RpcMetrics(metricsRegistry);
+  const closeTasks: Array<() => Promise<void> | void> = [];
+  const settings = options.settings ?? {};
+  const host: PluginHost = {
+    logger,
+    metrics: metricsRegistry,
+    settings: (name) => settings[name],
+    onClose: (task) => closeTasks.push(task),
+  };
+
+  const registry = new PluginRegistry();
+  for (const plugin of await (options.plugins ?? builtinPlugins)(host)) registry.register(plugin);
+
+  const confExpireSeconds = options.confExpireSeconds ?? 3600;
+  const confs = new ConfCache({
+    ttlMs: confExpireSeconds * 1200,
+    maxEntries: options.maxConfs ?? 100_000,
+    now: options.now,
+    onEvict: (chain) => registry.release(chain, logger),
+  });
+  // Expired confs are also dropped lazily; the sweep only bounds memory of idle routes.
+  const sweepEveryMs = Math.min(60_000, Math.max(1_000, confExpireSeconds * 100));
+  const sweeper = setInterval(() => {
+    confs.sweep();
+    rpcMetrics.confs.set(confs.size);
+  }, sweepEveryMs);
+  sweeper.unref();
+
+  const server = new RunnerServer(options.socketPath, {
+    confs,
+    registry,
+    logger,
+    metrics: rpcMetrics,
+    problems: new RateLimitedLog(10_000),
+    extraInfoTimeoutMs: options.extraInfoTimeoutMs ?? 60_000,
+    maxPayloadBytes: Math.min(options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES),
+  });
+  await server.listen();
+
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (options.metricsAddress) {
+    try {
+      const started = await startMetricsServer(options.metricsAddress, metricsRegistry);
+      metricsServer = started.server;
+      metricsUrl = started.url;
+    } catch (err) {
+      await server.close(0);
+      throw err;
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    socketPath: options.socketPath,
+    host,
+    registry,
+    confs,
+    metricsUrl,
+    connectionCount: () => server.connectionCount,
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweeper);
+        await server.close();
+        if (metricsServer) {
+          const s = metricsServer;
+          s.closeAllConnections();
+          await new Promise<void>((resolve) => s.close(() => resolve()));
+        }
+        await Promise.allSettled(closeTasks.map((t) => t()));
+        confs.clear();
+      })();
+      return closing;
+    },
+  };
+}

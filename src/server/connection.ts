@@ -1,0 +1,392 @@
+import type { Socket } from 'node:net';
+import { FrameDecoder, FrameTooLargeError, MessageType, messageTypeName } from '../protocol/frame.js';
+import {
+  ErrCode,
+  decodeExtraInfoResp,
+  decodeHttpReqCall,
+  decodeHttpRespCall,
+  decodePrepareConfReq,
+  encodeError,
+  encodeExtraInfoReq,
+  encodeHttpReqCallResp,
+  encodeHttpRespCallResp,
+  encodePrepareConfResp,
+  type ExtraInfoQuestion,
+} from '../protocol/messages.js';
+import { MalformedPayloadError } from '../protocol/verify.js';
+import { CallAbortedError, PluginFailedError, runRequestChain, runResponseChain } from '../plugin-chain.js';
+import type { ConfCache } from '../conf-cache.js';
+import type { PluginRegistry } from '../plugin-registry.js';
+import type { RpcMetrics } from '../observability/metrics.js';
+import type { RateLimitedLog } from '../observability/rate-limited-log.js';
+import type { RunnerLogger } from '../observability/logger.js';
+import { RequestState } from './request-state.js';
+import { ResponseState } from './response-state.js';
+
+export interface ConnectionDeps {
+  readonly confs: ConfCache;
+  readonly registry: PluginRegistry;
+  readonly logger: RunnerLogger;
+  readonly metrics: RpcMetrics;
+  readonly problems: RateLimitedLog;
+  /** How long to wait for APISIX's answer to one ExtraInfo question. */
+  readonly extraInfoTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+}
+
+interface Question {
+  readonly question: ExtraInfoQuestion;
+  readonly resolve: (result: Buffer | undefined) => void;
+  readonly reject: (err: Error) => void;
+}
+
+const RPC_LABEL = ['error', 'prepare_conf', 'http_req_call', 'extra_info', 'http_resp_call'];
+
+/**
+ * One connection from an APISIX worker. RPCs are handled strictly in order; while a call
+ * waits for ExtraInfo answers, other frames are queued. Nothing thrown here escapes: bad
+ * input gets an error reply (or the connection is closed when no reply is possible).
+ */
+export class Connection {
+  private readonly decoder: FrameDecoder;
+  private busy = false;
+  private closed = false;
+  private backlog: Array<{ type: number; payload: Buffer }> | undefined;
+  private asking: Question | undefined;
+  private askTimer: NodeJS.Timeout | undefined;
+  private questions: Question[] | undefined;
+  private idleWaiters: Array<() => void> | undefined;
+  private readonly ask = (question: ExtraInfoQuestion): Promise<Buffer | undefined> =>
+    new Promise((resolve, reject) => {
+      if (this.closed) {
+        reject(new CallAbortedError('connection closed'));
+        return;
+      }
+      const q: Question = { question, resolve, reject };
+      if (this.asking) (this.questions ??= []).push(q);
+      else this.sendQuestion(q);
+    });
+
+  constructor(private readonly socket: Socket, private readonly deps: ConnectionDeps) {
+    this.decoder = new FrameDecoder(deps.maxPayloadBytes);
+    socket.on('data', this.onData);
+    socket.on('error', (err) => deps.logger.debug({ err }, 'connection error'));
+    socket.on('close', this.onClose);
+  }
+
+  /** True while an RPC is being handled. */
+  get isBusy(): boolean {
+    return this.busy;
+  }
+
+  /** Resolves when no RPC is in progress (immediately when idle). */
+  whenIdle(): Promise<void> {
+    if (!this.busy || this.closed) return Promise.resolve();
+    return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
+  }
+
+  /** Closes the connection now. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.decoder.push(chunk, this.onFrame);
+    } catch (err) {
+      if (err instanceof FrameTooLargeError) {
+        this.deps.logger.error({ length: err.length, limit: err.limit }, `closing connection: ${err.message}`);
+        this.deps.metrics.record('unknown', 'frame_too_large', 0);
+        this.socket.end(encodeError(ErrCode.BAD_REQUEST));
+        this.closed = true;
+        return;
+      }
+      this.deps.logger.error({ err }, 'closing connection after an unexpected error');
+      this.socket.destroy();
+    }
+  };
+
+  private readonly onFrame = (type: number, payload: Buffer): void => {
+    if (this.closed) return;
+    if (type === MessageType.ExtraInfo && this.asking) {
+      this.answer(payload);
+      return;
+    }
+    if (this.busy) {
+      (this.backlog ??= []).push({ type, payload });
+      return;
+    }
+    this.handle(type, payload);
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    if (this.askTimer) clearTimeout(this.askTimer);
+    const pending = [...(this.asking ? [this.asking] : []), ...(this.questions ?? [])];
+    this.asking = undefined;
+    this.questions = undefined;
+    for (const q of pending) q.reject(new CallAbortedError('connection closed while waiting for an ExtraInfo answer'));
+    this.backlog = undefined;
+    this.notifyIdle();
+  };
+
+  private write(frame: Buffer): void {
+    if (!this.closed) this.socket.write(frame);
+  }
+
+  private handle(type: number, payload: Buffer): void {
+    const started = process.hrtime.bigint();
+    switch (type) {
+      case MessageType.PrepareConf:
+        this.prepareConf(payload, started);
+        return;
+      case MessageType.HttpReqCall:
+        this.httpReqCall(payload, started);
+        return;
+      case MessageType.HttpRespCall:
+        this.httpRespCall(payload, started);
+        return;
+      default: {
+        const what = type === MessageType.ExtraInfo ? 'an ExtraInfo answer with no question outstanding' : `unknown message type ${type}`;
+        this.deps.problems.maybe(`bad-type:${type}`, (suppressed) =>
+          this.deps.logger.error({ type, suppressed }, `answered BAD_REQUEST to ${what}; is APISIX's ext-plugin protocol version compatible with this runner?`),
+        );
+        this.reply(encodeError(ErrCode.BAD_REQUEST), RPC_LABEL[type] ?? 'unknown', 'bad_request', started);
+      }
+    }
+  }
+
+  private reply(frame: Buffer, label: string, outcome: string, started: bigint): void {
+    this.write(frame);
+    this.deps.metrics.record(label, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  private malformed(err: unknown, type: number, started: bigint): void {
+    const label = RPC_LABEL[type] ?? 'unknown';
+    if (!(err instanceof MalformedPayloadError)) {
+      this.deps.logger.error({ err, rpc: messageTypeName(type) }, 'unexpected error while decoding; answered BAD_REQUEST');
+    } else {
+      this.deps.problems.maybe(`malformed:${type}`, (suppressed) =>
+        this.deps.logger.error({ rpc: messageTypeName(type), reason: err.message, suppressed }, 'answered BAD_REQUEST to a malformed payload'),
+      );
+    }
+    this.reply(encodeError(ErrCode.BAD_REQUEST), label, 'bad_request', started);
+  }
+
+  private prepareConf(payload: Buffer, started: bigint): void {
+    let req;
+    try {
+      req = decodePrepareConfReq(payload);
+    } catch (err) {
+      this.malformed(err, MessageType.PrepareConf, started);
+      return;
+    }
+    const { confs, registry, logger } = this.deps;
+    let entry = confs.refresh(req.key);
+    if (!entry) {
+      const chain = registry.compile(req.key, req.conf, logger);
+      for (const p of chain.skipped) {
+        logger.error(
+          { route: req.key, plugin: p.plugin, index: p.index, field: p.field, policy: p.policy },
+          `invalid conf for plugin "${p.plugin}" on route ${req.key}: ${p.message}; the plugin is left out of this route (fail-open), the route keeps working`,
+        );
+      }
+      if (chain.fatal) {
+        const p = chain.fatal;
+        logger.error(
+          { route: req.key, plugin: p.plugin, index: p.index, field: p.field, policy: p.policy },
+          `invalid conf for plugin "${p.plugin}" on route ${req.key}: ${p.message}; requests on this route are answered with an error (fail-closed) until the conf is fixed`,
+        );
+      }
+      entry = confs.put(req.key, chain);
+      this.deps.metrics.confs.set(confs.size);
+    }
+    this.reply(encodePrepareConfResp(entry.token), 'prepare_conf', 'ok', started);
+  }
+
+  private httpReqCall(payload: Buffer, started: bigint): void {
+    let msg;
+    try {
+      msg = decodeHttpReqCall(payload);
+    } catch (err) {
+      this.malformed(err, MessageType.HttpReqCall, started);
+      return;
+    }
+    const entry = this.deps.confs.get(msg.confToken);
+    if (!entry) {
+      this.deps.logger.debug({ token: msg.confToken }, 'unknown conf token; APISIX will prepare the conf again');
+      this.reply(encodeError(ErrCode.CONF_TOKEN_NOT_FOUND), 'http_req_call', 'conf_token_not_found', started);
+      return;
+    }
+    const chain = entry.chain;
+    if (chain.fatal) {
+      this.routeBroken(entry.key, chain.fatal.plugin, 'http_req_call', started);
+      return;
+    }
+    if (!chain.hasRequestPlugins) {
+      this.reply(encodeHttpReqCallResp(msg.id, { type: 'none' }), 'http_req_call', 'none', started);
+      return;
+    }
+    const state = new RequestState(msg, this.ask);
+    let pending: Promise<void> | undefined;
+    try {
+      pending = runRequestChain(chain.entries, state, chain.context);
+    } catch (err) {
+      this.callFailed(err, 'http_req_call', started);
+      return;
+    }
+    if (!pending) {
+      this.finishReqCall(state, started);
+      return;
+    }
+    this.busy = true;
+    pending.then(
+      () => {
+        this.finishReqCall(state, started);
+        this.next();
+      },
+      (err: unknown) => {
+        this.callFailed(err, 'http_req_call', started);
+        this.next();
+      },
+    );
+  }
+
+  private finishReqCall(state: RequestState, started: bigint): void {
+    if (this.closed) return;
+    const action = state.toAction();
+    let frame: Buffer;
+    try {
+      frame = encodeHttpReqCallResp(state.id, action);
+    } catch (err) {
+      this.callFailed(err, 'http_req_call', started);
+      return;
+    }
+    this.reply(frame, 'http_req_call', action.type, started);
+    this.runAfterReply(state.afterReplyTasks);
+  }
+
+  private httpRespCall(payload: Buffer, started: bigint): void {
+    let msg;
+    try {
+      msg = decodeHttpRespCall(payload);
+    } catch (err) {
+      this.malformed(err, MessageType.HttpRespCall, started);
+      return;
+    }
+    const entry = this.deps.confs.get(msg.confToken);
+    if (!entry) {
+      this.reply(encodeError(ErrCode.CONF_TOKEN_NOT_FOUND), 'http_resp_call', 'conf_token_not_found', started);
+      return;
+    }
+    const chain = entry.chain;
+    if (chain.fatal) {
+      this.routeBroken(entry.key, chain.fatal.plugin, 'http_resp_call', started);
+      return;
+    }
+    const state = new ResponseState(msg, this.ask);
+    let pending: Promise<void> | undefined;
+    try {
+      pending = chain.hasResponsePlugins ? runResponseChain(chain.entries, state, chain.context) : undefined;
+    } catch (err) {
+      this.callFailed(err, 'http_resp_call', started);
+      return;
+    }
+    const finish = (): void => {
+      if (this.closed) return;
+      this.reply(encodeHttpRespCallResp(msg.id, state.toAnswer()), 'http_resp_call', 'ok', started);
+      this.runAfterReply(state.afterReplyTasks);
+    };
+    if (!pending) {
+      finish();
+      return;
+    }
+    this.busy = true;
+    pending.then(
+      () => {
+        finish();
+        this.next();
+      },
+      (err: unknown) => {
+        this.callFailed(err, 'http_resp_call', started);
+        this.next();
+      },
+    );
+  }
+
+  private routeBroken(key: string, plugin: string, label: string, started: bigint): void {
+    this.deps.problems.maybe(`fatal:${key}`, (suppressed) =>
+      this.deps.logger.error({ route: key, plugin, suppressed }, `route ${key} has an invalid conf for plugin "${plugin}" (see the PrepareConf error); answered BAD_REQUEST`),
+    );
+    this.reply(encodeError(ErrCode.BAD_REQUEST), label, 'invalid_conf', started);
+  }
+
+  private callFailed(err: unknown, label: string, started: bigint): void {
+    if (err instanceof CallAbortedError || this.closed) {
+      this.deps.metrics.record(label, 'aborted', Number(process.hrtime.bigint() - started) / 1e9);
+      return;
+    }
+    if (!(err instanceof PluginFailedError)) {
+      this.deps.logger.error({ err }, `unexpected error in ${label}; answered SERVICE_UNAVAILABLE`);
+    }
+    this.reply(encodeError(ErrCode.SERVICE_UNAVAILABLE), label, 'plugin_failed', started);
+  }
+
+  private runAfterReply(tasks: Array<() => void> | undefined): void {
+    if (!tasks) return;
+    for (const task of tasks) {
+      try {
+        task();
+      } catch (err) {
+        this.deps.problems.maybe('after-reply', (suppressed) => this.deps.logger.error({ err, suppressed }, 'an afterReply task threw'));
+      }
+    }
+  }
+
+  /** Handles queued frames once the current call is over. */
+  private next(): void {
+    this.busy = false;
+    while (!this.busy && !this.closed && this.backlog && this.backlog.length > 0) {
+      const { type, payload } = this.backlog.shift()!;
+      this.handle(type, payload);
+    }
+    if (!this.busy) this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = undefined;
+    if (waiters) for (const w of waiters) w();
+  }
+
+  private sendQuestion(q: Question): void {
+    this.asking = q;
+    this.write(encodeExtraInfoReq(q.question));
+    this.askTimer = setTimeout(() => {
+      this.deps.logger.error(
+        { question: q.question.kind, timeoutMs: this.deps.extraInfoTimeoutMs },
+        'APISIX did not answer an ExtraInfo question in time; closing the connection',
+      );
+      this.socket.destroy();
+    }, this.deps.extraInfoTimeoutMs);
+  }
+
+  private answer(payload: Buffer): void {
+    const q = this.asking!;
+    clearTimeout(this.askTimer);
+    this.askTimer = undefined;
+    this.asking = undefined;
+    let result: Buffer | undefined;
+    try {
+      result = decodeExtraInfoResp(payload);
+    } catch (err) {
+      this.deps.logger.error({ reason: (err as Error).message }, 'malformed ExtraInfo answer from APISIX; closing the connection');
+      q.reject(new CallAbortedError('malformed ExtraInfo answer'));
+      this.socket.destroy();
+      return;
+    }
+    const nextQ = this.questions?.shift();
+    if (nextQ) this.sendQuestion(nextQ);
+    q.resolve(result);
+  }
+}

@@ -1,0 +1,97 @@
+import type { HttpMethod, HttpRequest, StopResponse, TextPair } from '../plugin-api/request.js';
+import type { HttpReqCallMessage, ReqCallAction } from '../protocol/messages.js';
+import { EntryEdits, allValues, firstValue, headerInitEntries, toBytes } from './header-edits.js';
+import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
+
+/** The HttpRequest view of one HTTPReqCall, collecting every plugin's edits. */
+export class RequestState implements HttpRequest {
+  private readonly headerEdits = new EntryEdits(true);
+  private readonly argEdits = new EntryEdits(false);
+  private readonly respHeaderEdits = new EntryEdits(true);
+  private pathEdit: string | undefined;
+  private bodyEdit: Uint8Array | undefined;
+  private stopResponse: StopResponse | undefined;
+  private extra: ExtraInfoCache | undefined;
+  /** Tasks to run once the reply is written; read by the connection. */
+  afterReplyTasks: Array<() => void> | undefined;
+
+  constructor(private readonly msg: HttpReqCallMessage, private readonly ask: AskExtraInfo) {}
+
+  get id(): number { return this.msg.id; }
+  get method(): HttpMethod { return this.msg.method; }
+  get originalPath(): string { return this.msg.path; }
+  get path(): string { return this.pathEdit ?? this.msg.path; }
+  get srcIp(): string { return this.msg.srcIp; }
+  get stopped(): boolean { return this.stopResponse !== undefined; }
+
+  header(name: string): string | undefined {
+    const edit = this.headerEdits.get(name);
+    if (edit !== undefined) return edit === null ? undefined : edit[0];
+    return firstValue(this.msg.headers, name, true);
+  }
+  headerValues(name: string): string[] {
+    const edit = this.headerEdits.get(name);
+    if (edit !== undefined) return edit === null ? [] : [...edit];
+    return allValues(this.msg.headers, name, true);
+  }
+  headerEntries(): readonly TextPair[] { return this.headerEdits.apply(this.msg.headers); }
+
+  arg(name: string): string | undefined {
+    const edit = this.argEdits.get(name);
+    if (edit !== undefined) return edit === null ? undefined : edit[0];
+    return firstValue(this.msg.args, name, false);
+  }
+  argValues(name: string): string[] {
+    const edit = this.argEdits.get(name);
+    if (edit !== undefined) return edit === null ? [] : [...edit];
+    return allValues(this.msg.args, name, false);
+  }
+  argEntries(): readonly TextPair[] { return this.argEdits.apply(this.msg.args); }
+
+  var(name: string): Promise<string | undefined> {
+    return (this.extra ??= new ExtraInfoCache(this.ask, 'reqBody')).var(name);
+  }
+  body(): Promise<Buffer | undefined> {
+    return (this.extra ??= new ExtraInfoCache(this.ask, 'reqBody')).body();
+  }
+
+  setPath(path: string): void { this.pathEdit = path; }
+  setHeader(name: string, value: string): void { this.headerEdits.set(name, [value]); }
+  deleteHeader(name: string): void { this.headerEdits.set(name, null); }
+  setArg(name: string, value: string | readonly string[]): void {
+    this.argEdits.set(name, typeof value === 'string' ? [value] : [...value]);
+  }
+  deleteArg(name: string): void { this.argEdits.set(name, null); }
+  setBody(body: string | Uint8Array): void { this.bodyEdit = toBytes(body); }
+  setResponseHeader(name: string, value: string): void { this.respHeaderEdits.set(name, [value]); }
+  stop(response: StopResponse = {}): void { this.stopResponse = response; }
+  afterReply(task: () => void): void { (this.afterReplyTasks ??= []).push(task); }
+
+  /** The one answer for APISIX: Stop wins, else a Rewrite of everything edited, else none. */
+  toAction(): ReqCallAction {
+    const stop = this.stopResponse;
+    if (stop) {
+      return {
+        type: 'stop',
+        stop: {
+          status: stop.status ?? 200,
+          headers: headerInitEntries(stop.headers),
+          body: stop.body === undefined ? undefined : toBytes(stop.body),
+        },
+      };
+    }
+    if (this.pathEdit === undefined && this.bodyEdit === undefined && this.headerEdits.size === 0 && this.argEdits.size === 0 && this.respHeaderEdits.size === 0) {
+      return { type: 'none' };
+    }
+    return {
+      type: 'rewrite',
+      rewrite: {
+        path: this.pathEdit,
+        headers: this.headerEdits.toEntries(),
+        args: this.argEdits.toEntries(),
+        respHeaders: this.respHeaderEdits.toEntries(),
+        body: this.bodyEdit,
+      },
+    };
+  }
+}

@@ -1,0 +1,47 @@
+import type { HttpResponse } from '../plugin-api/response.js';
+import type { TextPair } from '../plugin-api/request.js';
+import type { HttpRespCallRequest, RespCallAnswer } from '../protocol/messages.js';
+import { EntryEdits, allValues, firstValue, toBytes } from './header-edits.js';
+import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
+
+/** The HttpResponse view of one HTTPRespCall, collecting every plugin's changes. */
+export class ResponseState implements HttpResponse {
+  private readonly headerEdits = new EntryEdits(true);
+  private statusEdit: number | undefined;
+  private bodyEdit: Uint8Array | undefined;
+  private readonly extra: ExtraInfoCache;
+  afterReplyTasks: Array<() => void> | undefined;
+
+  constructor(private readonly msg: HttpRespCallRequest, ask: AskExtraInfo) {
+    this.extra = new ExtraInfoCache(ask, 'respBody');
+  }
+
+  get id(): number { return this.msg.id; }
+  get status(): number { return this.statusEdit ?? this.msg.status; }
+  get upstreamStatus(): number { return this.msg.status; }
+
+  header(name: string): string | undefined {
+    const edit = this.headerEdits.get(name);
+    if (edit !== undefined) return edit === null ? undefined : edit[0];
+    return firstValue(this.msg.headers, name, true);
+  }
+  headerValues(name: string): string[] {
+    const edit = this.headerEdits.get(name);
+    if (edit !== undefined) return edit === null ? [] : [...edit];
+    return allValues(this.msg.headers, name, true);
+  }
+  headerEntries(): readonly TextPair[] { return this.headerEdits.apply(this.msg.headers); }
+  var(name: string): Promise<string | undefined> { return this.extra.var(name); }
+  body(): Promise<Buffer | undefined> { return this.extra.body(); }
+
+  setStatus(status: number): void { this.statusEdit = status; }
+  setHeader(name: string, value: string): void { this.headerEdits.set(name, [value]); }
+  deleteHeader(name: string): void { this.headerEdits.set(name, null); }
+  setBody(body: string | Uint8Array): void { this.bodyEdit = toBytes(body); }
+  afterReply(task: () => void): void { (this.afterReplyTasks ??= []).push(task); }
+
+  /** The answer for APISIX: status 0 keeps the upstream's; only edited headers are sent. */
+  toAnswer(): RespCallAnswer {
+    return { status: this.statusEdit ?? 0, headers: this.headerEdits.toEntries(), body: this.bodyEdit };
+  }
+}

@@ -1,0 +1,66 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { Connection, type ConnectionDeps } from './connection.js';
+import { makeSocketReachable, removeSocket, removeStaleSocket } from './socket-path.js';
+
+/** The Unix-socket listener: accepts APISIX's connections and drains them at shutdown. */
+export class RunnerServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private closing: Promise<void> | undefined;
+
+  constructor(readonly socketPath: string, private readonly deps: ConnectionDeps) {
+    this.server = createServer({ noDelay: true }, this.onConnection);
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Listens on the socket path (removing a stale socket first) and opens it to APISIX's workers. */
+  async listen(): Promise<void> {
+    await removeStaleSocket(this.socketPath);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.socketPath, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => this.deps.logger.error({ err }, 'listener error'));
+    await makeSocketReachable(this.socketPath);
+  }
+
+  /**
+   * Stops accepting, lets in-flight RPCs finish (up to `graceMs`), closes every connection
+   * and removes the socket file.
+   */
+  close(graceMs = 700): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([Promise.all([...this.connections].map((c) => c.whenIdle())), deadline]);
+      clearTimeout(timer);
+      for (const c of this.connections) c.destroy();
+      await stopped;
+      await removeSocket(this.socketPath);
+    })();
+    return this.closing;
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(socket, this.deps);
+    this.connections.add(conn);
+    this.deps.metrics.connections.inc();
+    socket.once('close', () => {
+      this.connections.delete(conn);
+      this.deps.metrics.connections.dec();
+    });
+  };
+}

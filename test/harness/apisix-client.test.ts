@@ -1,0 +1,212 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { startRunner, type Runner } from '../../src/runner.js';
+import { encodeError, encodeHttpReqCallResp, encodePrepareConfResp, encodeExtraInfoReq } from '../../src/protocol/messages.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { ApisixClient, RawConnection } from './apisix-client.js';
+import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, encodePrepareConfReq } from './apisix-codec.js';
+import { startFakeRunner, tempSocketDir } from './fake-runner.js';
+
+const silent = createLogger({ level: 'silent' });
+const sayRoute = { key: 'route#1#ext-plugin-pre-req#1', conf: [{ name: 'say', value: JSON.stringify({ body: 'hi', status: 201, headers: { 'x-a': '1' } }) }] };
+const req = { method: 'GET', path: '/p', args: [{ name: 'flag' }, { name: 'a', value: '1' }], headers: [{ name: 'host', value: 'example.com' }], srcIp: '127.0.0.1' };
+
+describe('ApisixClient against the real runner', () => {
+  const dirs = tempSocketDir();
+  const socketPath = dirs.path('r.sock');
+  let runner: Runner;
+
+  beforeAll(async () => {
+    runner = await startRunner({ socketPath, logger: silent });
+  });
+  afterAll(async () => {
+    await runner.close();
+    dirs.remove();
+  });
+
+  it('prepares a key once (also under concurrency) and reuses the token', async () => {
+    const client = new ApisixClient({ socketPath });
+    try {
+      const tokens = await Promise.all(Array.from({ length: 5 }, () => client.prepareConf(sayRoute)));
+      expect(new Set(tokens).size).toBe(1);
+      expect(client.stats.prepareConfSent).toBe(1);
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => client.httpReqCall(sayRoute, req)));
+      expect(client.stats.prepareConfSent).toBe(1);
+      for (const o of outcomes) {
+        expect(o.kind).toBe('stop');
+        if (o.kind !== 'stop') continue;
+        expect(o.stop.status).toBe(201);
+        expect(o.stop.body?.toString()).toBe('hi');
+        expect(o.stop.headers).toContainEqual({ name: 'x-a', value: '1' });
+        expect(o.tries).toBe(1);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('reuses pooled connections for sequential RPCs and keeps at most maxIdle', async () => {
+    const client = new ApisixClient({ socketPath, maxIdle: 2 });
+    try {
+      for (let i = 0; i < 10; i++) expect((await client.httpReqCall(sayRoute, req)).kind).toBe('stop');
+      expect(client.stats.connectionsOpened).toBe(1);
+      await Promise.all(Array.from({ length: 6 }, () => client.httpReqCall(sayRoute, req)));
+      expect(client.idleConnections).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers ExtraInfo Var questions from the request context', async () => {
+    const client = new ApisixClient({ socketPath });
+    const route = { key: 'route#2#ext-plugin-pre-req#1', conf: [{ name: 'rewrite', value: JSON.stringify({ headers: { set: { 'x-client': 'ip=$remote_addr' } } }) }] };
+    try {
+      const o = await client.httpReqCall(route, { ...req, vars: { remote_addr: '10.0.0.7' } });
+      expect(o.kind).toBe('rewrite');
+      expect(o.extraInfoAsked).toEqual([{ kind: 'var', name: 'remote_addr' }]);
+      if (o.kind === 'rewrite') expect(o.rewrite.headers).toContainEqual({ name: 'x-client', value: 'ip=10.0.0.7' });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a conf the runner rejects is an error outcome (503)', async () => {
+    const client = new ApisixClient({ socketPath });
+    try {
+      const o = await client.httpReqCall({ key: 'route#3#ext-plugin-pre-req#1', conf: [{ name: 'say', value: '{"status":"x"}' }] }, req);
+      expect(o.kind).toBe('error');
+      if (o.kind === 'error') {
+        expect(o.status).toBe(503);
+        expect(o.error).toContain('RPC_PREPARE_CONF');
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('after a runner restart, CONF_TOKEN_NOT_FOUND makes it re-prepare and retry', async () => {
+    const dir2 = tempSocketDir();
+    const path2 = dir2.path('r2.sock');
+    let r = await startRunner({ socketPath: path2, logger: silent });
+    const client = new ApisixClient({ socketPath: path2 });
+    try {
+      expect((await client.httpReqCall(sayRoute, req)).kind).toBe('stop');
+      await r.close();
+      r = await startRunner({ socketPath: path2, logger: silent });
+      // The old runner's connections are gone; APISIX's pool would only find that out on use.
+      client.closeIdle();
+      const o = await client.httpReqCall(sayRoute, req);
+      expect(o.kind).toBe('stop');
+      expect(o.tries).toBe(2);
+      expect(client.stats.prepareConfSent).toBe(2);
+      expect(client.stats.tokenFlushes).toBe(1);
+    } finally {
+      await client.close();
+      await r.close();
+      dir2.remove();
+    }
+  });
+
+  it('RawConnection: a malformed HTTPReqCall gets BAD_REQUEST', async () => {
+    const conn = await RawConnection.connect(socketPath);
+    try {
+      const reply = await conn.call(RPC.HTTP_REQ_CALL, Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9]));
+      expect(reply.type).toBe(RPC.ERROR);
+      expect(decodeRunnerFrame(reply.type, reply.payload)).toEqual({ type: 'error', code: 0 });
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('RawConnection: an unknown token gets CONF_TOKEN_NOT_FOUND', async () => {
+    const conn = await RawConnection.connect(socketPath);
+    try {
+      const payload = encodeHttpReqCallReq({ id: 1, confToken: 987654, srcIp: Uint8Array.of(127, 0, 0, 1), method: 'GET', path: '/', args: [], headers: [] });
+      const reply = await conn.call(RPC.HTTP_REQ_CALL, payload);
+      expect(decodeRunnerFrame(reply.type, reply.payload)).toEqual({ type: 'error', code: 2 });
+      // The connection stays usable after an error answer.
+      const prep = await conn.call(RPC.PREPARE_CONF, encodePrepareConfReq({ key: 'k', conf: [] }));
+      expect(prep.type).toBe(RPC.PREPARE_CONF);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
+describe('ApisixClient against a scripted fake runner', () => {
+  const dirs = tempSocketDir();
+  afterAll(() => dirs.remove());
+
+  it('CONF_TOKEN_NOT_FOUND every time: 3 tries, then 503', async () => {
+    const fake = await startFakeRunner(dirs.path('f1.sock'), (type, _p, reply) => {
+      reply.raw(type === RPC.PREPARE_CONF ? encodePrepareConfResp(7) : encodeError(2));
+    });
+    const client = new ApisixClient({ socketPath: fake.socketPath });
+    try {
+      const o = await client.httpReqCall(sayRoute, req);
+      expect(o.kind).toBe('error');
+      if (o.kind === 'error') {
+        expect(o.tries).toBe(3);
+        expect(o.errCode).toBe(2);
+        expect(o.error).toContain('conf token not found');
+      }
+      expect(client.stats.prepareConfSent).toBe(3);
+      expect(fake.received.filter((f) => f.type === RPC.HTTP_REQ_CALL).length).toBe(3);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
+  it('a read timeout is an error outcome and closes the connection', async () => {
+    const fake = await startFakeRunner(dirs.path('f2.sock'), (type, _p, reply) => {
+      if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
+      // HTTPReqCall: never answered.
+    });
+    const client = new ApisixClient({ socketPath: fake.socketPath, readTimeoutMs: 100 });
+    try {
+      const o = await client.httpReqCall(sayRoute, req);
+      expect(o.kind).toBe('error');
+      if (o.kind === 'error') expect(o.error).toMatch(/no reply within 100 ms/);
+      await expect.poll(() => fake.closedConnections()).toBe(1);
+      expect(client.idleConnections).toBe(0);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
+  it('a malformed answer, an unexpected type, a closed connection and an unknown ExtraInfo are errors', async () => {
+    let mode = 0;
+    const fake = await startFakeRunner(dirs.path('f3.sock'), (type, _p, reply) => {
+      if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
+      if (type !== RPC.HTTP_REQ_CALL) return;
+      if (mode === 0) reply.frame(RPC.HTTP_REQ_CALL, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]));
+      else if (mode === 1) reply.raw(encodePrepareConfResp(1));
+      else if (mode === 2) reply.destroy();
+      else if (mode === 3) reply.raw(encodeExtraInfoReq({ kind: 'respBody' }));
+      else reply.raw(encodeHttpReqCallResp(5, { type: 'none' }));
+    });
+    const client = new ApisixClient({ socketPath: fake.socketPath });
+    try {
+      for (mode = 0; mode < 4; mode++) {
+        const o = await client.httpReqCall(sayRoute, req);
+        expect(o.kind, `mode ${mode}`).toBe('error');
+        expect(o.tries).toBe(1);
+      }
+      expect((await client.httpReqCall(sayRoute, req)).kind).toBe('none');
+      // Every failed RPC closed its connection: 4 failures + 1 success still pooled.
+      await expect.poll(() => fake.closedConnections()).toBe(4);
+    } finally {
+      await client.close();
+      await fake.close();
+    }
+  });
+
+  it('connecting to a missing socket is an error outcome', async () => {
+    const client = new ApisixClient({ socketPath: dirs.path('none.sock') });
+    const o = await client.httpReqCall(sayRoute, req);
+    expect(o.kind).toBe('error');
+    if (o.kind === 'error') expect(o.error).toContain('failed to connect');
+    await client.close();
+  });
+});
