@@ -34,6 +34,17 @@ export function processCpuMicros(pid) {
   }
 }
 
+/** Busy CPU time of the whole machine in microseconds (all cores, from /proc/stat), or undefined. */
+export function machineBusyMicros() {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return ((user + nice + system + irq + softirq + steal) * 1e6) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set size of a process in KiB (VmRSS), or undefined. */
 export function processRssKiB(pid) {
   try {
@@ -238,6 +249,7 @@ export async function runLoad(opts) {
 
   const cpuStart = opts.pid ? processCpuMicros(opts.pid) : undefined;
   const selfStart = process.cpuUsage();
+  const machineStart = machineBusyMicros();
   const t0 = performance.now();
   recording = true;
   await sleep(opts.durationMs);
@@ -245,6 +257,7 @@ export async function runLoad(opts) {
   const elapsedMs = performance.now() - t0;
   const cpuEnd = opts.pid ? processCpuMicros(opts.pid) : undefined;
   const self = process.cpuUsage(selfStart);
+  const machineEnd = machineBusyMicros();
   const rss = opts.pid ? processRssKiB(opts.pid) : undefined;
 
   stopping = true;
@@ -270,6 +283,12 @@ export async function runLoad(opts) {
     runnerRssKiB: rss,
     loadgenCpuUsPerRpc: stats.completed > 0 ? (self.user + self.system) / stats.completed : undefined,
     loadgenCpuUtilisation: (self.user + self.system) / (seconds * 1e6),
+    // CPU used by everything else on the machine during the window (other jobs, the mirror
+    // sink, the kernel): a high value means the cell was disturbed.
+    otherCpuUtilisation:
+      machineStart !== undefined && machineEnd !== undefined && runnerCpuUs !== undefined
+        ? Math.max(0, machineEnd - machineStart - runnerCpuUs - (self.user + self.system)) / (seconds * 1e6)
+        : undefined,
     errors: stats.errors,
     errorCodes: stats.errorCodes,
     reconnects: stats.reconnects,

@@ -23,6 +23,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     analyze: { type: 'string' },
     top: { type: 'string', default: '25' },
+    runner: { type: 'string', default: 'dist/cli.js' },
   },
 });
 
@@ -31,7 +32,24 @@ const CONFS = {
   say: [{ name: 'say', value: JSON.stringify({ body: 'hello' }) }],
   rewrite: [{ name: 'rewrite', value: JSON.stringify({ path: '/anything', headers: { set: { 'x-bench': '1' } } }) }],
   'mirror-decide': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:9', sample_ratio: 0.00001 }) }],
+  // SINK_PORT is replaced by the port of bench/sink-server.mjs, started for this case.
+  'mirror-all': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:SINK_PORT', sample_ratio: 1 }) }],
 };
+
+/** Starts bench/sink-server.mjs (core 1 when pinning works) and resolves { child, port }. */
+function startSink(p) {
+  const argv = p(1, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs')]);
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((res, rej) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /sink listening on (\d+)/.exec(out);
+      if (m) res({ child, port: m[1] });
+    });
+    child.once('exit', (code) => rej(new Error(`sink exited with ${code}`)));
+  });
+}
 
 /** Short name of a profile node's location. */
 function where(cf) {
@@ -114,15 +132,17 @@ async function waitForSocket(path, child) {
 }
 
 async function profileRun() {
-  const conf = CONFS[values.case];
+  let conf = CONFS[values.case];
   if (!conf) throw new Error(`unknown case ${values.case}; one of ${Object.keys(CONFS).join(', ')}`);
   const dir = resolve(REPO_ROOT, '.bench-out/prof');
   mkdirSync(dir, { recursive: true });
   const pin = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
   const p = (core, argv) => (pin ? ['taskset', '-c', String(core), ...argv] : argv);
+  const sink = values.case === 'mirror-all' ? await startSink(p) : undefined;
+  if (sink) conf = JSON.parse(JSON.stringify(conf).replace('SINK_PORT', sink.port));
   const socketPath = resolve(os.tmpdir(), `a6prof-${process.pid}.sock`);
   const started = Date.now();
-  const argv = p(0, [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, resolve(REPO_ROOT, 'dist/cli.js'), '--log-level', 'warn']);
+  const argv = p(0, [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, resolve(REPO_ROOT, values.runner), '--log-level', 'warn']);
   const runner = spawn(argv[0], argv.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
@@ -144,6 +164,7 @@ async function profileRun() {
     runner.kill('SIGTERM');
     await exited;
     rmSync(socketPath, { force: true });
+    if (sink) sink.child.kill('SIGTERM');
   }
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))

@@ -239,6 +239,7 @@ function notesOf(s, extra) {
   if (s.errors) notes.push(`**${s.errors} errors** ${JSON.stringify(s.errorCodes)}`);
   if (s.reconnects) notes.push(`${s.reconnects} reconnects`);
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
+  if (s.otherCpuUtilisation > 0.15) notes.push(`other CPU use ${Math.round(s.otherCpuUtilisation * 100)}%`);
   if (extra) notes.push(extra);
   return notes.join('; ');
 }

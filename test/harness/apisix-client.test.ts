@@ -76,7 +76,9 @@ describe('ApisixClient against the real runner', () => {
       expect(o.kind).toBe('error');
       if (o.kind === 'error') {
         expect(o.status).toBe(503);
-        expect(o.error).toContain('RPC_PREPARE_CONF');
+        // The runner takes the conf and fails the calls that would run it (closed policy).
+        expect(o.error).toBe('failed to receive RPC_HTTP_REQ_CALL: bad request');
+        expect(o.errCode).toBe(0);
       }
     } finally {
       await client.close();

@@ -1,0 +1,128 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { RawConnection } from '../harness/raw-connection.js';
+import { ApisixClient } from '../harness/apisix-client.js';
+import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { GET } from './test-runner.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const CLI = join(ROOT, 'src/cli.ts');
+const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'a6cli-'));
+  dirs.push(d);
+  return d;
+}
+
+function startCli(args: string[], env: Record<string, string> = {}): Started {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Waits until the runner logs that it listens (bounded). */
+async function listening(s: Started): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (s.output().includes('"msg":"runner listening"')) return;
+    if (s.child.exitCode !== null) throw new Error(`runner exited early:\n${s.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`runner did not start:\n${s.output()}`);
+}
+
+describe('CLI', () => {
+  it('--help lists every option and the APISIX environment', async () => {
+    const s = startCli(['--help']);
+    expect(await s.exited).toBe(0);
+    for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
+      expect(s.output()).toContain(opt);
+    }
+  });
+
+  it('a bad flag or config exits 2 with a message saying what to fix', async () => {
+    const s = startCli(['--bogus']);
+    expect(await s.exited).toBe(2);
+    expect(s.output()).toMatch(/Unknown option '--bogus'.*see --help/);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'c.yaml'), 'logLevel: loud\n');
+    const t = startCli(['--config', join(dir, 'c.yaml')], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'x.sock')}` });
+    expect(await t.exited).toBe(2);
+    expect(t.output()).toContain('log level must be one of');
+    const u = startCli([], { APISIX_LISTEN_ADDRESS: 'tcp://127.0.0.1:1' });
+    expect(await u.exited).toBe(2);
+    expect(u.output()).toContain('APISIX_LISTEN_ADDRESS must be "unix:/absolute/path.sock"');
+  });
+
+  it('serves on APISIX_LISTEN_ADDRESS with a user plugin; SIGTERM lets the in-flight call finish, removes the socket and exits 0', async () => {
+    const dir = tempDir();
+    const socketPath = join(dir, 'apisix-1.sock');
+    const s = startCli(['--plugin', SLOW_VAR_PLUGIN], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '60' });
+    await listening(s);
+    expect(s.output()).toMatch(/"plugins":\["say","rewrite","proxy-mirror","slow-var"\]/);
+    const client = new ApisixClient({ socketPath });
+    const token = await client.prepareConf('k', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
+    await client.close();
+    const conn = await RawConnection.connect(socketPath);
+    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 77, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
+    const question = await conn.readFrame(5000);
+    expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'remote_addr' } });
+    // The call is in flight (waiting for our answer) when the runner is told to stop.
+    s.child.kill('SIGTERM');
+    for (let i = 0; i < 100 && !s.output().includes('finishing in-flight'); i++) await new Promise((r) => setTimeout(r, 10));
+    await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('1.2.3.4'));
+    const reply = await conn.readFrame(5000);
+    expect(decodeRunnerFrame(reply.type, reply.payload)).toMatchObject({ type: 'reqCall', id: 77, action: { kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-var', value: '1.2.3.4' }] } } });
+    expect(await s.exited).toBe(0);
+    expect(existsSync(socketPath)).toBe(false);
+    conn.close();
+  });
+
+  it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {
+    const dir = tempDir();
+    const socketPath = join(dir, 'dev.sock');
+    const s = startCli(['--socket', socketPath, '--metrics-address', '127.0.0.1:0', '--log-level', 'info']);
+    await listening(s);
+    const url = /"metrics":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"/.exec(s.output())?.[1];
+    expect(url).toBeDefined();
+    const client = new ApisixClient({ socketPath });
+    await client.httpReqCall({ key: 'm', conf: [{ name: 'say', value: '{"body":"hi"}' }] }, GET);
+    await client.close();
+    const text = await (await fetch(url!)).text();
+    expect(text).toMatch(/apisix_runner_rpc_total\{type="http_req_call",outcome="stop"\} 1/);
+    expect(text).toMatch(/apisix_runner_rpc_total\{type="prepare_conf",outcome="ok"\} 1/);
+    s.child.kill('SIGINT');
+    expect(await s.exited).toBe(0);
+
+    const d = startCli([], { APISIX_LISTEN_ADDRESS: '', TMPDIR: dir });
+    await listening(d);
+    expect(d.output()).toContain('path_for_test');
+    expect(d.output()).toContain(join(dir, 'apisix-ts-plugin-runner.sock'));
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+  });
+});

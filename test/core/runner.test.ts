@@ -1,0 +1,321 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { lstatSync, mkdtempSync, writeFileSync, statSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import pino from 'pino';
+import { ApisixClient } from '../harness/apisix-client.js';
+import { join } from 'node:path';
+import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
+import { createSayPlugin } from '../../src/plugins/say/index.js';
+import { createRewritePlugin } from '../../src/plugins/rewrite/index.js';
+import { startRunner } from '../../src/runner.js';
+import { RawConnection } from '../harness/raw-connection.js';
+import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq, encodePrepareConfReq, encodeHttpRespCallReq } from '../harness/apisix-codec.js';
+import { GET, runnerWithClient } from './test-runner.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function setup(extra: Plugin<unknown>[] = [], options: Parameters<typeof runnerWithClient>[0] = {}) {
+  const env = await runnerWithClient({ plugins: () => [createSayPlugin(), createRewritePlugin(), ...extra] as Plugin<unknown>[], ...options });
+  cleanups.push(env.close);
+  return env;
+}
+
+const route = (key: string, ...conf: Array<[string, unknown]>) => ({
+  key,
+  conf: conf.map(([name, value]) => ({ name, value: typeof value === 'string' ? value : JSON.stringify(value) })),
+});
+
+describe('HTTPReqCall through a real socket', () => {
+  it('say answers with a Stop carrying status, headers and body; PrepareConf is sent once per key', async () => {
+    const { client } = await setup();
+    const r = route('route#1#ext-plugin-pre-req#1', ['say', { body: 'hello', status: 418, headers: { 'x-a': '1' } }]);
+    for (let i = 0; i < 3; i++) {
+      const out = await client.httpReqCall(r, GET);
+      expect(out.kind).toBe('stop');
+      if (out.kind !== 'stop') return;
+      expect(out.stop.status).toBe(418);
+      expect(out.stop.body?.toString()).toBe('hello');
+      expect(out.stop.headers).toEqual(expect.arrayContaining([{ name: 'x-a', value: '1' }, { name: 'x-resp-a6-runner', value: 'TypeScript' }]));
+    }
+    expect(client.stats.prepareConfSent).toBe(1);
+  });
+
+  it('say with an empty body lets the request go on (no action)', async () => {
+    const { client } = await setup();
+    const out = await client.httpReqCall(route('r2', ['say', { body: '' }]), GET);
+    expect(out.kind).toBe('none');
+  });
+
+  it('echoes the call id in the reply', async () => {
+    const { socketPath, client } = await setup();
+    const token = await client.prepareConf('k', [{ name: 'say', value: '{"body":"x"}' }]);
+    const conn = await RawConnection.connect(socketPath);
+    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 0x7654321, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
+    const reply = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    expect(reply).toMatchObject({ type: 'reqCall', id: 0x7654321 });
+    conn.close();
+  });
+
+  it('rewrite merges path, header set/delete, multi-value and deleted args, body and response headers into one Rewrite', async () => {
+    const { client } = await setup();
+    const conf = {
+      path: '/a b',
+      headers: { set: { 'x-set': 'v' }, remove: ['x-drop'] },
+      args: { set: { multi: ['1', '2'] }, remove: ['gone'] },
+      body: 'new body',
+      response_headers: { 'x-resp': 'r' },
+    };
+    const out = await client.httpReqCall(route('r3', ['rewrite', conf]), GET);
+    expect(out.kind).toBe('rewrite');
+    if (out.kind !== 'rewrite') return;
+    expect(out.rewrite.path).toBe('/a b');
+    expect(out.rewrite.headers).toEqual(expect.arrayContaining([{ name: 'x-set', value: 'v' }, { name: 'x-drop' }]));
+    expect(out.rewrite.args).toEqual([{ name: 'multi', value: '1' }, { name: 'multi', value: '2' }, { name: 'gone' }]);
+    expect(out.rewrite.body?.toString()).toBe('new body');
+    expect(out.rewrite.respHeaders).toEqual([{ name: 'x-resp', value: 'r' }]);
+  });
+
+  it('rewrite resolves $var in header values through ExtraInfo, each var asked once', async () => {
+    const { client } = await setup();
+    const conf = { headers: { set: { 'x-client': '$remote_addr:$server_port', 'x-again': '${remote_addr}' } } };
+    const out = await client.httpReqCall(route('r4', ['rewrite', conf]), { ...GET, vars: { remote_addr: '10.0.0.1', server_port: 9080 } });
+    expect(out.kind).toBe('rewrite');
+    if (out.kind !== 'rewrite') return;
+    expect(out.rewrite.headers).toEqual(expect.arrayContaining([{ name: 'x-client', value: '10.0.0.1:9080' }, { name: 'x-again', value: '10.0.0.1' }]));
+    expect(out.extraInfoAsked).toEqual([{ kind: 'var', name: 'remote_addr' }, { kind: 'var', name: 'server_port' }]);
+  });
+
+  it('a plugin reads headers, args, source IP, vars and the body; later plugins see earlier edits', async () => {
+    const seen: Record<string, unknown> = {};
+    const reader = definePlugin<unknown>({
+      name: 'reader',
+      async onRequest(_c, req) {
+        const [uri, body, missing] = await Promise.all([req.var('request_uri'), req.body(), req.var('nope')]);
+        Object.assign(seen, {
+          method: req.method,
+          path: req.path,
+          srcIp: req.srcIp,
+          host: req.header('HOST'),
+          cookies: req.headerValues('cookie'),
+          flag: req.arg('flag'),
+          a: req.argValues('a'),
+          uri,
+          body: body?.toString(),
+          missing,
+          edited: req.header('x-set'),
+        });
+      },
+    });
+    const { client } = await setup([reader]);
+    const out = await client.httpReqCall(route('r5', ['rewrite', { headers: { set: { 'x-set': 'yes' } } }], ['reader', {}]), {
+      method: 'POST',
+      path: '/p',
+      args: [{ name: 'flag' }, { name: 'a', value: '1' }, { name: 'a', value: '2' }],
+      headers: [{ name: 'host', value: 'h' }, { name: 'cookie', value: 'c1' }, { name: 'cookie', value: 'c2' }],
+      srcIp: '2001:db8::1',
+      vars: { request_uri: '/p?flag&a=1&a=2' },
+      body: 'payload',
+    });
+    expect(out.kind).toBe('rewrite');
+    expect(seen).toEqual({
+      method: 'POST', path: '/p', srcIp: '2001:db8::1', host: 'h', cookies: ['c1', 'c2'], flag: '', a: ['1', '2'],
+      uri: '/p?flag&a=1&a=2', body: 'payload', missing: undefined, edited: 'yes',
+    });
+    // Three questions, answered one at a time, in the order asked.
+    expect(out.extraInfoAsked).toEqual([{ kind: 'var', name: 'request_uri' }, { kind: 'reqBody' }, { kind: 'var', name: 'nope' }]);
+  });
+
+  it('the first Stop wins and later plugins are not run', async () => {
+    let ran = false;
+    const after = definePlugin<unknown>({ name: 'after', onRequest: () => void (ran = true) });
+    const { client } = await setup([after]);
+    const out = await client.httpReqCall(route('r6', ['say', { body: 'stop' }], ['after', {}]), GET);
+    expect(out.kind).toBe('stop');
+    expect(ran).toBe(false);
+  });
+});
+
+describe('HTTPRespCall', () => {
+  it('post-resp plugins read status, headers and the upstream body and change them', async () => {
+    const changer = definePlugin<unknown>({
+      name: 'changer',
+      async onResponse(_c, res) {
+        const body = await res.body();
+        res.setStatus(res.upstreamStatus + 1);
+        res.setHeader('x-len', String(body?.length ?? -1));
+        res.deleteHeader('server');
+        res.setBody(`wrapped(${body?.toString()}) ${res.header('content-type')}`);
+      },
+    });
+    const { client } = await setup([changer]);
+    const out = await client.httpRespCall(route('p1', ['changer', {}]), {
+      status: 200,
+      headers: [{ name: 'Content-Type', value: 'text/plain' }, { name: 'Server', value: 'up' }],
+      respBody: 'abc',
+    });
+    expect(out).toMatchObject({ kind: 'respCall', status: 201 });
+    if (out.kind !== 'respCall') return;
+    expect(out.headers).toEqual(expect.arrayContaining([{ name: 'x-len', value: '3' }, { name: 'server' }]));
+    expect(out.body?.toString()).toBe('wrapped(abc) text/plain');
+    expect(out.extraInfoAsked).toEqual([{ kind: 'respBody' }]);
+  });
+
+  it('a route without response plugins keeps the upstream response (status 0, nothing replaced)', async () => {
+    const { client } = await setup();
+    const out = await client.httpRespCall(route('p2', ['say', { body: '' }]), { status: 404, headers: [] });
+    expect(out).toMatchObject({ kind: 'respCall', status: 0 });
+    if (out.kind === 'respCall') expect(out.body).toBeUndefined();
+  });
+});
+
+describe('errors', () => {
+  it('an unknown conf token gets CONF_TOKEN_NOT_FOUND; the client re-prepares and succeeds', async () => {
+    const { client, runner, logs } = await setup();
+    const r = route('t1', ['say', { body: 'ok' }]);
+    expect((await client.httpReqCall(r, GET)).kind).toBe('stop');
+    runner.confs.clear(); // what a runner restart or expiry does
+    const out = await client.httpReqCall(r, GET);
+    expect(out).toMatchObject({ kind: 'stop', tries: 2 });
+    expect(client.stats.prepareConfSent).toBe(2);
+    expect(logs.some((l) => l['msg'] === 'unknown conf token; APISIX will prepare the conf again')).toBe(true);
+  });
+
+  it('a fail-closed plugin with an invalid conf answers BAD_REQUEST for the route and logs the field once', async () => {
+    const { client, logs } = await setup();
+    const r = route('route#9#ext-plugin-pre-req#3', ['say', { body: 'x', status: 99 }]);
+    for (let i = 0; i < 3; i++) {
+      const out = await client.httpReqCall(r, GET);
+      expect(out).toMatchObject({ kind: 'error', status: 503, errCode: 0 });
+    }
+    const errors = logs.filter((l) => String(l['msg']).startsWith('invalid conf for plugin "say" on route route#9#ext-plugin-pre-req#3'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ field: '/status', plugin: 'say', route: 'route#9#ext-plugin-pre-req#3' });
+    expect(String(errors[0]!['msg'])).toMatch(/must be >= 200/);
+  });
+
+  it('a fail-open plugin with an invalid conf is left out and the rest of the chain runs', async () => {
+    const open = definePlugin<unknown>({ name: 'observer', failurePolicy: 'open', confSchema: { type: 'object', required: ['must'] }, onRequest: () => undefined });
+    const { client, logs } = await setup([open]);
+    const out = await client.httpReqCall(route('o1', ['observer', {}], ['say', { body: 'still works' }]), GET);
+    expect(out.kind).toBe('stop');
+    expect(logs.some((l) => l['plugin'] === 'observer' && l['field'] === '/must' && /fail-open/.test(String(l['msg'])))).toBe(true);
+  });
+
+  it('a plugin that throws: fail-closed → SERVICE_UNAVAILABLE, fail-open → skipped; the runner keeps serving', async () => {
+    const boom = definePlugin<unknown>({ name: 'boom', onRequest: () => { throw new Error('kaboom'); } });
+    const boomOpen = definePlugin<unknown>({ name: 'boom-open', failurePolicy: 'open', onRequest: async () => { throw new Error('kaboom'); } });
+    const { client, logs } = await setup([boom, boomOpen]);
+    expect(await client.httpReqCall(route('b1', ['boom', {}]), GET)).toMatchObject({ kind: 'error', errCode: 1 });
+    expect(await client.httpReqCall(route('b2', ['boom-open', {}], ['say', { body: 'ok' }]), GET)).toMatchObject({ kind: 'stop' });
+    expect(logs.filter((l) => l['plugin'] === 'boom' && l['level'] === 50)).toHaveLength(1);
+    expect(await client.httpReqCall(route('b3', ['say', { body: 'ok' }]), GET)).toMatchObject({ kind: 'stop' });
+  });
+
+  it('unknown message type, garbage payload and a stray ExtraInfo answer get BAD_REQUEST on a connection that stays usable', async () => {
+    const { socketPath, client } = await setup();
+    const token = await client.prepareConf('g', [{ name: 'say', value: '{"body":"fine"}' }]);
+    const conn = await RawConnection.connect(socketPath);
+    const read = async () => decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    await conn.send(9, Buffer.from('whatever'));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.HTTP_REQ_CALL, Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8]));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.HTTP_REQ_CALL, Buffer.alloc(0));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('x'));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.PREPARE_CONF, Buffer.from([8, 0, 0, 0, 250, 255, 255, 255, 0, 0, 0, 0]));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 5, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [] }));
+    expect(await read()).toMatchObject({ type: 'reqCall', id: 5, action: { kind: 'stop' } });
+    conn.close();
+  });
+
+  it('a frame announcing more than the limit gets BAD_REQUEST and the connection is closed; others are unaffected', async () => {
+    const { socketPath, client } = await setup([], { maxPayloadBytes: 1024 });
+    const conn = await RawConnection.connect(socketPath);
+    await conn.sendRaw(Buffer.from([2, 0, 0x10, 0]));
+    const frame = await conn.readFrame(2000);
+    expect(decodeRunnerFrame(frame.type, frame.payload)).toEqual({ type: 'error', code: 0 });
+    await conn.closed;
+    expect((await client.httpReqCall(route('after', ['say', { body: 'ok' }]), GET)).kind).toBe('stop');
+  });
+
+  it('a truncated frame followed by a close, and a close mid-ExtraInfo, cost the runner nothing', async () => {
+    const varReader = definePlugin<unknown>({ name: 'var-reader', async onRequest(_c, req) { req.setHeader('x', (await req.var('a')) ?? ''); } });
+    const { socketPath, client, runner } = await setup([varReader]);
+    const c1 = await RawConnection.connect(socketPath);
+    await c1.sendRaw(Buffer.from([2, 0, 1, 0, 1, 2, 3]));
+    c1.close();
+    const token = await client.prepareConf('v', [{ name: 'var-reader', value: '{}' }]);
+    const c2 = await RawConnection.connect(socketPath);
+    await c2.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 1, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [] }));
+    const q = await c2.readFrame(2000);
+    expect(decodeRunnerFrame(q.type, q.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'a' } });
+    c2.close();
+    await c2.closed;
+    const out = await client.httpReqCall({ key: 'v', conf: [{ name: 'var-reader', value: '{}' }] }, { ...GET, vars: { a: 'A' } });
+    expect(out).toMatchObject({ kind: 'rewrite', rewrite: { headers: [{ name: 'x', value: 'A' }] } });
+    // Only the client's pooled connection remains.
+    for (let i = 0; i < 100 && runner.connectionCount() > 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(runner.connectionCount()).toBe(1);
+  });
+
+  it('an ExtraInfo question APISIX never answers makes the runner close that connection after the timeout', async () => {
+    const varReader = definePlugin<unknown>({ name: 'var-reader', async onRequest(_c, req) { await req.var('a'); } });
+    const { socketPath, client, logs } = await setup([varReader], { extraInfoTimeoutMs: 100 });
+    const token = await client.prepareConf('v', [{ name: 'var-reader', value: '{}' }]);
+    const conn = await RawConnection.connect(socketPath);
+    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 1, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [] }));
+    await conn.readFrame(2000); // the question, left unanswered
+    await conn.closed;
+    expect(logs.some((l) => /did not answer an ExtraInfo question in time/.test(String(l['msg'])))).toBe(true);
+    expect((await client.httpReqCall({ key: 's', conf: [{ name: 'say', value: '{"body":"ok"}' }] }, GET)).kind).toBe('stop');
+  });
+
+  it('PrepareConf of a route without conf gets a token whose calls do nothing', async () => {
+    const { socketPath } = await setup();
+    const conn = await RawConnection.connect(socketPath);
+    await conn.send(RPC.PREPARE_CONF, encodePrepareConfReq({ key: 'empty' }));
+    const prepared = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    expect(prepared.type).toBe('prepareConf');
+    if (prepared.type !== 'prepareConf') return;
+    await conn.send(RPC.HTTP_RESP_CALL, encodeHttpRespCallReq({ id: 3, status: 200, headers: [], confToken: prepared.confToken }));
+    expect(decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]))).toMatchObject({ type: 'respCall', id: 3, status: 0 });
+    conn.close();
+  });
+});
+
+describe('socket file', () => {
+  it('removes a stale socket, opens the new one to other users (0766), and removes it on close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'a6-'));
+    const socketPath = join(dir, 's.sock');
+    // A process that listened and died without cleaning up leaves a stale socket file.
+    execFileSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.exit(0))", socketPath]);
+    expect(lstatSync(socketPath).isSocket()).toBe(true);
+    const runner = await startRunner({ socketPath, plugins: () => [createSayPlugin()] as Plugin<unknown>[], logger: pino({ level: 'silent' }) });
+    expect(statSync(socketPath).mode & 0o777).toBe(0o766);
+    const client = new ApisixClient({ socketPath });
+    expect((await client.httpReqCall({ key: 'k', conf: [{ name: 'say', value: '{"body":"up"}' }] }, GET)).kind).toBe('stop');
+    await client.close();
+    await runner.close();
+    expect(existsSync(socketPath)).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to delete a regular file or a directory at the socket path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'a6-'));
+    const file = join(dir, 'file.sock');
+    writeFileSync(file, 'precious');
+    await expect(startRunner({ socketPath: file, plugins: () => [] })).rejects.toThrow(/refusing to listen on .*not a socket/);
+    expect(existsSync(file)).toBe(true);
+    const sub = join(dir, 'dir.sock');
+    mkdirSync(sub);
+    await expect(startRunner({ socketPath: sub, plugins: () => [] })).rejects.toThrow(/is a directory/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
