@@ -65,7 +65,7 @@ export function analyzeProfile(path, top) {
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const key = (n) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame)}`;
+  const key = (n) => `${n.callFrame.functionName || '(anonymous)'}\t${where(n.callFrame)}`;
   const self = new Map();
   const incl = new Map();
   const byFile = new Map();
@@ -99,7 +99,7 @@ export function analyzeProfile(path, top) {
     '### Self time (top functions)',
     '| self | function | where |',
     '|--:|---|---|',
-    ...sorted(self).map(([k, t]) => { const [fn, ...w] = k.split(' '); return `| ${pct(t)} | \`${fn}\` | ${w.join(' ')} |`; }),
+    ...sorted(self).map(([k, t]) => { const [fn, w] = k.split('\t'); return `| ${pct(t)} | \`${fn}\` | ${w} |`; }),
     '',
     '### Self time by file',
     '| self | file |',
@@ -110,8 +110,8 @@ export function analyzeProfile(path, top) {
     '| inclusive | function | where |',
     '|--:|---|---|',
     ...sorted(new Map([...incl].filter(([k]) => k.includes('dist/') || k.includes('bench/')))).map(([k, t]) => {
-      const [fn, ...w] = k.split(' ');
-      return `| ${pct(t)} | \`${fn}\` | ${w.join(' ')} |`;
+      const [fn, w] = k.split('\t');
+      return `| ${pct(t)} | \`${fn}\` | ${w} |`;
     }),
   ];
   return lines.join('\n');

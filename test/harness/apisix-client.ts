@@ -49,6 +49,8 @@ export interface ApisixClientOptions {
   readonly idleTimeoutMs?: number;
   /** Worker id used in call ids (`worker_id << 22 | counter`). */
   readonly workerId?: number;
+  /** First counter value of call ids (tests reproducing a recorded id). */
+  readonly initialCounter?: number;
 }
 
 /** A route's ext-plugin setup: the PrepareConf key and its conf entries. */
@@ -151,6 +153,7 @@ export class ApisixClient {
     this.maxIdle = options.maxIdle ?? 32;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 180_000;
     this.workerId = options.workerId ?? 0;
+    this.counter = (options.initialCounter ?? 0) % MAX_CALL_ID_COUNT;
   }
 
   /** Idle pooled connections right now. */

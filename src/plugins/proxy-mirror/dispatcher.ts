@@ -5,8 +5,9 @@
  * bytes. Beyond the queue a copy is dropped and counted, so a slow or dead target holds at most
  * (max_concurrency + max_queue) copies and max_queue_bytes of queued data.
  */
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { Pool } from 'undici';
+import { Pool, buildConnector } from 'undici';
 import type { Logger } from '../../plugin-api/index.js';
 import type { MirrorTargetSpec, ProxyMirrorSettings } from './conf.js';
 import type { MirrorCopy } from './copy-builder.js';
@@ -42,10 +43,24 @@ function errorCode(err: unknown): string {
 /** HTTP/1.1 copies over a keep-alive undici Pool. */
 class HttpMirrorTransport implements MirrorTransport {
   private readonly pool: Pool;
+  /** TLS name checked on the target's certificate: the target's host, never the copied Host. */
+  private readonly servername: string;
   lastError: { code: string; message: string } | undefined;
 
   constructor(private readonly spec: MirrorTargetSpec, tlsCa: string | undefined) {
     const t = spec.timeouts;
+    const hostname = new URL(spec.origin).hostname.replace(/^\[|\]$/g, '');
+    this.servername = hostname;
+    // undici derives SNI and the certificate name from the request's Host header (the client's
+    // host here) and reconnects whenever it changes; a fixed servername per target avoids both.
+    // For an IP target no SNI is sent (RFC 6066) and the certificate is checked against the IP.
+    const base = buildConnector({
+      timeout: t.connectMs,
+      rejectUnauthorized: spec.tlsVerify,
+      ...(tlsCa ? { ca: [...rootCertificates, tlsCa] } : {}),
+    });
+    const sni = isIP(hostname) ? undefined : hostname;
+    const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, cb);
     this.pool = new Pool(spec.origin, {
       connections: spec.limits.maxConcurrency,
       pipelining: 1,
@@ -53,11 +68,7 @@ class HttpMirrorTransport implements MirrorTransport {
       keepAliveMaxTimeout: 60_000,
       headersTimeout: t.readMs,
       bodyTimeout: t.readMs,
-      connect: {
-        timeout: t.connectMs,
-        rejectUnauthorized: spec.tlsVerify,
-        ...(tlsCa ? { ca: [...rootCertificates, tlsCa] } : {}),
-      },
+      connect,
     });
   }
 
@@ -68,6 +79,8 @@ class HttpMirrorTransport implements MirrorTransport {
     const signal = AbortSignal.timeout(t.connectMs + t.sendMs + t.readMs);
     const flat: string[] = [];
     for (const [n, v] of copy.headers) flat.push(n, v);
+    // `servername` is a documented dispatch option missing from undici's RequestOptions type.
+    const tlsName = { servername: this.servername };
     try {
       const res = await this.pool.request({
         path: copy.uri,
@@ -75,6 +88,7 @@ class HttpMirrorTransport implements MirrorTransport {
         headers: flat,
         body: copy.body,
         signal,
+        ...tlsName,
       });
       // Read and throw away; dump() stops reading (and closes) past its limit.
       await res.body.dump({ limit: 1024 * 1024 });

@@ -1,0 +1,277 @@
+/**
+ * The gateway emulator checked against APISIX's recorded behaviour:
+ * - for the client request each recorded HTTPReqCall stands for, it must send the runner the
+ *   same logical message (read with the runner's own decoder);
+ * - given each recorded runner answer (sent byte for byte), it must do to the client and the
+ *   upstream what the vector's `apisix_effect` says APISIX does.
+ * A scripted fake runner is used here because these checks need to see and choose the exact
+ * frames; the emulator against the real runner is covered by test/e2e/peer.test.ts.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { decodeHttpReqCall, encodeHttpReqCallResp, encodePrepareConfResp } from '../../src/protocol/messages.js';
+import { RPC, ipToBytes, storedFields } from './apisix-codec.js';
+import { GatewayEmulator, type GatewayRoute } from './gateway.js';
+import { startFakeRunner, tempSocketDir, type FakeRunner } from './fake-runner.js';
+import { loadVectors, type JsonEntry } from './conformance-vectors.js';
+import { normalizedUri, parseArgs, uriSafeEncode, encodeArgs } from './nginx-uri.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  rawHeaders: string[];
+  body: string;
+}
+
+async function startUpstream(): Promise<{ server: Server; url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString() });
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('x-upstream', 'yes');
+      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      res.end('{"from":"upstream"}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+/** Sends raw request bytes and resolves with the raw response head once it arrives. */
+function sendRaw(port: number, raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n\r\n')) { sock.destroy(); resolve(got); }
+    });
+    sock.on('error', reject);
+    sock.on('close', () => resolve(got));
+    sock.write(raw);
+  });
+}
+
+/** Entries grouped by name (order of distinct names is Lua table order in APISIX: unspecified). */
+function byName(entries: readonly { name: string; value?: string | undefined }[]): [string, (string | null)[]][] {
+  const m = new Map<string, (string | null)[]>();
+  for (const e of entries) {
+    const list = m.get(e.name) ?? [];
+    list.push(e.value === undefined ? null : e.value);
+    m.set(e.name, list);
+  }
+  return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+const vectors = loadVectors();
+const reqCallVectors = vectors.filter((v) => v.json.direction === 'apisix_to_runner' && v.json.message === 'A6.HTTPReqCall.Req');
+const dirs = tempSocketDir();
+let upstream: Awaited<ReturnType<typeof startUpstream>>;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+});
+afterAll(async () => {
+  upstream.server.closeAllConnections();
+  await new Promise<void>((r) => upstream.server.close(() => r()));
+  dirs.remove();
+});
+
+describe('nginx URI helpers', () => {
+  it('normalise, parse, encode and escape like nginx / ngx_lua', () => {
+    expect(normalizedUri('/caf%C3%A9/a%20b/%7Euser')).toBe('/café/a b/~user');
+    expect(normalizedUri('//a/./b/../c')).toBe('/a/c');
+    expect([...parseArgs('flag&a=1&a=2&y=&q=hello%20world&p=a+b')]).toEqual([
+      ['flag', [true]], ['a', ['1', '2']], ['y', ['']], ['q', ['hello world']], ['p', ['a b']],
+    ]);
+    expect(encodeArgs(parseArgs('flag&a=1&a=2&y='))).toBe('flag&a=1&a=2&y=');
+    expect(uriSafeEncode('/new path/ü')).toBe('/new%20path/%C3%BC');
+    expect(uriSafeEncode('/a%20b')).toBe('/a%2520b');
+    expect(uriSafeEncode('/x"<>\\^`{|}#?')).toBe('/x%22%3C%3E%5C%5E%60%7B%7C%7D%23%3F');
+  });
+});
+
+describe.each(reqCallVectors.map((v) => [v.json.name, v] as const))('emulator builds HTTPReqCall like APISIX: %s', (name, v) => {
+  it('sends the same logical message for the recorded client request', async () => {
+    const ctx = v.json.context as { plugin: string; client_request: string; generate_id: { worker_id: number; count: number } };
+    const content = v.json.content as { id: number; conf_token: number; method: number; path: string; args: JsonEntry[]; headers: JsonEntry[] };
+    const postReq = ctx.plugin === 'ext-plugin-post-req';
+    const captured: Buffer[] = [];
+    let calls = 0;
+    const fake: FakeRunner = await startFakeRunner(dirs.path(`${name.slice(-12)}.sock`), (type, payload, reply) => {
+      if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(content.conf_token));
+      if (type !== RPC.HTTP_REQ_CALL) return;
+      calls++;
+      if (postReq && calls === 1) {
+        // Stands in for the route's proxy-rewrite, which runs before ext-plugin-post-req.
+        return reply.raw(encodeHttpReqCallResp(0, {
+          type: 'rewrite',
+          rewrite: { path: '/v2/café/a b', headers: [{ name: 'host', value: 'backend.internal:8080' }], args: [{ name: 'x', value: '1' }, { name: 'x', value: '2' }], respHeaders: [] },
+        }));
+      }
+      captured.push(payload);
+      reply.raw(encodeHttpReqCallResp(decodeHttpReqCall(payload).id, { type: 'none' }));
+    });
+    const route: GatewayRoute = {
+      id: '1',
+      uri: '/',
+      upstream: upstream.url,
+      plugins: postReq
+        ? { 'ext-plugin-pre-req': { conf: [{ name: 'stand-in', value: '{}' }] }, 'ext-plugin-post-req': { conf: [{ name: 'x', value: '{}' }] } }
+        : { 'ext-plugin-pre-req': { conf: [{ name: 'x', value: '{}' }] } },
+    };
+    const gw = await GatewayEmulator.start({
+      socketPath: fake.socketPath,
+      routes: [route],
+      workerId: ctx.generate_id.worker_id,
+      initialCounter: ctx.generate_id.count - (postReq ? 1 : 0),
+    });
+    try {
+      const port = Number(new URL(gw.url).port);
+      await sendRaw(port, ctx.client_request);
+      await expect.poll(() => captured.length).toBe(1);
+      const payload = captured[0]!;
+      const m = decodeHttpReqCall(payload);
+      expect(m.id).toBe(content.id);
+      expect(m.confToken).toBe(content.conf_token);
+      expect(m.methodCode).toBe(content.method);
+      expect(m.path).toBe(content.path);
+      expect(byName(m.args)).toEqual(byName(content.args));
+      expect(byName(m.headers)).toEqual(byName(content.headers));
+      // Our client connects from 127.0.0.1: src_ip must be that address's $binary_remote_addr.
+      expect(Buffer.from(m.srcIpBytes!).toString('hex')).toBe(Buffer.from(ipToBytes('127.0.0.1')).toString('hex'));
+      expect(storedFields(payload, ['id', 'src_ip', 'method', 'path', 'args', 'headers', 'conf_token'])).toEqual(v.json.root_table.fields_present);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
+describe('emulator applies recorded runner answers like APISIX (apisix_effect)', () => {
+  const frameOf = (name: string): Buffer => vectors.find((x) => x.json.name === name)!.frame;
+
+  async function withAnswer(reqCallAnswer: Buffer | undefined, respCallAnswer: Buffer | undefined, run: (gw: GatewayEmulator) => Promise<void>): Promise<void> {
+    const fake = await startFakeRunner(dirs.path('eff.sock'), (type, _p, reply) => {
+      if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
+      else if (type === RPC.HTTP_REQ_CALL && reqCallAnswer) reply.raw(reqCallAnswer);
+      else if (type === RPC.HTTP_RESP_CALL && respCallAnswer) reply.raw(respCallAnswer);
+    });
+    const plugins: GatewayRoute['plugins'] = {};
+    if (reqCallAnswer) plugins['ext-plugin-pre-req'] = { conf: [{ name: 'x', value: '{}' }] };
+    if (respCallAnswer) plugins['ext-plugin-post-resp'] = { conf: [{ name: 'x', value: '{}' }] };
+    const gw = await GatewayEmulator.start({ socketPath: fake.socketPath, routes: [{ id: '9', uri: '/', upstream: upstream.url, plugins }] });
+    try {
+      await run(gw);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  }
+
+  it('Stop: status, set/add headers, body', async () => {
+    await withAnswer(frameOf('runner_http_req_call_resp_stop'), undefined, async (gw) => {
+      const before = upstream.seen.length;
+      const res = await request(`${gw.url}/x`);
+      expect(res.statusCode).toBe(405);
+      expect(res.headers['x-resp']).toBe('foo');
+      expect(res.headers['x-same']).toEqual(['one', 'two']);
+      expect(await res.body.text()).toBe('cat');
+      expect(upstream.seen.length).toBe(before);
+    });
+  });
+
+  it('Stop with nothing: 200 and no body', async () => {
+    await withAnswer(frameOf('runner_http_req_call_resp_stop_default_status'), undefined, async (gw) => {
+      const res = await request(`${gw.url}/x`);
+      expect(res.statusCode).toBe(200);
+      expect(await res.body.text()).toBe('');
+    });
+  });
+
+  it('Rewrite with every field', async () => {
+    await withAnswer(frameOf('runner_http_req_call_resp_rewrite_all'), undefined, async (gw) => {
+      const before = upstream.seen.length;
+      const res = await request(`${gw.url}/orig?a=0&d=1&keep=1`, { method: 'POST', headers: { 'x-delete': 'gone', 'x-change': 'foo' }, body: 'old body' });
+      await res.body.text();
+      const seen = upstream.seen[before]!;
+      const [path, query] = seen.url.split('?') as [string, string];
+      expect(path).toBe('/new%20path/%C3%BC');
+      expect([...parseArgs(query)]).toEqual([['a', ['foo', 'bar']], ['keep', ['1']], ['e', ['']]]);
+      expect(seen.headers['x-delete']).toBeUndefined();
+      expect(seen.headers['x-change']).toBe('bar');
+      expect(seen.headers.host).toBe('new.example:8080');
+      expect(seen.body).toBe('new body\n');
+      expect(res.headers['x-resp']).toEqual(['1', '2']);
+      expect(res.headers['content-type']).toBe('application/json');
+    });
+  });
+
+  it('Rewrite of a percent-encoded path is escaped again', async () => {
+    await withAnswer(frameOf('runner_http_req_call_resp_rewrite_path_only'), undefined, async (gw) => {
+      const before = upstream.seen.length;
+      await (await request(`${gw.url}/orig?q=1`)).body.text();
+      expect(upstream.seen[before]!.url).toBe('/a%2520b?q=1');
+    });
+  });
+
+  it('no action: the request goes on unchanged', async () => {
+    await withAnswer(frameOf('runner_http_req_call_resp_no_action'), undefined, async (gw) => {
+      const before = upstream.seen.length;
+      const res = await request(`${gw.url}/same/path?flag&a=1&a=2`, { headers: { 'x-multi': ['v1', 'v2'] } });
+      expect(await res.body.text()).toBe('{"from":"upstream"}');
+      expect(upstream.seen[before]!.url).toBe('/same/path?flag&a=1&a=2');
+      expect(upstream.seen[before]!.headers['x-multi']).toBe('v1, v2');
+    });
+  });
+
+  it('an error answer is a 503', async () => {
+    await withAnswer(frameOf('runner_err_service_unavailable'), undefined, async (gw) => {
+      const res = await request(`${gw.url}/x`);
+      expect(res.statusCode).toBe(503);
+      await res.body.text();
+    });
+  });
+
+  it('post-resp full answer: status, headers replaced, body', async () => {
+    await withAnswer(undefined, frameOf('runner_http_resp_call_resp_full'), async (gw) => {
+      const res = await request(`${gw.url}/x`);
+      expect(res.statusCode).toBe(304);
+      expect(res.headers['x-runner']).toBe('Test-Runner');
+      expect(res.headers['x-same']).toEqual(['one', 'two']);
+      expect(res.headers['x-upstream']).toBeUndefined();
+      await res.body.text();
+    });
+  });
+
+  it('post-resp body only: upstream status and headers kept, body replaced', async () => {
+    await withAnswer(undefined, frameOf('runner_http_resp_call_resp_body_only'), async (gw) => {
+      const res = await request(`${gw.url}/x`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-upstream']).toBe('yes');
+      expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+      expect(await res.body.text()).toBe('replaced body');
+    });
+  });
+
+  it('an unknown route is a 404 without calling the runner', async () => {
+    const fake = await startFakeRunner(dirs.path('nr.sock'), () => undefined);
+    const gw = await GatewayEmulator.start({ socketPath: fake.socketPath, routes: [{ id: '1', uri: '/only', upstream: upstream.url, plugins: { 'ext-plugin-pre-req': { conf: [] } } }] });
+    try {
+      const res = await request(`${gw.url}/other`);
+      expect(res.statusCode).toBe(404);
+      await res.body.text();
+      expect(fake.received.length).toBe(0);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});

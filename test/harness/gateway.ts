@@ -1,0 +1,457 @@
+/**
+ * GatewayEmulator — a TEST INSTRUMENT, not a gateway. An HTTP server on 127.0.0.1 that, for
+ * each client request, does what APISIX does for a route with `ext-plugin-pre-req`,
+ * `ext-plugin-post-req` and `ext-plugin-post-resp` (following apisix/plugins/ext-plugin/init.lua
+ * and ext-plugin-post-resp.lua), talking to a real runner through ApisixClient, and proxies to
+ * the route's upstream with undici. It exists so the runner can be tested end to end on a
+ * machine without APISIX; the same scenarios run against real APISIX in test/e2e/apisix.test.ts.
+ *
+ * What it emulates:
+ * - route match by path prefix (longest first); 404 when none matches;
+ * - HTTPReqCall built like init.lua: decoded, normalised path (`$uri`) in pre-req, the upstream
+ *   URI (percent-encoded, query moved to args) once a Rewrite set one; args as
+ *   ngx.req.get_uri_args (valueless = no value, repeated = repeated); headers lower case,
+ *   repeated kept, `host` replaced by the upstream host; src_ip as `$binary_remote_addr`;
+ * - ExtraInfo: ReqBody, RespBody (post-resp) and the vars uri, args, request_uri,
+ *   remote_addr, remote_port, host, server_addr, server_port, request_method, scheme,
+ *   server_protocol, upstream_host, upstream_uri, content_type, content_length, http_NAME,
+ *   arg_NAME, plus any var the route defines;
+ * - Stop (status 0 → 200, lower-cased headers, repeated names add, empty body = no body);
+ * - Rewrite (path re-escaped like nginx, header set/delete, `host` sets the upstream host,
+ *   arg delete/multi-value, body replace, resp_headers minus APISIX's excluded list);
+ * - CONF_TOKEN_NOT_FOUND retries, 503 vs `allow_degradation`;
+ * - post-resp: fetch the upstream itself, HTTPRespCall, status 0 keeps the upstream's,
+ *   non-empty headers replace the upstream's, non-empty body replaces it.
+ *
+ * What it does not: other APISIX plugins, load balancing, TLS, streaming (bodies are
+ * buffered), nginx's exact header handling on the wire; upstream header names reach
+ * HTTPRespCall lower-cased (undici lower-cases them; APISIX keeps the upstream's spelling).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent, request as undiciRequest } from 'undici';
+import { ApisixClient, type Entry, type ErrorOutcome, type ReqCallOutcome, type RespCallOutcome, type RouteConf } from './apisix-client.js';
+import { encodeArgs, normalizedUri, parseArgs, uriSafeEncode, type ArgValue } from './nginx-uri.js';
+
+export type ExtPhase = 'ext-plugin-pre-req' | 'ext-plugin-post-req' | 'ext-plugin-post-resp';
+
+/** One ext-plugin-* plugin's conf on a route, as users write it in APISIX. */
+export interface ExtPluginConf {
+  readonly conf?: readonly { readonly name: string; readonly value: string }[];
+  readonly allow_degradation?: boolean;
+}
+
+export interface GatewayRoute {
+  readonly id: string;
+  /** Path prefix this route serves. */
+  readonly uri: string;
+  /** Bumped on every change, like etcd's modifiedIndex: it is part of the PrepareConf key. */
+  readonly version?: number;
+  /** Upstream origin, e.g. `http://127.0.0.1:8080`. */
+  readonly upstream: string;
+  /** APISIX `pass_host`: `pass` (client's Host, default), `node` (upstream's host:port) or `rewrite` with upstreamHost. */
+  readonly passHost?: 'pass' | 'node' | 'rewrite';
+  readonly upstreamHost?: string;
+  readonly plugins: Partial<Record<ExtPhase, ExtPluginConf>>;
+  /** Custom nginx variables this route defines (answered to ExtraInfo Var). */
+  readonly vars?: Readonly<Record<string, string>>;
+}
+
+export interface GatewayOptions {
+  readonly socketPath: string;
+  readonly routes: readonly GatewayRoute[];
+  /** ApisixClient read timeout (APISIX: 60 s). */
+  readonly readTimeoutMs?: number;
+  /** Worker id and first counter of call ids (to reproduce recorded ids). */
+  readonly workerId?: number;
+  readonly initialCounter?: number;
+}
+
+/** What happened to one client request, for tests to inspect. */
+export interface GatewayEvent {
+  readonly routeId: string | undefined;
+  readonly status: number;
+  readonly phases: { readonly phase: ExtPhase; readonly outcome: ReqCallOutcome | RespCallOutcome; readonly degraded: boolean }[];
+}
+
+// APISIX ignores these in a Rewrite's resp_headers (init.lua).
+const REWRITE_RESP_EXCLUDED = new Set([
+  'connection', 'content-length', 'transfer-encoding', 'location', 'server', 'www-authenticate',
+  'content-encoding', 'content-type', 'content-location', 'content-language',
+]);
+
+// ext-plugin-post-resp.lua drops these upstream headers when the runner gives none.
+const POST_RESP_EXCLUDED = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailers',
+  'transfer-encoding', 'upgrade', 'content-length', 'apisix-cache-status', 'date', 'server', 'x-pad',
+  'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset',
+]);
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+
+const UNAVAILABLE_BODY = '<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>APISIX gateway emulator</center>\r\n</body>\r\n</html>\r\n';
+
+/** The mutable state of one request as it goes through the phases (APISIX's ctx). */
+interface RequestState {
+  readonly route: GatewayRoute;
+  readonly method: string;
+  readonly requestUri: string;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  /** `$uri`. */
+  uri: string;
+  /** `$upstream_uri`, '' until something sets it. */
+  upstreamUri: string;
+  /** `$upstream_host`. */
+  upstreamHost: string;
+  /** The query as a list (ngx.req.get_uri_args order). */
+  args: Map<string, ArgValue[]>;
+  /** `$args`: undefined when the request had no query. */
+  rawArgs: string | undefined;
+  /** Request headers, names lower case, in arrival order. */
+  headers: Map<string, string[]>;
+  body: Buffer | undefined;
+  /** Response headers set by a Rewrite or a Stop, applied to whatever answers the client. */
+  respHeaders: Map<string, string[]>;
+}
+
+export class GatewayEmulator {
+  private routes: GatewayRoute[];
+  private readonly server: Server;
+  private readonly agent = new Agent({ keepAliveTimeout: 10_000, connections: 64 });
+  /** The APISIX-side ext-plugin client (one per "worker"). */
+  readonly client: ApisixClient;
+  /** Last requests (bounded), newest last. */
+  readonly events: GatewayEvent[] = [];
+  private port = 0;
+
+  private constructor(options: GatewayOptions) {
+    this.routes = [...options.routes];
+    this.client = new ApisixClient({
+      socketPath: options.socketPath,
+      readTimeoutMs: options.readTimeoutMs,
+      workerId: options.workerId,
+      initialCounter: options.initialCounter,
+    });
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`gateway emulator failure: ${err instanceof Error ? err.message : String(err)}\n`);
+        } else {
+          res.destroy();
+        }
+      });
+    });
+  }
+
+  /** Starts the emulator on 127.0.0.1 (port 0 = any free port). */
+  static async start(options: GatewayOptions, port = 0): Promise<GatewayEmulator> {
+    const gw = new GatewayEmulator(options);
+    await new Promise<void>((resolve, reject) => {
+      gw.server.once('error', reject);
+      gw.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    gw.port = (gw.server.address() as AddressInfo).port;
+    return gw;
+  }
+
+  /** Base URL of the emulator, e.g. `http://127.0.0.1:41234`. */
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Replaces the route table (bump a route's version to make APISIX send a new PrepareConf). */
+  setRoutes(routes: readonly GatewayRoute[]): void {
+    this.routes = [...routes];
+  }
+
+  /** Stops the HTTP server, the upstream agent and the runner connections. */
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.client.close();
+    await this.agent.close();
+  }
+
+  private record(event: GatewayEvent): void {
+    this.events.push(event);
+    if (this.events.length > 1000) this.events.shift();
+  }
+
+  private match(uri: string): GatewayRoute | undefined {
+    let best: GatewayRoute | undefined;
+    for (const r of this.routes) if (uri.startsWith(r.uri) && (!best || r.uri.length > best.uri.length)) best = r;
+    return best;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestUri = req.url ?? '/';
+    const q = requestUri.indexOf('?');
+    const rawPath = q < 0 ? requestUri : requestUri.slice(0, q);
+    const rawArgs = q < 0 ? undefined : requestUri.slice(q + 1);
+    const uri = normalizedUri(rawPath);
+    const route = this.match(uri);
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (!route) {
+      send(res, 404, new Map([['content-type', ['text/plain; charset=utf-8']]]), Buffer.from('{"error_msg":"404 Route Not Found"}\n'));
+      this.record({ routeId: undefined, status: 404, phases: [] });
+      return;
+    }
+    const headers = new Map<string, string[]>();
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i]!.toLowerCase();
+      const list = headers.get(name);
+      if (list) list.push(req.rawHeaders[i + 1]!);
+      else headers.set(name, [req.rawHeaders[i + 1]!]);
+    }
+    const upstream = new URL(route.upstream);
+    const clientHost = headers.get('host')?.[0] ?? '';
+    const state: RequestState = {
+      route,
+      method: req.method ?? 'GET',
+      requestUri,
+      remoteAddr: req.socket.remoteAddress ?? '127.0.0.1',
+      remotePort: req.socket.remotePort ?? 0,
+      uri,
+      upstreamUri: '',
+      upstreamHost: route.passHost === 'node' ? upstream.host : route.passHost === 'rewrite' ? route.upstreamHost ?? upstream.host : clientHost,
+      args: parseArgs(rawArgs),
+      rawArgs,
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : undefined,
+      respHeaders: new Map(),
+    };
+    const phases: GatewayEvent['phases'] = [];
+    const finish = (status: number, hdrs: Map<string, string[]>, body: Buffer | undefined): void => {
+      for (const [k, v] of state.respHeaders) hdrs.set(k, v);
+      send(res, status, hdrs, body);
+      this.record({ routeId: route.id, status, phases });
+    };
+
+    // rewrite phase (ext-plugin-pre-req), then access phase (ext-plugin-post-req)
+    for (const phase of ['ext-plugin-pre-req', 'ext-plugin-post-req'] as const) {
+      const conf = route.plugins[phase];
+      if (!conf) continue;
+      const outcome = await this.client.httpReqCall(routeConf(route, phase, conf), this.reqCallInput(state));
+      const degraded = outcome.kind === 'error' && conf.allow_degradation === true;
+      phases.push({ phase, outcome, degraded });
+      if (outcome.kind === 'error') {
+        if (degraded) continue;
+        return finish(503, new Map([['content-type', ['text/html']]]), Buffer.from(UNAVAILABLE_BODY));
+      }
+      if (outcome.kind === 'stop') {
+        const hdrs = new Map<string, string[]>();
+        addHeaders(hdrs, outcome.stop.headers ?? [], () => true);
+        const body = outcome.stop.body && outcome.stop.body.length ? outcome.stop.body : undefined;
+        return finish(outcome.stop.status || 200, hdrs, body);
+      }
+      if (outcome.kind === 'rewrite') this.applyRewrite(state, outcome);
+    }
+
+    const postResp = route.plugins['ext-plugin-post-resp'];
+    const upstreamRes = await this.fetchUpstream(state);
+    if (!upstreamRes) return finish(502, new Map([['content-type', ['text/plain']]]), Buffer.from('502 Bad Gateway\n'));
+    if (!postResp) {
+      const hdrs = new Map<string, string[]>();
+      for (const [name, values] of upstreamRes.headers) if (!HOP_BY_HOP.has(name) && name !== 'content-length') hdrs.set(name, values);
+      return finish(upstreamRes.status, hdrs, upstreamRes.body);
+    }
+
+    // ext-plugin-post-resp: hand the upstream answer to the runner before the client sees it.
+    const upstreamEntries: Entry[] = [];
+    for (const [name, values] of upstreamRes.headers) for (const v of values) upstreamEntries.push({ name, value: name === 'host' ? state.upstreamHost : v });
+    const outcome = await this.client.httpRespCall(routeConf(route, 'ext-plugin-post-resp', postResp), {
+      status: upstreamRes.status,
+      headers: upstreamEntries,
+      respBody: upstreamRes.body,
+      body: state.body,
+      vars: (name) => this.variable(state, name),
+    });
+    const degraded = outcome.kind === 'error' && postResp.allow_degradation === true;
+    phases.push({ phase: 'ext-plugin-post-resp', outcome, degraded });
+    const upstreamHeaders = (): Map<string, string[]> => {
+      const hdrs = new Map<string, string[]>();
+      for (const [name, values] of upstreamRes.headers) if (!POST_RESP_EXCLUDED.has(name)) hdrs.set(name, values);
+      return hdrs;
+    };
+    if (outcome.kind === 'error') {
+      if (degraded) return finish(upstreamRes.status, upstreamHeaders(), upstreamRes.body);
+      return finish(503, new Map([['content-type', ['text/html']]]), Buffer.from(UNAVAILABLE_BODY));
+    }
+    let hdrs: Map<string, string[]>;
+    if (outcome.headers && outcome.headers.length > 0) {
+      hdrs = new Map();
+      addHeaders(hdrs, outcome.headers, () => true);
+    } else {
+      hdrs = upstreamHeaders();
+    }
+    const body = outcome.body && outcome.body.length ? outcome.body : upstreamRes.body;
+    return finish(outcome.status || upstreamRes.status, hdrs, body);
+  }
+
+  /** The HTTPReqCall input for the current state, as init.lua builds it. */
+  private reqCallInput(state: RequestState): Parameters<ApisixClient['httpReqCall']>[1] {
+    let path = state.uri;
+    if (state.upstreamUri !== '') {
+      // An upstream URI set earlier: its query becomes the args (init.lua calls set_uri_args).
+      const q = state.upstreamUri.indexOf('?');
+      path = q < 0 ? state.upstreamUri : state.upstreamUri.slice(0, q);
+      if (q >= 0) {
+        state.rawArgs = state.upstreamUri.slice(q + 1);
+        state.args = parseArgs(state.rawArgs);
+      }
+    }
+    const args: Entry[] = [];
+    for (const [name, values] of state.args) for (const v of values) args.push(v === true ? { name } : { name, value: v });
+    const headers: Entry[] = [];
+    for (const [name, values] of state.headers) for (const v of values) headers.push({ name, value: name === 'host' ? state.upstreamHost : v });
+    return {
+      method: state.method,
+      path,
+      args,
+      headers,
+      srcIp: state.remoteAddr,
+      body: state.body,
+      vars: (name) => this.variable(state, name),
+    };
+  }
+
+  /** `ngx.var[name]` for the request (undefined = nil). */
+  private variable(state: RequestState, name: string): string | undefined {
+    if (state.route.vars && Object.hasOwn(state.route.vars, name)) return state.route.vars[name];
+    switch (name) {
+      case 'uri': return state.uri;
+      case 'args': return state.rawArgs;
+      case 'is_args': return state.rawArgs === undefined ? '' : '?';
+      case 'request_uri': return state.requestUri;
+      case 'remote_addr': return state.remoteAddr.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+      case 'remote_port': return String(state.remotePort);
+      case 'server_addr': return '127.0.0.1';
+      case 'server_port': return String(this.port);
+      case 'host': return (state.headers.get('host')?.[0] ?? '127.0.0.1').replace(/:\d+$/, '').toLowerCase();
+      case 'request_method': return state.method;
+      case 'method': return state.method;
+      case 'scheme': return 'http';
+      case 'server_protocol': return 'HTTP/1.1';
+      case 'upstream_host': return state.upstreamHost;
+      case 'upstream_uri': return state.upstreamUri;
+      case 'content_type': return state.headers.get('content-type')?.[0];
+      case 'content_length': return state.headers.get('content-length')?.[0];
+      default:
+        if (name.startsWith('http_')) return state.headers.get(name.slice(5).replace(/_/g, '-'))?.join(', ');
+        if (name.startsWith('arg_')) {
+          const v = state.args.get(name.slice(4))?.[0];
+          return v === true ? '' : v;
+        }
+        return undefined;
+    }
+  }
+
+  /** Applies a Rewrite the way init.lua does. */
+  private applyRewrite(state: RequestState, outcome: Extract<ReqCallOutcome, { kind: 'rewrite' }>): void {
+    const rw = outcome.rewrite;
+    const path = rw.path !== undefined ? uriSafeEncode(rw.path) : undefined;
+    if (path !== undefined) state.upstreamUri = path;
+    for (const h of rw.headers ?? []) {
+      const name = h.name.toLowerCase();
+      if (h.value === undefined) state.headers.delete(name);
+      else state.headers.set(name, [h.value]);
+      if (name === 'host' && h.value !== undefined) state.upstreamHost = h.value;
+    }
+    if (rw.args && rw.args.length > 0) {
+      const changed = new Set<string>();
+      for (const a of rw.args) {
+        if (a.value === undefined) {
+          state.args.delete(a.name);
+        } else if (changed.has(a.name)) {
+          state.args.get(a.name)!.push(a.value);
+        } else {
+          state.args.set(a.name, [a.value]);
+          changed.add(a.name);
+        }
+      }
+      state.rawArgs = encodeArgs(state.args);
+      if (path !== undefined) state.upstreamUri = `${path}?${state.rawArgs}`;
+    }
+    if (rw.body && rw.body.length > 0) {
+      state.body = rw.body;
+      state.headers.delete('transfer-encoding');
+      state.headers.set('content-length', [String(rw.body.length)]);
+    }
+    const seen = new Set<string>();
+    for (const h of rw.respHeaders ?? []) {
+      const name = h.name.toLowerCase();
+      if (REWRITE_RESP_EXCLUDED.has(name) || h.value === undefined) continue;
+      if (seen.has(name)) state.respHeaders.get(name)!.push(h.value);
+      else { state.respHeaders.set(name, [h.value]); seen.add(name); }
+    }
+  }
+
+  /** Sends the request upstream; undefined when the upstream cannot be reached (502). */
+  private async fetchUpstream(state: RequestState): Promise<{ status: number; headers: Map<string, string[]>; body: Buffer } | undefined> {
+    let target = state.upstreamUri;
+    if (target === '') {
+      // Nothing rewrote the URI: the client's raw path, with the (possibly changed) query.
+      const q = state.requestUri.indexOf('?');
+      target = q < 0 ? state.requestUri : state.requestUri.slice(0, q);
+      if (state.rawArgs !== undefined) target += `?${state.rawArgs}`;
+    } else if (!target.includes('?') && state.rawArgs !== undefined) {
+      // A rewritten path keeps the original query unless args changed it.
+      target += `?${state.rawArgs}`;
+    }
+    const flat: string[] = [];
+    for (const [name, values] of state.headers) {
+      if (HOP_BY_HOP.has(name) || name === 'host' || name === 'content-length') continue;
+      for (const v of values) flat.push(name, v);
+    }
+    flat.push('host', state.upstreamHost || new URL(state.route.upstream).host);
+    const hasBody = state.body !== undefined && state.body.length > 0;
+    if (hasBody) flat.push('content-length', String(state.body!.length));
+    try {
+      const res = await undiciRequest(new URL(target, state.route.upstream), {
+        method: state.method as 'GET',
+        headers: flat,
+        body: hasBody ? state.body : undefined,
+        dispatcher: this.agent,
+      });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const headers = new Map<string, string[]>();
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value === undefined) continue;
+        headers.set(name, Array.isArray(value) ? value : [value]);
+      }
+      return { status: res.statusCode, headers, body };
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** APISIX's PrepareConf key and conf for a route's ext-plugin phase. */
+export function routeConf(route: GatewayRoute, phase: ExtPhase, conf: ExtPluginConf): RouteConf {
+  return { key: `route#${route.id}#${phase}#${route.version ?? 1}`, conf: conf.conf };
+}
+
+/** Sets headers like core.response.set_header/add_header: first occurrence sets, repeats add. */
+function addHeaders(target: Map<string, string[]>, entries: readonly Entry[], keep: (name: string) => boolean): void {
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const name = e.name.toLowerCase();
+    if (!keep(name) || e.value === undefined) continue;
+    if (seen.has(name)) target.get(name)!.push(e.value);
+    else { target.set(name, [e.value]); seen.add(name); }
+  }
+}
+
+function send(res: ServerResponse, status: number, headers: Map<string, string[]>, body: Buffer | undefined): void {
+  for (const [name, values] of headers) {
+    if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
+    res.setHeader(name, values.length === 1 ? values[0]! : values);
+  }
+  res.statusCode = status;
+  res.end(body);
+}
+
+export type { ErrorOutcome };

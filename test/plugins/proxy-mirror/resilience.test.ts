@@ -1,0 +1,107 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import {
+  RecordingTarget, absentPort, call, expectOk, mirrorRoute, startMirrorRunner, until, type MirrorRunner,
+} from './fixtures.js';
+
+let slow: RecordingTarget;
+let slowForQueue: RecordingTarget;
+let resetting: RecordingTarget;
+let mr: MirrorRunner;
+
+beforeAll(async () => {
+  slow = await RecordingTarget.start('hold', undefined, 10_000);
+  slowForQueue = await RecordingTarget.start('hold', undefined, 10_000);
+  resetting = await RecordingTarget.start('reset');
+  // A frozen clock: every problem log falls in one rate-limit interval.
+  mr = await startMirrorRunner({ now: () => 0 });
+});
+afterAll(async () => {
+  await mr.close();
+  await slow.close();
+  await slowForQueue.close();
+  await resetting.close();
+});
+
+const count = (target: string, outcome: string): Promise<number> =>
+  mr.metric('apisix_runner_mirror_requests_total', { target, outcome });
+
+describe('proxy-mirror never gets in the way', () => {
+  it('answers APISIX while a 10 s-slow target still holds the copy', async () => {
+    const route = mirrorRoute('route#slow#x#1', { host: slow.url });
+    const first = expectOk(await mr.client.httpReqCall(route, call()));
+    expect(first.kind).toBe('none');
+    await slow.waitFor(1);
+    // The copy reached the target and is still held there: the reply did not wait for it.
+    expect(slow.holding).toBe(1);
+    expect(slow.answered).toBe(0);
+    for (let i = 0; i < 10; i++) expect(expectOk(await mr.client.httpReqCall(route, call())).kind).toBe('none');
+    await slow.waitFor(11);
+    expect(slow.answered).toBe(0);
+    expect(await mr.metric('apisix_runner_mirror_inflight', { target: slow.url })).toBe(11);
+  });
+
+  it('times a slow copy out with the route read timeout and counts it', async () => {
+    const route = mirrorRoute('route#slow-timeout#x#1', { host: slow.url, timeout: { read: '200ms', connect: 1000, send: '1s' } });
+    expectOk(await mr.client.httpReqCall(route, call({ path: '/will-time-out' })));
+    await until(async () => (await count(slow.url, 'timeout')) === 1, 'timeout counted');
+    // The target never answered it: the timeout is ours.
+    expect(slow.answered).toBe(0);
+  });
+
+  it('counts a resetting target as an error and the reply is unaffected', async () => {
+    const route = mirrorRoute('route#reset#x#1', { host: resetting.url });
+    for (let i = 0; i < 3; i++) expect(expectOk(await mr.client.httpReqCall(route, call())).kind).toBe('none');
+    await resetting.waitFor(3);
+    await until(async () => (await count(resetting.url, 'error')) === 3, '3 errors counted');
+    expect(await count(resetting.url, 'sent')).toBe(3);
+  });
+
+  it('counts an absent target as an error, with one log line per interval', async () => {
+    const host = `http://127.0.0.1:${await absentPort()}`;
+    const route = mirrorRoute('route#absent#x#1', { host });
+    for (let i = 0; i < 30; i++) expect(expectOk(await mr.client.httpReqCall(route, call())).kind).toBe('none');
+    await until(async () => (await count(host, 'error')) === 30, '30 errors counted');
+    const lines = mr.logs.filter((l) => l['target'] === host && String(l['msg']).includes('failed'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!['code']).toBe('ECONNREFUSED');
+  });
+
+  it('caps in-flight copies, queues a bounded number and drops (and counts) the rest', async () => {
+    const route = mirrorRoute('route#queue#x#1', { host: slowForQueue.url, max_concurrency: 2, max_queue: 3 });
+    for (let i = 0; i < 20; i++) expect(expectOk(await mr.client.httpReqCall(route, call())).kind).toBe('none');
+    await slowForQueue.waitFor(2);
+    expect(await count(slowForQueue.url, 'dropped')).toBe(15);
+    expect(await count(slowForQueue.url, 'sent')).toBe(2);
+    expect(await mr.metric('apisix_runner_mirror_inflight', { target: slowForQueue.url })).toBe(2);
+    expect(await mr.metric('apisix_runner_mirror_queued', { target: slowForQueue.url })).toBe(3);
+    expect(slowForQueue.received).toHaveLength(2);
+  });
+
+  it('bounds the queue by bytes too', async () => {
+    // Same host, other limits: a separate target with its own pool, cap and queue.
+    const route = mirrorRoute('route#queue-bytes#x#1', { host: slowForQueue.url, max_concurrency: 1, max_queue: 100, max_queue_bytes: 25_000 });
+    const body = Buffer.alloc(10_000, 7);
+    const droppedBefore = await count(slowForQueue.url, 'dropped');
+    const queuedBytesBefore = await mr.metric('apisix_runner_mirror_queued_bytes', { target: slowForQueue.url });
+    for (let i = 0; i < 10; i++) {
+      expectOk(await mr.client.httpReqCall(route, call({ method: 'POST', headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '10000' }], body })));
+    }
+    // 1 in flight, 2 queued (~20 KB of 25 KB), 7 dropped.
+    expect(await count(slowForQueue.url, 'dropped')).toBe(droppedBefore + 7);
+    const queuedBytes = (await mr.metric('apisix_runner_mirror_queued_bytes', { target: slowForQueue.url })) - queuedBytesBefore;
+    expect(queuedBytes).toBeGreaterThan(20_000);
+    expect(queuedBytes).toBeLessThanOrEqual(25_000);
+  });
+
+  it('closes without waiting for slow targets', async () => {
+    const other = await startMirrorRunner({ settings: { close_grace: '50ms' } });
+    try {
+      expectOk(await other.client.httpReqCall(mirrorRoute('route#close#x#1', { host: slow.url, path: '/at-close' }), call()));
+      await until(() => slow.received.some((r) => r.url === '/at-close'), 'copy held');
+    } finally {
+      await other.close();
+    }
+    // close() returned although the target holds the copy for 10 s.
+    expect(slow.answered).toBe(0);
+  });
+});
