@@ -112,7 +112,8 @@ function roundTrip(socket, frame) {
 /**
  * Runs the load and returns the summary.
  * @param {{socketPath: string, connections: number, durationMs: number, warmupMs: number,
- *   conf: {name: string, value: string}[], key?: string, bodySize?: number, pid?: number}} opts
+ *   conf: {name: string, value: string}[], key?: string, bodySize?: number, pid?: number,
+ *   helperPids?: number[]}} opts
  */
 export async function runLoad(opts) {
   const { frames } = await loadProtocol();
@@ -248,6 +249,9 @@ export async function runLoad(opts) {
   await sleep(opts.warmupMs);
 
   const cpuStart = opts.pid ? processCpuMicros(opts.pid) : undefined;
+  const helpers = opts.helperPids ?? [];
+  const helperCpu = () => helpers.reduce((sum, pid) => sum + (processCpuMicros(pid) ?? 0), 0);
+  const helperStart = helperCpu();
   const selfStart = process.cpuUsage();
   const machineStart = machineBusyMicros();
   const t0 = performance.now();
@@ -258,6 +262,7 @@ export async function runLoad(opts) {
   const cpuEnd = opts.pid ? processCpuMicros(opts.pid) : undefined;
   const self = process.cpuUsage(selfStart);
   const machineEnd = machineBusyMicros();
+  const helperUs = helperCpu() - helperStart;
   const rss = opts.pid ? processRssKiB(opts.pid) : undefined;
 
   stopping = true;
@@ -287,8 +292,10 @@ export async function runLoad(opts) {
     // sink, the kernel): a high value means the cell was disturbed.
     otherCpuUtilisation:
       machineStart !== undefined && machineEnd !== undefined && runnerCpuUs !== undefined
-        ? Math.max(0, machineEnd - machineStart - runnerCpuUs - (self.user + self.system)) / (seconds * 1e6)
+        ? Math.max(0, machineEnd - machineStart - runnerCpuUs - helperUs - (self.user + self.system)) / (seconds * 1e6)
         : undefined,
+    // CPU of helper processes of the cell (the mirror sink), not counted as disturbance.
+    helperCpuUtilisation: helpers.length ? helperUs / (seconds * 1e6) : undefined,
     errors: stats.errors,
     errorCodes: stats.errorCodes,
     reconnects: stats.reconnects,
@@ -312,6 +319,7 @@ async function main() {
       key: { type: 'string' },
       'body-size': { type: 'string', default: '0' },
       pid: { type: 'string' },
+      'helper-pids': { type: 'string' },
     },
   });
   if (!values.socket) {
@@ -327,6 +335,7 @@ async function main() {
     key: values.key,
     bodySize: Number(values['body-size']),
     pid: values.pid ? Number(values.pid) : undefined,
+    helperPids: values['helper-pids'] ? values['helper-pids'].split(',').map(Number) : [],
   });
   process.stdout.write(JSON.stringify(summary) + '\n');
 }

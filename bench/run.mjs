@@ -14,9 +14,12 @@
  *   --only <list>           case ids to run, e.g. floor,none,say (default all)
  *   --no-pin                do not use taskset even when available
  *   --runner <path>         runner entry (default dist/cli.js)
+ *   --max-tries <n>         run a cell again (up to n times in all, keeping the quietest try) when
+ *                           other processes used more than 20% of a core during it [BENCH_MAX_TRIES] (default 3)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { resolve } from 'node:path';
@@ -32,6 +35,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     'no-pin': { type: 'boolean', default: false },
     runner: { type: 'string' },
+    'max-tries': { type: 'string' },
   },
 });
 
@@ -42,6 +46,9 @@ const ONLY = flags.only ? new Set(flags.only.split(',')) : undefined;
 const RUNNER_ENTRY = resolve(REPO_ROOT, flags.runner ?? 'dist/cli.js');
 const OUT_DIR = resolve(REPO_ROOT, '.bench-out');
 const BODY_BYTES = 1024;
+const MAX_TRIES = Number(flags['max-tries'] ?? process.env.BENCH_MAX_TRIES ?? 3);
+/** Share of a core used by other processes during a cell above which the cell is run again. */
+const NOISE_LIMIT = 0.2;
 
 // ---- pinning ---------------------------------------------------------------------------
 const cpuCount = os.availableParallelism?.() ?? os.cpus().length;
@@ -162,16 +169,19 @@ async function startSink() {
 }
 
 async function sinkCount(port) {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/__bench/count`);
-    return Number(await res.text());
-  } catch {
-    return undefined;
-  }
+  // A fresh connection each time (agent: false), so exactly one sink connection is ours.
+  return new Promise((res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/__bench/count', agent: false }, (r) => {
+      let body = '';
+      r.on('data', (d) => { body += d; });
+      r.on('end', () => { try { res(JSON.parse(body)); } catch { res(undefined); } });
+    });
+    req.on('error', () => res(undefined));
+  });
 }
 
 /** Runs the load generator (pinned to core 1) for one cell and returns its JSON summary. */
-function runLoadgen({ socketPath, connections, conf, key, bodySize, pid }) {
+function runLoadgen({ socketPath, connections, conf, key, bodySize, pid, helperPids }) {
   const argv = pinned(1, [
     process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'),
     '--socket', socketPath,
@@ -182,6 +192,7 @@ function runLoadgen({ socketPath, connections, conf, key, bodySize, pid }) {
     '--key', key,
     '--body-size', String(bodySize ?? 0),
     '--pid', String(pid),
+    ...(helperPids?.length ? ['--helper-pids', helperPids.join(',')] : []),
   ]);
   return new Promise((res, rej) => {
     const child = spawn(argv[0], argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -239,7 +250,7 @@ function notesOf(s, extra) {
   if (s.errors) notes.push(`**${s.errors} errors** ${JSON.stringify(s.errorCodes)}`);
   if (s.reconnects) notes.push(`${s.reconnects} reconnects`);
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
-  if (s.otherCpuUtilisation > 0.15) notes.push(`other CPU use ${Math.round(s.otherCpuUtilisation * 100)}%`);
+  if (s.otherCpuUtilisation > NOISE_LIMIT) notes.push(`**noisy: other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core** (best of ${s.tries} tries)`);
   if (extra) notes.push(extra);
   return notes.join('; ');
 }
@@ -283,20 +294,38 @@ async function main() {
       let routeVersion = 0;
       for (const C of CONNECTIONS) {
         process.stderr.write(`bench: ${c.label}, C=${C} ...\n`);
-        const before = c.sink ? await sinkCount(sink.port) : undefined;
         try {
-          const summary = await runLoadgen({
-            socketPath: server.socketPath,
-            connections: C,
-            conf: c.conf ? c.conf(sink?.port) : [],
-            key: `route#1#ext-plugin-pre-req#${++routeVersion}`,
-            bodySize: c.bodySize,
-            pid: server.child.pid,
-          });
-          const after = c.sink ? await sinkCount(sink.port) : undefined;
+          let summary;
+          let mirrored;
+          let tries = 0;
+          // Other jobs on the machine skew a cell badly: run it again and keep the quietest try.
+          while (tries < MAX_TRIES) {
+            tries++;
+            const b = c.sink ? await sinkCount(sink.port) : undefined;
+            const s = await runLoadgen({
+              socketPath: server.socketPath,
+              connections: C,
+              conf: c.conf ? c.conf(sink?.port) : [],
+              key: `route#1#ext-plugin-pre-req#${++routeVersion}`,
+              bodySize: c.bodySize,
+              pid: server.child.pid,
+              helperPids: c.sink ? [sink.child.pid] : [],
+            });
+            const a = c.sink ? await sinkCount(sink.port) : undefined;
+            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) {
+              summary = s;
+              mirrored = b !== undefined && a !== undefined
+                ? { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 } // -1: our count request
+                : undefined;
+            }
+            if ((summary.otherCpuUtilisation ?? 0) <= NOISE_LIMIT) break;
+            process.stderr.write(`bench:   noisy (other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core), trying again\n`);
+            await sleep(2000);
+          }
+          summary.tries = tries;
           if (c.server === 'floor') floors.set(`${c.id}:${C}`, summary);
           const floor = c.floor ? floors.get(`${c.floor}:${C}`) : undefined;
-          const mirrored = before !== undefined && after !== undefined ? `sink got ${fmtInt(after - before)} mirrors (incl. warm-up)` : undefined;
+          if (mirrored !== undefined) summary.mirrorsReceived = mirrored;
           results.push({
             id: c.id,
             label: c.label,
@@ -304,7 +333,7 @@ async function main() {
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, c.sink && c.id === 'mirror-all' ? mirrored : undefined),
+            notes: notesOf(summary, c.id === 'mirror-all' && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });

@@ -2,15 +2,17 @@
 /**
  * Mirror sink for the proxy-mirror cells: a keep-alive HTTP server on 127.0.0.1 that reads
  * and drops every request and answers 200 with an empty body. `GET /__bench/count` answers
- * how many other requests it has seen (that request is not counted).
+ * `{"requests": n, "connections": m}`: requests and TCP connections seen so far (the count
+ * request itself is not counted as a request).
  * Prints `sink listening on <port>` once ready. SINK_PORT picks the port (default: any free).
  */
 import http from 'node:http';
 
 let received = 0;
+let connections = 0;
 const server = http.createServer((req, res) => {
   if (req.url === '/__bench/count') {
-    res.end(String(received));
+    res.end(JSON.stringify({ requests: received, connections }));
     return;
   }
   received++;
@@ -20,6 +22,7 @@ const server = http.createServer((req, res) => {
     res.end();
   });
 });
+server.on('connection', () => { connections++; });
 server.keepAliveTimeout = 60_000;
 server.listen(Number(process.env.SINK_PORT ?? 0), '127.0.0.1', () => {
   const addr = server.address();

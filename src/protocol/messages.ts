@@ -78,13 +78,47 @@ function byteBuffer(payload: Uint8Array): flatbuffers.ByteBuffer {
   return new flatbuffers.ByteBuffer(payload);
 }
 
-/** Reads a [TextEntry] vector through a generated accessor pair. */
-function readEntries(length: number, at: (i: number, obj: TextEntry) => TextEntry | null): TextPair[] {
-  const out: TextPair[] = new Array(length);
-  const entry = new TextEntry();
-  for (let i = 0; i < length; i++) {
-    at(i, entry);
-    out[i] = { name: entry.name() ?? '', value: entry.value() ?? undefined };
+function asBuffer(payload: Uint8Array): Buffer {
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
+function u16(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8);
+}
+
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+}
+
+/** A FlatBuffers string at the uoffset stored at `at`, decoded without TextDecoder (3x faster for header-sized strings). */
+function readString(b: Buffer, at: number): string {
+  const start = at + u32(b, at);
+  const len = u32(b, start);
+  return b.toString('utf8', start + 4, start + 4 + len);
+}
+
+/**
+ * Reads the [TextEntry] vector in field `vtableOffset` (4 + 2 × field id) of the table at
+ * `tablePos`. The payload has been verified (verify.ts), so offsets are in bounds; this is
+ * the per-request hot path, hence the direct reads instead of the generated TextEntry class.
+ */
+function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): TextPair[] {
+  const o = bb.__offset(tablePos, vtableOffset);
+  if (!o) return [];
+  const vec = bb.__vector(tablePos + o);
+  const count = u32(b, vec - 4);
+  const out: TextPair[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const elem = vec + 4 * i;
+    const t = elem + u32(b, elem);
+    const vt = t - (b[t]! | (b[t + 1]! << 8) | (b[t + 2]! << 16) | (b[t + 3]! << 24));
+    const vtSize = u16(b, vt);
+    const nameOff = vtSize > 4 ? u16(b, vt + 4) : 0;
+    const valueOff = vtSize > 6 ? u16(b, vt + 6) : 0;
+    out[i] = {
+      name: nameOff ? readString(b, t + nameOff) : '',
+      value: valueOff ? readString(b, t + valueOff) : undefined,
+    };
   }
   return out;
 }
@@ -128,10 +162,11 @@ export interface PrepareConfRequest {
 
 export function decodePrepareConfReq(payload: Uint8Array): PrepareConfRequest {
   verifyRoot(payload, SHAPES.prepareConfReq);
-  const req = PrepareConfReq.getRootAsReq(byteBuffer(payload));
+  const bb = byteBuffer(payload);
+  const req = PrepareConfReq.getRootAsReq(bb);
   return {
     key: req.key() ?? '',
-    conf: readEntries(req.confLength(), (i, e) => req.conf(i, e)),
+    conf: readEntries(asBuffer(payload), bb, req.bb_pos, 4),
   };
 }
 
@@ -141,11 +176,13 @@ export class HttpReqCallMessage {
   readonly confToken: number;
   readonly methodCode: number;
   private readonly req: ReqCallReq;
+  private readonly payload: Buffer;
   private argsCache: TextPair[] | undefined;
   private headersCache: TextPair[] | undefined;
 
   constructor(payload: Uint8Array) {
     verifyRoot(payload, SHAPES.reqCallReq);
+    this.payload = asBuffer(payload);
     this.req = ReqCallReq.getRootAsReq(byteBuffer(payload));
     this.id = this.req.id();
     this.confToken = this.req.confToken();
@@ -169,11 +206,11 @@ export class HttpReqCallMessage {
   }
 
   get args(): TextPair[] {
-    return (this.argsCache ??= readEntries(this.req.argsLength(), (i, e) => this.req.args(i, e)));
+    return (this.argsCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 12));
   }
 
   get headers(): TextPair[] {
-    return (this.headersCache ??= readEntries(this.req.headersLength(), (i, e) => this.req.headers(i, e)));
+    return (this.headersCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 14));
   }
 }
 
@@ -196,11 +233,12 @@ export interface HttpRespCallRequest {
 
 export function decodeHttpRespCall(payload: Uint8Array): HttpRespCallRequest {
   verifyRoot(payload, SHAPES.respCallReq);
-  const req = RespCallReq.getRootAsReq(byteBuffer(payload));
+  const bb = byteBuffer(payload);
+  const req = RespCallReq.getRootAsReq(bb);
   return {
     id: req.id(),
     status: req.status(),
-    headers: readEntries(req.headersLength(), (i, e) => req.headers(i, e)),
+    headers: readEntries(asBuffer(payload), bb, req.bb_pos, 8),
     confToken: req.confToken(),
   };
 }
@@ -208,6 +246,15 @@ export function decodeHttpRespCall(payload: Uint8Array): HttpRespCallRequest {
 // ---- runner -> APISIX -------------------------------------------------------------------
 // One builder for the whole process: encoding is synchronous, so it is never shared mid-use.
 const builder = new flatbuffers.Builder(1024);
+const utf8 = new TextEncoder();
+let scratch = new Uint8Array(4096);
+
+/** createString via encodeInto a reused buffer: TextEncoder.encode allocates and is 10x slower for short strings. */
+function createString(s: string): flatbuffers.Offset {
+  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
+  const n = utf8.encodeInto(s, scratch).written;
+  return builder.createString(scratch.subarray(0, n));
+}
 
 function finish(type: MessageType, root: flatbuffers.Offset): Buffer {
   builder.finish(root);
@@ -220,8 +267,8 @@ function createEntries(entries: readonly TextPair[]): flatbuffers.Offset {
   const offsets: flatbuffers.Offset[] = new Array(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    const name = builder.createString(e.name);
-    const value = e.value === undefined ? 0 : builder.createString(e.value);
+    const name = createString(e.name);
+    const value = e.value === undefined ? 0 : createString(e.value);
     TextEntry.startTextEntry(builder);
     TextEntry.addName(builder, name);
     if (value) TextEntry.addValue(builder, value);
@@ -279,7 +326,7 @@ export function encodeHttpReqCallResp(id: number, action: ReqCallAction): Buffer
     actionType = Action.Stop;
   } else if (action.type === 'rewrite') {
     const r = action.rewrite;
-    const path = r.path !== undefined ? builder.createString(r.path) : 0;
+    const path = r.path !== undefined ? createString(r.path) : 0;
     const headers = r.headers.length ? createEntries(r.headers) : 0;
     const args = r.args.length ? createEntries(r.args) : 0;
     const respHeaders = r.respHeaders.length ? createEntries(r.respHeaders) : 0;
@@ -311,7 +358,7 @@ export function encodeExtraInfoReq(q: ExtraInfoQuestion): Buffer {
   let type: Info;
   let offset: flatbuffers.Offset;
   if (q.kind === 'var') {
-    offset = Var.createVar(builder, builder.createString(q.name));
+    offset = Var.createVar(builder, createString(q.name));
     type = Info.Var;
   } else if (q.kind === 'reqBody') {
     ReqBody.startReqBody(builder);

@@ -7,6 +7,9 @@
  *
  * It deliberately does NOT check the NUL after strings: APISIX's Lua encoder omits it for
  * empty strings (see test/fixtures/conformance/README.md).
+ *
+ * It runs on every RPC, so it reads bytes directly (no DataView, no closures) and walks
+ * shapes compiled to numeric kinds once.
  */
 
 export type FieldShape =
@@ -29,99 +32,151 @@ export class MalformedPayloadError extends Error {
   readonly code = 'A6_ERR_MALFORMED_PAYLOAD';
 }
 
-const MAX_DEPTH = 8;
-
-/** Throws MalformedPayloadError unless `payload` holds a root table of `shape` whose reachable parts are in bounds. */
-export function verifyRoot(payload: Uint8Array, shape: TableShape): void {
-  if (payload.byteLength < 8) throw new MalformedPayloadError(`${shape.name}: payload of ${payload.byteLength} bytes is too short for a table`);
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const root = view.getUint32(0, true);
-  verifyTable(view, root, shape, 0);
+const enum Kind {
+  U8 = 1,
+  U16 = 2,
+  U32 = 3,
+  Vector1 = 4,
+  Table = 5,
+  Tables = 6,
+  Union = 7,
 }
 
-function fail(shape: TableShape, what: string): never {
+interface CompiledField {
+  readonly kind: Kind;
+  readonly id: number;
+  readonly table: CompiledShape | undefined;
+  readonly members: readonly (CompiledShape | null)[] | undefined;
+}
+
+interface CompiledShape {
+  readonly name: string;
+  readonly fields: readonly CompiledField[];
+}
+
+const compiled = new WeakMap<TableShape, CompiledShape>();
+
+function compile(shape: TableShape): CompiledShape {
+  let c = compiled.get(shape);
+  if (c) return c;
+  const fields: CompiledField[] = [];
+  const out: CompiledShape = { name: shape.name, fields };
+  compiled.set(shape, out);
+  let id = 0;
+  for (const f of shape.fields) {
+    if (f === 'u8') fields.push({ kind: Kind.U8, id, table: undefined, members: undefined });
+    else if (f === 'u16') fields.push({ kind: Kind.U16, id, table: undefined, members: undefined });
+    else if (f === 'u32') fields.push({ kind: Kind.U32, id, table: undefined, members: undefined });
+    else if (f === 'string' || f === 'bytes') fields.push({ kind: Kind.Vector1, id, table: undefined, members: undefined });
+    else if ('table' in f) fields.push({ kind: Kind.Table, id, table: compile(f.table), members: undefined });
+    else if ('tables' in f) fields.push({ kind: Kind.Tables, id, table: compile(f.tables), members: undefined });
+    else {
+      fields.push({ kind: Kind.Union, id, table: undefined, members: f.union.map((m) => (m ? compile(m) : null)) });
+      id += 1;
+    }
+    id += 1;
+  }
+  return out;
+}
+
+const MAX_DEPTH = 8;
+
+function u16(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8);
+}
+
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+}
+
+function i32(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+}
+
+function fail(shape: CompiledShape, what: string): never {
   throw new MalformedPayloadError(`${shape.name}: ${what}`);
 }
 
-function verifyTable(view: DataView, pos: number, shape: TableShape, depth: number): void {
-  const len = view.byteLength;
+/** Throws MalformedPayloadError unless `payload` holds a root table of `shape` whose reachable parts are in bounds. */
+export function verifyRoot(payload: Uint8Array, shape: TableShape): void {
+  const c = compile(shape);
+  if (payload.length < 8) fail(c, `payload of ${payload.length} bytes is too short for a table`);
+  verifyTable(payload, u32(payload, 0), c, 0);
+}
+
+function verifyTable(b: Uint8Array, pos: number, shape: CompiledShape, depth: number): void {
+  const len = b.length;
   if (depth > MAX_DEPTH) fail(shape, 'tables nested too deep');
   if (pos + 4 > len) fail(shape, `table offset ${pos} out of bounds`);
-  const vtable = pos - view.getInt32(pos, true);
+  const vtable = pos - i32(b, pos);
   if (vtable < 0 || vtable + 4 > len) fail(shape, `vtable offset ${vtable} out of bounds`);
-  const vtableSize = view.getUint16(vtable, true);
-  const tableSize = view.getUint16(vtable + 2, true);
-  if (vtableSize < 4 || vtableSize % 2 !== 0 || vtable + vtableSize > len) fail(shape, `bad vtable size ${vtableSize}`);
+  const vtableSize = u16(b, vtable);
+  const tableSize = u16(b, vtable + 2);
+  if (vtableSize < 4 || (vtableSize & 1) !== 0 || vtable + vtableSize > len) fail(shape, `bad vtable size ${vtableSize}`);
   if (tableSize < 4 || pos + tableSize > len) fail(shape, `bad table size ${tableSize}`);
 
-  let id = 0;
-  for (const field of shape.fields) {
-    const isUnion = typeof field === 'object' && 'union' in field;
-    const slotOf = (fieldId: number): number => {
-      const slot = 4 + 2 * fieldId;
-      if (slot + 2 > vtableSize) return 0;
-      const off = view.getUint16(vtable + slot, true);
-      return off;
-    };
-    const off = slotOf(id);
-    if (isUnion) {
-      const valueOff = slotOf(id + 1);
-      const type = off ? readScalar(view, pos, off, 1, tableSize, shape) : 0;
-      if (valueOff) {
-        const target = follow(view, pos + checkInTable(pos, valueOff, 4, tableSize, shape), shape);
-        const member = type === 0 ? null : field.union[type - 1];
-        if (member === undefined) fail(shape, `unknown union type ${type}`);
-        if (member) verifyTable(view, target, member, depth + 1);
-      } else if (type !== 0 && field.union[type - 1] === undefined) {
-        fail(shape, `unknown union type ${type}`);
-      }
-      id += 2;
-      continue;
-    }
-    id += 1;
-    if (!off) continue;
-    if (field === 'u8') readScalar(view, pos, off, 1, tableSize, shape);
-    else if (field === 'u16') readScalar(view, pos, off, 2, tableSize, shape);
-    else if (field === 'u32') readScalar(view, pos, off, 4, tableSize, shape);
-    else {
-      const target = follow(view, pos + checkInTable(pos, off, 4, tableSize, shape), shape);
-      if (field === 'string' || field === 'bytes') {
-        vectorEnd(view, target, 1, shape);
-      } else if ('table' in field) {
-        verifyTable(view, target, field.table, depth + 1);
-      } else if ('tables' in field) {
-        const count = view.getUint32(target, true);
-        vectorEnd(view, target, 4, shape);
-        for (let i = 0; i < count; i++) {
-          const elem = target + 4 + 4 * i;
-          verifyTable(view, follow(view, elem, shape), field.tables, depth + 1);
+  const fields = shape.fields;
+  for (let f = 0; f < fields.length; f++) {
+    const field = fields[f]!;
+    const slot = 4 + 2 * field.id;
+    const off = slot + 2 > vtableSize ? 0 : u16(b, vtable + slot);
+    switch (field.kind) {
+      case Kind.U8:
+        if (off && off + 1 > tableSize) fail(shape, `field ${field.id} overruns its table`);
+        break;
+      case Kind.U16:
+        if (off && off + 2 > tableSize) fail(shape, `field ${field.id} overruns its table`);
+        break;
+      case Kind.U32:
+        if (off && off + 4 > tableSize) fail(shape, `field ${field.id} overruns its table`);
+        break;
+      case Kind.Vector1:
+        if (off) vectorEnd(b, follow(b, pos, off, tableSize, shape), 1, shape);
+        break;
+      case Kind.Table:
+        if (off) verifyTable(b, follow(b, pos, off, tableSize, shape), field.table!, depth + 1);
+        break;
+      case Kind.Tables:
+        if (off) {
+          const target = follow(b, pos, off, tableSize, shape);
+          const count = u32(b, target);
+          vectorEnd(b, target, 4, shape);
+          for (let i = 0; i < count; i++) {
+            const elem = target + 4 + 4 * i;
+            const table = elem + u32(b, elem);
+            verifyTable(b, table, field.table!, depth + 1);
+          }
         }
+        break;
+      case Kind.Union: {
+        const members = field.members!;
+        if (off && off + 1 > tableSize) fail(shape, `field ${field.id} overruns its table`);
+        const type = off ? b[pos + off]! : 0;
+        if (type !== 0 && members[type - 1] === undefined) fail(shape, `unknown union type ${type}`);
+        const valueSlot = slot + 2;
+        const valueOff = valueSlot + 2 > vtableSize ? 0 : u16(b, vtable + valueSlot);
+        if (valueOff && type !== 0) {
+          const member = members[type - 1];
+          if (member) verifyTable(b, follow(b, pos, valueOff, tableSize, shape), member, depth + 1);
+        }
+        break;
       }
     }
   }
 }
 
-function checkInTable(pos: number, off: number, size: number, tableSize: number, shape: TableShape): number {
-  if (off + size > tableSize) fail(shape, `field at ${off} overruns its table of ${tableSize} bytes`);
-  return off;
-}
-
-function readScalar(view: DataView, pos: number, off: number, size: number, tableSize: number, shape: TableShape): number {
-  checkInTable(pos, off, size, tableSize, shape);
-  return size === 1 ? view.getUint8(pos + off) : size === 2 ? view.getUint16(pos + off, true) : view.getUint32(pos + off, true);
-}
-
-/** Follows a uoffset at `at`; the target must leave room for at least a 4-byte length or soffset. */
-function follow(view: DataView, at: number, shape: TableShape): number {
-  if (at + 4 > view.byteLength) fail(shape, `offset at ${at} out of bounds`);
-  const target = at + view.getUint32(at, true);
-  if (target + 4 > view.byteLength) fail(shape, `offset target ${target} out of bounds`);
+/** Follows the uoffset stored at table field `off`; the target must leave room for a 4-byte length or soffset. */
+function follow(b: Uint8Array, pos: number, off: number, tableSize: number, shape: CompiledShape): number {
+  if (off + 4 > tableSize) fail(shape, `field at ${off} overruns its table of ${tableSize} bytes`);
+  const at = pos + off;
+  const target = at + u32(b, at);
+  if (target + 4 > b.length) fail(shape, `offset target ${target} out of bounds`);
   return target;
 }
 
-function vectorEnd(view: DataView, at: number, elemSize: number, shape: TableShape): number {
-  const count = view.getUint32(at, true);
+function vectorEnd(b: Uint8Array, at: number, elemSize: number, shape: CompiledShape): number {
+  const count = u32(b, at);
   const end = at + 4 + count * elemSize;
-  if (end > view.byteLength) fail(shape, `vector of ${count} elements at ${at} overruns the payload`);
+  if (end > b.length) fail(shape, `vector of ${count} elements at ${at} overruns the payload`);
   return end;
 }

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { decodeHttpReqCall, encodeHttpReqCallResp, encodePrepareConfResp } from '../../src/protocol/messages.js';
+import { decodeExtraInfoResp, decodeHttpReqCall, encodeExtraInfoReq, encodeHttpReqCallResp, encodePrepareConfResp, type ExtraInfoQuestion } from '../../src/protocol/messages.js';
 import { RPC, ipToBytes, storedFields } from './apisix-codec.js';
 import { GatewayEmulator, type GatewayRoute } from './gateway.js';
 import { startFakeRunner, tempSocketDir, type FakeRunner } from './fake-runner.js';
@@ -269,6 +269,40 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
       expect(res.statusCode).toBe(404);
       await res.body.text();
       expect(fake.received.length).toBe(0);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+
+  it('answers ExtraInfo questions from the request (vars, custom route vars, body)', async () => {
+    const questions: ExtraInfoQuestion[] = [
+      'uri', 'args', 'is_args', 'request_uri', 'remote_addr', 'host', 'server_port', 'request_method', 'scheme',
+      'http_x_custom', 'arg_a', 'route_tag', 'not_a_var',
+    ].map((name) => ({ kind: 'var', name }) as const);
+    questions.push({ kind: 'reqBody' });
+    const answers: (string | undefined)[] = [];
+    let next = 0;
+    const fake = await startFakeRunner(dirs.path('xi.sock'), (type, payload, reply) => {
+      if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
+      if (type === RPC.EXTRA_INFO) answers.push(decodeExtraInfoResp(payload)?.toString('utf8'));
+      if (type === RPC.HTTP_REQ_CALL || type === RPC.EXTRA_INFO) {
+        const q = questions[next++];
+        reply.raw(q ? encodeExtraInfoReq(q) : encodeHttpReqCallResp(0, { type: 'none' }));
+      }
+    });
+    const gw = await GatewayEmulator.start({
+      socketPath: fake.socketPath,
+      routes: [{ id: 'xi', uri: '/xi/', upstream: upstream.url, vars: { route_tag: 'blue' }, plugins: { 'ext-plugin-pre-req': { conf: [{ name: 'x', value: '{}' }] } } }],
+    });
+    try {
+      const res = await request(`${gw.url}/xi/a%20b?a=1&a=2`, { method: 'POST', headers: { host: 'Example.COM:8080', 'x-custom': 'c' }, body: 'the body' });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      expect(answers).toEqual([
+        '/xi/a b', 'a=1&a=2', '?', '/xi/a%20b?a=1&a=2', '127.0.0.1', 'example.com', new URL(gw.url).port, 'POST', 'http',
+        'c', '1', 'blue', undefined, 'the body',
+      ]);
     } finally {
       await gw.close();
       await fake.close();

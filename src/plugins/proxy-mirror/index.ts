@@ -136,8 +136,10 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         const grpcMessages = splitGrpcMessages(copy.body ?? Buffer.alloc(0), grpcEncoding);
         conf.mirrorTarget.submit({ ...copy, grpcMessages });
       } catch (err) {
-        if (!(err instanceof GrpcBodyError) && !(err instanceof Error)) throw err;
-        limiter.warn(`${target}:grpc_bad_body`, { target, err: err.message }, 'proxy-mirror: gRPC body not copied');
+        // GrpcBodyError for a malformed body, a zlib error for a bad compressed message.
+        const code = err instanceof GrpcBodyError ? err.code : 'A6_ERR_MIRROR_GRPC_DECOMPRESS';
+        limiter.warn(`${target}:grpc_bad_body`, { target, code, err: err instanceof Error ? err.message : String(err) },
+          'proxy-mirror: gRPC body not copied');
         skip(conf, 'grpc_bad_body');
       }
     });

@@ -1,0 +1,339 @@
+/**
+ * End-to-end scenarios, written once and run against two gateways:
+ * - test/e2e/peer.test.ts: the gateway emulator (test/harness/gateway.ts) + a real runner;
+ * - test/e2e/apisix.test.ts: real APISIX (Docker) with the runner inside.
+ * Each scenario is data (its routes) plus a `run` that sends client requests and asserts what
+ * the client, the upstream and each mirror target saw. Every request carries `x-scenario`, so
+ * the recorders (shared by all scenarios) can tell whose traffic they saw.
+ */
+import { expect } from 'vitest';
+import type { ExtPhase, ExtPluginConf } from '../harness/gateway.js';
+import { Recorder, type ClientRequest, type ClientResult, type Recorded } from '../harness/http-recorder.js';
+
+export { Recorder, sendClientRequest, promSample, type ClientRequest, type ClientResult, type Recorded } from '../harness/http-recorder.js';
+
+/** Addresses as seen from the gateway (upstream) and from the runner (mirror targets). */
+export interface ScenarioEnv {
+  readonly upstreamUrl: string;
+  readonly mirrorUrl: string;
+  readonly mirror2Url: string;
+}
+
+/** A route in neutral form: rendered as a GatewayRoute or as an APISIX standalone route. */
+export interface ScenarioRoute {
+  readonly id: string;
+  /** Path prefix, ending with '/'. */
+  readonly uri: string;
+  readonly version: number;
+  readonly plugins: Partial<Record<ExtPhase, ExtPluginConf>>;
+}
+
+/** What a scenario can do and observe; implemented by each gateway harness. */
+export interface ScenarioHarness {
+  readonly kind: 'peer' | 'apisix';
+  readonly env: ScenarioEnv;
+  /** Sends one client request to the gateway. */
+  send(scenario: string, req: ClientRequest): Promise<ClientResult>;
+  readonly upstream: Recorder;
+  readonly mirror: Recorder;
+  readonly mirror2: Recorder;
+  /** The runner's `apisix_runner_mirror_skipped_total{target, reason}`. */
+  mirrorSkipped(target: string, reason: string): Promise<number>;
+  /** Kills the runner process (SIGKILL). */
+  killRunner(): Promise<void>;
+  /** Replaces a route (same id, new version and plugins) and resolves once the gateway serves it. */
+  updateRoute(route: ScenarioRoute, applied: () => Promise<boolean>): Promise<void>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  /** Needs test/harness/e2e-plugins.mjs loaded into the runner. */
+  readonly usesTestPlugins?: boolean;
+  /** Kills the runner: run it with a runner of its own, or last. */
+  readonly disruptive?: boolean;
+  routes(env: ScenarioEnv): ScenarioRoute[];
+  run(h: ScenarioHarness): Promise<void>;
+}
+
+// ---- helpers for scenario bodies --------------------------------------------------------
+
+const ext = (...conf: { name: string; value: unknown }[]): ExtPluginConf => ({
+  conf: conf.map((c) => ({ name: c.name, value: typeof c.value === 'string' ? c.value : JSON.stringify(c.value) })),
+});
+
+/** Waits until a recorder has seen `n` requests of a scenario (bounded; mirrors arrive after the client's answer). */
+async function seenCount(rec: Recorder, scenario: string, n: number): Promise<Recorded[]> {
+  await expect.poll(() => rec.of(scenario).length, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(n);
+  return rec.of(scenario);
+}
+
+const IPV4 = /^\d+\.\d+\.\d+\.\d+$/;
+
+// ---- the scenarios ----------------------------------------------------------------------
+
+export const scenarios: Scenario[] = [
+  {
+    name: 'pass-through',
+    routes: () => [{ id: 'pass', uri: '/s/pass/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'rewrite', value: {} }) } }],
+    async run(h) {
+      const res = await h.send('pass-through', { path: '/s/pass/a?x=1&flag&x=2', headers: { 'x-multi': ['v1', 'v2'], host: 'pass.example' } });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toMatchObject({ from: 'upstream' });
+      const [seen] = h.upstream.of('pass-through');
+      expect(seen!.url).toBe('/s/pass/a?x=1&flag&x=2');
+      expect(seen!.headerValues('x-multi').join(', ')).toBe('v1, v2');
+      expect(seen!.header('host')).toBe('pass.example');
+    },
+  },
+  {
+    name: 'say-stop',
+    routes: () => [{
+      id: 'say', uri: '/s/say/', version: 1,
+      plugins: { 'ext-plugin-pre-req': ext({ name: 'say', value: { body: 'hello from the runner', status: 202, headers: { 'x-say': 'yes' } } }) },
+    }],
+    async run(h) {
+      const res = await h.send('say-stop', { path: '/s/say/anything?q=1' });
+      expect(res.status).toBe(202);
+      expect(res.body).toBe('hello from the runner');
+      expect(res.headers['x-say']).toBe('yes');
+      expect(res.headers['x-resp-a6-runner']).toBe('TypeScript');
+      expect(h.upstream.of('say-stop')).toHaveLength(0);
+    },
+  },
+  {
+    name: 'rewrite',
+    routes: () => [{
+      id: 'rewrite', uri: '/s/rewrite/', version: 1,
+      plugins: {
+        'ext-plugin-pre-req': ext({
+          name: 'rewrite',
+          value: {
+            path: '/s/rewritten/a b',
+            headers: { set: { 'x-added': 'v', 'x-client': 'ip=$remote_addr' }, remove: ['x-remove'] },
+            args: { set: { a: ['1', '2'] }, remove: ['drop'] },
+            body: 'replaced body',
+            response_headers: { 'x-resp': 'r', 'content-type': 'text/ignored' },
+          },
+        }),
+      },
+    }],
+    async run(h) {
+      const res = await h.send('rewrite', { method: 'POST', path: '/s/rewrite/orig?drop=1&keep=k', headers: { 'x-remove': 'bye', 'content-type': 'text/plain' }, body: 'original body' });
+      expect(res.status).toBe(200);
+      expect(res.headers['x-resp']).toBe('r');
+      // content-type is on APISIX's ignore list for Rewrite resp_headers: the upstream's stays.
+      expect(res.headers['content-type']).toBe('application/json');
+      const [seen] = h.upstream.of('rewrite');
+      const [path, query] = seen!.url.split('?') as [string, string];
+      expect(path).toBe('/s/rewritten/a%20b');
+      expect(new URLSearchParams(query).getAll('a')).toEqual(['1', '2']);
+      expect(new URLSearchParams(query).get('keep')).toBe('k');
+      expect(new URLSearchParams(query).has('drop')).toBe(false);
+      expect(seen!.header('x-added')).toBe('v');
+      expect(seen!.header('x-client')).toMatch(/^ip=\d+\.\d+\.\d+\.\d+$/);
+      expect(seen!.header('x-remove')).toBeUndefined();
+      expect(seen!.body).toBe('replaced body');
+    },
+  },
+  {
+    name: 'vars-and-body',
+    usesTestPlugins: true,
+    routes: () => [{
+      id: 'vars', uri: '/s/vars/', version: 1,
+      plugins: {
+        'ext-plugin-pre-req': ext(
+          {
+            name: 'rewrite',
+            value: {
+              headers: {
+                set: {
+                  'x-v-uri': '$uri', 'x-v-args': '$args', 'x-v-method': '$request_method', 'x-v-request-uri': '$request_uri',
+                  'x-v-host': '$host', 'x-v-scheme': '$scheme', 'x-v-addr': '$remote_addr', 'x-v-port': '$server_port',
+                  'x-v-header': '$http_x_custom', 'x-v-missing': '[$http_x_not_sent]',
+                },
+              },
+            },
+          },
+          { name: 'echo-body', value: {} },
+        ),
+      },
+    }],
+    async run(h) {
+      const body = JSON.stringify({ name: 'Ünïcødé', n: 1 });
+      const res = await h.send('vars-and-body', {
+        method: 'PUT', path: '/s/vars/p%20q?z=1&z=2', headers: { host: 'Vars.Example:8080', 'x-custom': 'c', 'content-type': 'application/json' }, body,
+      });
+      expect(res.status).toBe(200);
+      const [seen] = h.upstream.of('vars-and-body');
+      expect(seen!.header('x-v-uri')).toBe('/s/vars/p q');
+      expect(seen!.header('x-v-args')).toBe('z=1&z=2');
+      expect(seen!.header('x-v-method')).toBe('PUT');
+      expect(seen!.header('x-v-request-uri')).toBe('/s/vars/p%20q?z=1&z=2');
+      expect(seen!.header('x-v-host')).toBe('vars.example');
+      expect(seen!.header('x-v-scheme')).toBe('http');
+      expect(seen!.header('x-v-addr')).toMatch(IPV4);
+      expect(seen!.header('x-v-port')).toMatch(/^\d+$/);
+      expect(seen!.header('x-v-header')).toBe('c');
+      expect(seen!.header('x-v-missing')).toBe('[]');
+      // echo-body read the body through ExtraInfo ReqBody; the body itself goes on unchanged.
+      expect(seen!.header('x-body-length')).toBe(String(Buffer.byteLength(body)));
+      expect(decodeURIComponent(seen!.header('x-body-text')!)).toBe(body);
+      expect(seen!.body).toBe(body);
+    },
+  },
+  {
+    name: 'post-req',
+    routes: () => [{
+      id: 'postreq', uri: '/s/postreq/', version: 1,
+      plugins: { 'ext-plugin-post-req': ext({ name: 'rewrite', value: { headers: { set: { 'x-post-req': 'done' } } } }) },
+    }],
+    async run(h) {
+      const res = await h.send('post-req', { path: '/s/postreq/x' });
+      expect(res.status).toBe(200);
+      expect(h.upstream.of('post-req')[0]!.header('x-post-req')).toBe('done');
+    },
+  },
+  {
+    name: 'post-resp-full',
+    usesTestPlugins: true,
+    routes: () => [{
+      id: 'postresp', uri: '/s/postresp/', version: 1,
+      plugins: { 'ext-plugin-post-resp': ext({ name: 'resp-edit', value: { status: 201, headers: { 'x-post-resp': '1' }, prefix: 'edited:' } }) },
+    }],
+    async run(h) {
+      const res = await h.send('post-resp-full', { path: '/s/postresp/a?b=1' });
+      expect(res.status).toBe(201);
+      expect(res.headers['x-post-resp']).toBe('1');
+      expect(res.body).toBe(`edited:${JSON.stringify({ from: 'upstream', url: '/s/postresp/a?b=1' })}`);
+      expect(h.upstream.of('post-resp-full')).toHaveLength(1);
+    },
+  },
+  {
+    name: 'post-resp-body-only',
+    usesTestPlugins: true,
+    routes: () => [{
+      id: 'postresp2', uri: '/s/postresp2/', version: 1,
+      plugins: { 'ext-plugin-post-resp': ext({ name: 'resp-edit', value: { prefix: '>' } }) },
+    }],
+    async run(h) {
+      const res = await h.send('post-resp-body-only', { path: '/s/postresp2/a' });
+      // Status 0 in the answer keeps the upstream's; no headers in the answer keeps the upstream's.
+      expect(res.status).toBe(200);
+      expect(res.headers['x-upstream']).toBe('upstream');
+      expect(res.body).toBe(`>${JSON.stringify({ from: 'upstream', url: '/s/postresp2/a' })}`);
+    },
+  },
+  {
+    name: 'mirror-all',
+    routes: (env) => [{
+      id: 'mirror1', uri: '/s/mirror1/', version: 1,
+      plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl, sample_ratio: 1 } }) },
+    }],
+    async run(h) {
+      const res = await h.send('mirror-all', { path: '/s/mirror1/p?q=1&q=2&flag', headers: { host: 'mirror.example', 'x-multi': ['a', 'b'] } });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toMatchObject({ from: 'upstream' });
+      const [copy] = await seenCount(h.mirror, 'mirror-all', 1);
+      expect(copy!.method).toBe('GET');
+      expect(copy!.url).toBe('/s/mirror1/p?q=1&q=2&flag');
+      expect(copy!.headerValues('x-multi')).toEqual(['a', 'b']);
+      expect(copy!.header('host')).toBe('mirror.example');
+      expect(h.upstream.of('mirror-all')).toHaveLength(1);
+      expect(h.mirror2.of('mirror-all')).toHaveLength(0);
+    },
+  },
+  {
+    name: 'mirror-path-modes',
+    routes: (env) => [
+      { id: 'mreplace', uri: '/s/mreplace/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl, path: '/replaced', path_concat_mode: 'replace' } }) } },
+      { id: 'mprefix', uri: '/s/mprefix/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl, path: '/prefix', path_concat_mode: 'prefix' } }) } },
+    ],
+    async run(h) {
+      expect((await h.send('mirror-path-modes', { path: '/s/mreplace/a/b?x=1' })).status).toBe(200);
+      expect((await h.send('mirror-path-modes', { path: '/s/mprefix/c?y=2' })).status).toBe(200);
+      const copies = await seenCount(h.mirror, 'mirror-path-modes', 2);
+      expect(copies.map((c) => c.url).sort()).toEqual(['/prefix/s/mprefix/c?y=2', '/replaced?x=1']);
+    },
+  },
+  {
+    name: 'mirror-post-body',
+    routes: (env) => [{
+      id: 'mpost', uri: '/s/mpost/', version: 1,
+      plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl, sample_ratio: 1 } }, { name: 'proxy-mirror', value: { host: env.mirror2Url } }) },
+    }],
+    async run(h) {
+      const body = JSON.stringify({ items: Array.from({ length: 50 }, (_, i) => `item-${i}-é`) });
+      const res = await h.send('mirror-post-body', { method: 'POST', path: '/s/mpost/items', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBe(200);
+      expect(h.upstream.of('mirror-post-body')[0]!.body).toBe(body);
+      // Two proxy-mirror entries on one route: both targets get the copy, body fetched via ReqBody.
+      for (const rec of [h.mirror, h.mirror2]) {
+        const [copy] = await seenCount(rec, 'mirror-post-body', 1);
+        expect(copy!.method).toBe('POST');
+        expect(copy!.body).toBe(body);
+        expect(copy!.header('content-length')).toBe(String(Buffer.byteLength(body)));
+        expect(copy!.header('content-type')).toBe('application/json');
+      }
+    },
+  },
+  {
+    name: 'mirror-half',
+    routes: (env) => [{
+      id: 'mhalf', uri: '/s/mhalf/', version: 1,
+      plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirror2Url, sample_ratio: 0.5 } }) },
+    }],
+    async run(h) {
+      const total = 200;
+      const skippedBefore = await h.mirrorSkipped(h.env.mirror2Url, 'not_sampled');
+      const statuses: number[] = [];
+      for (let batch = 0; batch < total; batch += 20) {
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => h.send('mirror-half', { path: `/s/mhalf/r?i=${batch + i}` })));
+        statuses.push(...results.map((r) => r.status));
+      }
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      expect(h.upstream.of('mirror-half')).toHaveLength(total);
+      // The runner counts unsampled requests before it answers, so the copies to expect are known exactly.
+      const notSampled = (await h.mirrorSkipped(h.env.mirror2Url, 'not_sampled')) - skippedBefore;
+      const expected = total - notSampled;
+      // Binomial(200, 0.5): 60..140 is more than 5 standard deviations either side.
+      expect(expected).toBeGreaterThan(60);
+      expect(expected).toBeLessThan(140);
+      const copies = await seenCount(h.mirror2, 'mirror-half', expected);
+      expect(copies).toHaveLength(expected);
+      const ids = copies.map((c) => new URLSearchParams(c.url.split('?')[1]).get('i'));
+      expect(new Set(ids).size).toBe(expected);
+    },
+  },
+  {
+    name: 'conf-change',
+    routes: () => [{ id: 'conf', uri: '/s/conf/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'say', value: { body: 'v1' } }) } }],
+    async run(h) {
+      expect((await h.send('conf-change', { path: '/s/conf/x' })).body).toBe('v1');
+      const v2: ScenarioRoute = { id: 'conf', uri: '/s/conf/', version: 2, plugins: { 'ext-plugin-pre-req': ext({ name: 'say', value: { body: 'v2' } }) } };
+      await h.updateRoute(v2, async () => (await h.send('conf-change', { path: '/s/conf/probe' })).body === 'v2');
+      for (let i = 0; i < 5; i++) expect((await h.send('conf-change', { path: '/s/conf/x' })).body).toBe('v2');
+    },
+  },
+  {
+    name: 'runner-killed',
+    disruptive: true,
+    routes: () => [
+      { id: 'kill', uri: '/s/kill/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'rewrite', value: { headers: { set: { 'x-runner': 'was-here' } } } }) } },
+      { id: 'degrade', uri: '/s/degrade/', version: 1, plugins: { 'ext-plugin-pre-req': { ...ext({ name: 'rewrite', value: { headers: { set: { 'x-runner': 'was-here' } } } }), allow_degradation: true } } },
+    ],
+    async run(h) {
+      for (const path of ['/s/kill/a', '/s/degrade/a']) expect((await h.send('runner-killed', { path })).status).toBe(200);
+      expect(h.upstream.of('runner-killed').map((r) => r.header('x-runner'))).toEqual(['was-here', 'was-here']);
+      await h.killRunner();
+      const failed = await h.send('runner-killed', { path: '/s/kill/b' });
+      expect(failed.status).toBe(503);
+      const degraded = await h.send('runner-killed', { path: '/s/degrade/b' });
+      expect(degraded.status).toBe(200);
+      const seen = h.upstream.of('runner-killed');
+      // Only the degraded request reached the upstream after the kill, untouched by the runner.
+      expect(seen).toHaveLength(3);
+      expect(seen[2]!.url).toBe('/s/degrade/b');
+      expect(seen[2]!.header('x-runner')).toBeUndefined();
+    },
+  },
+];

@@ -1,0 +1,242 @@
+/**
+ * Every APISIX → runner message decoder, fed random bytes and mutated valid payloads, either
+ * returns a well-formed value or throws MalformedPayloadError: never another error type, never
+ * a read past the payload, never a loop over a forged length.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  METHOD_NAMES,
+  decodeExtraInfoResp,
+  decodeHttpReqCall,
+  decodeHttpRespCall,
+  decodePrepareConfReq,
+} from '../../src/protocol/messages.js';
+import { MalformedPayloadError } from '../../src/protocol/verify.js';
+import type { TextPair } from '../../src/plugin-api/request.js';
+import {
+  encodeExtraInfoResp,
+  encodeHttpReqCallReq,
+  encodeHttpRespCallReq,
+  encodePrepareConfReq,
+} from '../harness/apisix-codec.js';
+import {
+  extraInfoResultArb,
+  mutatedPayloadArb,
+  prepareConfInputArb,
+  reqCallInputArb,
+  respCallInputArb,
+  validPayloadArb,
+} from './arbitraries.js';
+import { FC_RUNS, fcParams } from './fc-config.js';
+
+/** Decodes with one decoder and reads every field the runner may read (HttpReqCall is lazy). */
+const DECODERS: Record<string, (payload: Uint8Array) => unknown> = {
+  PrepareConf: (p) => decodePrepareConfReq(p),
+  HttpReqCall: (p) => {
+    const m = decodeHttpReqCall(p);
+    return {
+      id: m.id, confToken: m.confToken, methodCode: m.methodCode, method: m.method, path: m.path,
+      srcIpBytes: m.srcIpBytes, srcIp: m.srcIp, args: m.args, headers: m.headers,
+    };
+  },
+  ExtraInfo: (p) => decodeExtraInfoResp(p),
+  HttpRespCall: (p) => decodeHttpRespCall(p),
+};
+
+function isEntries(v: unknown): boolean {
+  return Array.isArray(v) && v.every((e: TextPair) => typeof e.name === 'string' && (e.value === undefined || typeof e.value === 'string'));
+}
+
+const isU32 = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
+/** What a successful decode must look like: no NaN, no undefined where a string is due. */
+function checkShape(name: string, value: unknown): void {
+  if (name === 'ExtraInfo') {
+    expect(value === undefined || Buffer.isBuffer(value)).toBe(true);
+    return;
+  }
+  const v = value as Record<string, unknown>;
+  if (name === 'PrepareConf') {
+    expect(typeof v['key']).toBe('string');
+    expect(isEntries(v['conf'])).toBe(true);
+  } else if (name === 'HttpReqCall') {
+    expect(isU32(v['id']) && isU32(v['confToken'])).toBe(true);
+    expect(METHOD_NAMES).toContain(v['method']);
+    expect(typeof v['path']).toBe('string');
+    expect(typeof v['srcIp']).toBe('string');
+    expect(isEntries(v['args']) && isEntries(v['headers'])).toBe(true);
+  } else {
+    expect(isU32(v['id']) && isU32(v['confToken'])).toBe(true);
+    expect(Number.isInteger(v['status'])).toBe(true);
+    expect(isEntries(v['headers'])).toBe(true);
+  }
+}
+
+/** Runs one decoder: the outcome is a checked value or a MalformedPayloadError, nothing else. */
+function decodeOrReject(name: string, payload: Uint8Array): 'ok' | 'rejected' {
+  let value: unknown;
+  try {
+    value = DECODERS[name]!(payload);
+  } catch (err) {
+    if (err instanceof MalformedPayloadError) return 'rejected';
+    throw new Error(`${name} threw ${(err as Error).constructor.name} (not MalformedPayloadError): ${(err as Error).message}`, { cause: err });
+  }
+  checkShape(name, value);
+  return 'ok';
+}
+
+describe('message decoders on hostile input', () => {
+  for (const name of Object.keys(DECODERS)) {
+    it(`${name}: random bytes decode or throw MalformedPayloadError`, () => {
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
+          decodeOrReject(name, bytes);
+        }),
+        fcParams(FC_RUNS),
+      );
+    });
+
+    it(`${name}: mutated valid payloads (of every message type) decode or throw MalformedPayloadError`, () => {
+      fc.assert(
+        fc.property(mutatedPayloadArb(), ({ payload }) => {
+          decodeOrReject(name, payload);
+        }),
+        fcParams(FC_RUNS),
+      );
+    });
+  }
+
+  it('payloads that are not 4-byte aligned (a view at an odd offset) are handled the same', () => {
+    fc.assert(
+      fc.property(validPayloadArb(), fc.integer({ min: 1, max: 7 }), ({ payload }, shift) => {
+        // Frames arrive at any offset of a socket chunk: the payload is a subarray view.
+        const backing = new Uint8Array(payload.length + shift);
+        backing.set(payload, shift);
+        const view = backing.subarray(shift);
+        for (const name of Object.keys(DECODERS)) {
+          let a: unknown;
+          let b: unknown;
+          try { a = DECODERS[name]!(payload); } catch (err) { a = (err as Error).constructor.name; }
+          try { b = DECODERS[name]!(view); } catch (err) { b = (err as Error).constructor.name; }
+          expect(b).toEqual(a);
+        }
+      }),
+      fcParams(Math.ceil(FC_RUNS / 4)),
+    );
+  });
+});
+
+describe('message decoders on valid input (round trip with the APISIX-side encoder)', () => {
+  const norm = (entries: readonly { name: string; value?: string | undefined }[]) => entries.map((e) => ({ name: e.name, value: e.value }));
+
+  it('PrepareConf', () => {
+    fc.assert(
+      fc.property(prepareConfInputArb, (input) => {
+        expect(decodePrepareConfReq(encodePrepareConfReq(input))).toEqual({ key: input.key, conf: norm(input.conf ?? []) });
+      }),
+      fcParams(FC_RUNS),
+    );
+  });
+
+  it('HttpReqCall', () => {
+    fc.assert(
+      fc.property(reqCallInputArb(), (input) => {
+        const m = decodeHttpReqCall(encodeHttpReqCallReq(input));
+        expect({ id: m.id, confToken: m.confToken, method: m.method, path: m.path, args: m.args, headers: m.headers, ip: Buffer.from(m.srcIpBytes ?? []) }).toEqual({
+          id: input.id, confToken: input.confToken, method: METHOD_NAMES[input.method as number], path: input.path,
+          args: norm(input.args), headers: norm(input.headers), ip: Buffer.from(input.srcIp),
+        });
+      }),
+      fcParams(FC_RUNS),
+    );
+  });
+
+  it('ExtraInfo answer', () => {
+    fc.assert(
+      fc.property(extraInfoResultArb, (result) => {
+        const decoded = decodeExtraInfoResp(encodeExtraInfoResp(result));
+        expect(decoded === undefined ? undefined : Uint8Array.from(decoded)).toEqual(result === undefined ? undefined : Uint8Array.from(result));
+      }),
+      fcParams(FC_RUNS),
+    );
+  });
+
+  it('HttpRespCall', () => {
+    fc.assert(
+      fc.property(respCallInputArb(), (input) => {
+        expect(decodeHttpRespCall(encodeHttpRespCallReq(input))).toEqual({ ...input, headers: norm(input.headers) });
+      }),
+      fcParams(FC_RUNS),
+    );
+  });
+});
+
+/** Position of the length word of the vector (or string) that field `fieldId` of the root table points to. */
+function vectorLengthAt(payload: Uint8Array, fieldId: number): number | undefined {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const root = dv.getUint32(0, true);
+  const vtable = root - dv.getInt32(root, true);
+  const slot = 4 + 2 * fieldId;
+  if (slot + 2 > dv.getUint16(vtable, true)) return undefined;
+  const off = dv.getUint16(vtable + slot, true);
+  if (!off) return undefined;
+  return root + off + dv.getUint32(root + off, true);
+}
+
+/** [message, field id, field name] of every vector or string a decoder reads. */
+const VECTOR_FIELDS: ReadonlyArray<[string, number, string]> = [
+  ['PrepareConf', 0, 'conf'],
+  ['PrepareConf', 1, 'key'],
+  ['HttpReqCall', 1, 'src_ip'],
+  ['HttpReqCall', 3, 'path'],
+  ['HttpReqCall', 4, 'args'],
+  ['HttpReqCall', 5, 'headers'],
+  ['ExtraInfo', 0, 'result'],
+  ['HttpRespCall', 2, 'headers'],
+];
+
+const SAMPLE: Record<string, Uint8Array> = {
+  PrepareConf: encodePrepareConfReq({ key: 'route#1#ext-plugin-pre-req#1', conf: [{ name: 'say', value: '{"body":"x"}' }] }),
+  HttpReqCall: encodeHttpReqCallReq({ id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/p', args: [{ name: 'a', value: '1' }], headers: [{ name: 'h', value: 'v' }] }),
+  ExtraInfo: encodeExtraInfoResp('value'),
+  HttpRespCall: encodeHttpRespCallReq({ id: 1, status: 200, headers: [{ name: 'h', value: 'v' }], confToken: 1 }),
+};
+
+describe('forged lengths are rejected before anything loops over them', () => {
+  for (const [name, fieldId, field] of VECTOR_FIELDS) {
+    for (const forged of [0x80000000, 0xffffffff, 0x40000000, 0x00ffffff]) {
+      it(`${name}.${field} announcing ${forged} elements`, () => {
+        const payload = Uint8Array.from(SAMPLE[name]!);
+        const at = vectorLengthAt(payload, fieldId);
+        expect(at).toBeDefined();
+        new DataView(payload.buffer).setUint32(at!, forged, true);
+        expect(() => DECODERS[name]!(payload)).toThrow(MalformedPayloadError);
+      });
+    }
+  }
+
+  it('on random valid messages: any vector field forged to 2^31 is rejected', () => {
+    const arb = fc.tuple(
+      fc.oneof(
+        reqCallInputArb().map((i) => ({ name: 'HttpReqCall', payload: encodeHttpReqCallReq(i) })),
+        prepareConfInputArb.map((i) => ({ name: 'PrepareConf', payload: encodePrepareConfReq(i) })),
+        respCallInputArb().map((i) => ({ name: 'HttpRespCall', payload: encodeHttpRespCallReq(i) })),
+        extraInfoResultArb.map((r) => ({ name: 'ExtraInfo', payload: encodeExtraInfoResp(r) })),
+      ),
+      fc.nat(),
+    );
+    fc.assert(
+      fc.property(arb, ([{ name, payload }, pick]) => {
+        const fields = VECTOR_FIELDS.filter(([n]) => n === name);
+        const [, fieldId] = fields[pick % fields.length]!;
+        const at = vectorLengthAt(payload, fieldId);
+        if (at === undefined) return; // field absent (e.g. a PrepareConf without conf)
+        const forged = Uint8Array.from(payload);
+        new DataView(forged.buffer).setUint32(at, 0x80000000, true);
+        expect(() => DECODERS[name]!(forged)).toThrow(MalformedPayloadError);
+      }),
+      fcParams(FC_RUNS),
+    );
+  });
+});
