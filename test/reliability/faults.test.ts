@@ -124,7 +124,14 @@ describe('many connections', () => {
     const client = new ApisixClient({ socketPath, readTimeoutMs: 10_000 });
     const token = await client.prepareConf('route#1#ext-plugin-pre-req#1', SAY);
     await client.close();
-    const baseline = fdCount(cli.pid);
+    // The runner closes its end of the client's connection a moment later: wait until its fds settle.
+    let baseline = fdCount(cli.pid);
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const now = fdCount(cli.pid);
+      if (now === baseline && i >= 5) break;
+      baseline = now;
+    }
     const N = 1000;
     const conns = await Promise.all(Array.from({ length: N }, () => RawConnection.connect(socketPath, 10_000)));
     cleanups.push(() => conns.forEach((c) => c.close()));
@@ -235,7 +242,6 @@ describe('runner restart while the client keeps retrying (APISIX respawn)', () =
     const a = await startCli([], env);
     const client = new ApisixClient({ socketPath, readTimeoutMs: 5000 });
     cleanups.push(() => client.close());
-    // Another route prepared first, so the new process hands out token 1 to something else.
     expect((await client.httpReqCall(route, GET)).kind).toBe('stop');
     const oldToken = client.cachedToken(route.key);
 

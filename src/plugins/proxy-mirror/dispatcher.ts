@@ -136,6 +136,28 @@ export class MirrorTarget {
     return { inflight: this.inflight, queued: this.queue.length, queuedBytes: this.queuedBytes };
   }
 
+  /**
+   * Whether a copy of about `sizeBytes` would be started or queued now. The plugin asks
+   * before fetching a body or raw query from APISIX, so that a saturated target costs the
+   * real request no ExtraInfo round trip for a copy that would only be dropped.
+   */
+  admits(sizeBytes: number): boolean {
+    if (this.closed) return false;
+    const lim = this.spec.limits;
+    return this.inflight < lim.maxConcurrency || (this.queue.length < lim.maxQueue && this.queuedBytes + sizeBytes <= lim.maxQueueBytes);
+  }
+
+  /** Counts a copy that was refused before it was built (see admits). */
+  drop(): void {
+    if (this.closed) {
+      this.deps.metrics.skipped(this.spec.host, 'closed');
+      return;
+    }
+    this.deps.metrics.finished(this.spec.host, 'dropped');
+    this.deps.limiter.warn(`${this.spec.host}:dropped`, { target: this.spec.host, inflight: this.inflight, queued: this.queue.length },
+      'proxy-mirror: queue full, copy dropped');
+  }
+
   /** Starts the copy, queues it, or drops it when the queue is full; never throws. */
   submit(copy: DispatchCopy): SubmitResult {
     const { metrics } = this.deps;

@@ -75,17 +75,51 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   const dispatcher = new MirrorDispatcher({ metrics, limiter, logger, settings, now });
   host.onClose(() => dispatcher.close());
 
-  const skip = (conf: ProxyMirrorConf, reason: SkipReason): void => metrics.skipped(conf.target.host, reason);
+  const skip = (conf: ProxyMirrorConf, reason: SkipReason): undefined => {
+    metrics.skipped(conf.target.host, reason);
+    return undefined;
+  };
 
-  async function onRequest(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> {
-    const target = conf.target.host;
+  /**
+   * The decision is synchronous for every request that is not mirrored (no promise, no
+   * ExtraInfo); only sampled requests go on to copy() and its round trips.
+   */
+  function onRequest(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> | undefined {
     if (conf.methods && !conf.methods.has(req.method)) return skip(conf, 'method');
     if (conf.markHeader && req.header(conf.markHeader) !== undefined) return skip(conf, 'loop');
+    let sampled: boolean | Promise<boolean>;
+    try {
+      sampled = isSampled(conf.sampleRatio, conf.sampleKey, req, random);
+    } catch (err) {
+      return skipOnExtraInfoError(conf, ctx, err);
+    }
+    if (sampled === true) return copy(conf, req, ctx);
+    if (sampled === false) return skip(conf, 'not_sampled');
+    return sampled.then(
+      (yes) => (yes ? copy(conf, req, ctx) : skip(conf, 'not_sampled')),
+      (err: unknown) => skipOnExtraInfoError(conf, ctx, err),
+    );
+  }
 
+  function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
+    const target = conf.target.host;
+    limiter.warn(`${target}:extra_info`, { target, route: ctx.routeKey, err: err instanceof Error ? err.message : String(err) },
+      'proxy-mirror: could not read the request from APISIX; copy skipped');
+    skip(conf, 'extra_info_error');
+    return undefined;
+  }
+
+  async function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> {
+    const target = conf.target.host;
+    // A saturated target would drop the copy anyway: don't make the real request pay for it.
+    const declared = Number(req.header('content-length') ?? 0);
+    if (!conf.mirrorTarget.admits(Number.isFinite(declared) ? declared : 0)) {
+      conf.mirrorTarget.drop();
+      return;
+    }
     let body: Buffer | undefined;
     let rawQuery: string | undefined;
     try {
-      if (!(await isSampled(conf.sampleRatio, conf.sampleKey, req, random))) return skip(conf, 'not_sampled');
       const plan = planBody(conf, req);
       let over: SkipReason | undefined;
       if (plan.kind === 'empty') body = Buffer.alloc(0);
@@ -106,9 +140,8 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         rawQuery = (await req.var('args')) ?? encodeArgs(req.argEntries());
       }
     } catch (err) {
-      limiter.warn(`${target}:extra_info`, { target, route: ctx.routeKey, err: err instanceof Error ? err.message : String(err) },
-        'proxy-mirror: could not read the request from APISIX; copy skipped');
-      return skip(conf, 'extra_info_error');
+      skipOnExtraInfoError(conf, ctx, err);
+      return;
     }
 
     let correlationId: string | undefined;

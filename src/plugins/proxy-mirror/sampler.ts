@@ -37,16 +37,22 @@ export async function readSampleKey(key: SampleKey, req: HttpRequest): Promise<s
   }
 }
 
-/** The sampling decision for one request and one target. */
-export async function isSampled(
+/**
+ * The sampling decision for one request and one target: synchronous unless the key is an
+ * nginx variable (one ExtraInfo round trip), so unsampled requests cost no promise.
+ */
+export function isSampled(
   ratio: number,
   key: SampleKey | undefined,
   req: HttpRequest,
   random: RandomSource,
-): Promise<boolean> {
+): boolean | Promise<boolean> {
   if (ratio >= 1) return true;
   if (key) {
-    const value = await readSampleKey(key, req);
+    if (key.source === 'var') {
+      return req.var(key.name).then((v) => (v !== undefined && v !== '' ? hashToUnit(v) < ratio : random() < ratio));
+    }
+    const value = key.source === 'header' ? req.header(key.name) : req.arg(key.name);
     if (value !== undefined) return hashToUnit(value) < ratio;
   }
   return random() < ratio;

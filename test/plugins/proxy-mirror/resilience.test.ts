@@ -83,11 +83,16 @@ describe('proxy-mirror never gets in the way', () => {
     const body = Buffer.alloc(10_000, 7);
     const droppedBefore = await count(slowForQueue.url, 'dropped');
     const queuedBytesBefore = await mr.metric('apisix_runner_mirror_queued_bytes', { target: slowForQueue.url });
+    const asked: number[] = [];
     for (let i = 0; i < 10; i++) {
-      expectOk(await mr.client.httpReqCall(route, call({ method: 'POST', headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '10000' }], body })));
+      const out = expectOk(await mr.client.httpReqCall(route, call({ method: 'POST', headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '10000' }], body })));
+      asked.push(out.extraInfoAsked.length);
     }
     // 1 in flight, 2 queued (~20 KB of 25 KB), 7 dropped.
     expect(await count(slowForQueue.url, 'dropped')).toBe(droppedBefore + 7);
+    // A copy that would be dropped is refused before its body is fetched: the real request
+    // pays no ExtraInfo round trip for it.
+    expect(asked).toEqual([1, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
     const queuedBytes = (await mr.metric('apisix_runner_mirror_queued_bytes', { target: slowForQueue.url })) - queuedBytesBefore;
     expect(queuedBytes).toBeGreaterThan(20_000);
     expect(queuedBytes).toBeLessThanOrEqual(25_000);
