@@ -1,14 +1,39 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/**
+ * Memoises the bound children of a metric with two labels, so the hot path increments a
+ * child found by two Map lookups instead of building and hashing a label object per call.
+ */
+export function boundByTwo<T>(bind: (a: string, b: string) => T): (a: string, b: string) => T {
+  const outer = new Map<string, Map<string, T>>();
+  return (a, b) => {
+    let inner = outer.get(a);
+    if (!inner) outer.set(a, (inner = new Map()));
+    let child = inner.get(b);
+    if (!child) inner.set(b, (child = bind(a, b)));
+    return child;
+  };
+}
+
+/** The single-label form of boundByTwo. */
+export function boundByOne<T>(bind: (a: string) => T): (a: string) => T {
+  const cache = new Map<string, T>();
+  return (a) => {
+    let child = cache.get(a);
+    if (!child) cache.set(a, (child = bind(a)));
+    return child;
+  };
+}
+
 /** The runner's own RPC metrics. Label children are bound once so the hot path only increments. */
 export class RpcMetrics {
   private readonly total: Counter<'type' | 'outcome'>;
   private readonly duration: Histogram<'type'>;
   readonly connections: Gauge;
   readonly confs: Gauge;
-  private readonly bound = new Map<string, { inc(): void }>();
-  private readonly boundDuration = new Map<string, { observe(v: number): void }>();
+  private readonly totalOf: (type: string, outcome: string) => { inc(): void };
+  private readonly durationOf: (type: string) => { observe(v: number): void };
 
   constructor(readonly registry: Registry) {
     this.total = new Counter({
@@ -26,23 +51,14 @@ export class RpcMetrics {
     });
     this.connections = new Gauge({ name: 'apisix_runner_connections', help: 'Open connections from APISIX', registers: [registry] });
     this.confs = new Gauge({ name: 'apisix_runner_confs', help: 'Route confs held in the conf cache', registers: [registry] });
+    this.totalOf = boundByTwo((type, outcome) => this.total.labels(type, outcome));
+    this.durationOf = boundByOne((type) => this.duration.labels(type));
   }
 
   /** Counts one RPC and its duration in seconds. */
   record(type: string, outcome: string, seconds: number): void {
-    const key = `${type}\u0000${outcome}`;
-    let counter = this.bound.get(key);
-    if (!counter) {
-      counter = this.total.labels(type, outcome);
-      this.bound.set(key, counter);
-    }
-    counter.inc();
-    let hist = this.boundDuration.get(type);
-    if (!hist) {
-      hist = this.duration.labels(type);
-      this.boundDuration.set(type, hist);
-    }
-    hist.observe(seconds);
+    this.totalOf(type, outcome).inc();
+    this.durationOf(type).observe(seconds);
   }
 }
 

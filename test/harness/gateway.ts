@@ -30,7 +30,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request as undiciRequest } from 'undici';
-import { ApisixClient, type Entry, type ErrorOutcome, type ReqCallOutcome, type RespCallOutcome, type RouteConf } from './apisix-client.js';
+import { ApisixClient, type Entry, type ReqCallOutcome, type RespCallOutcome, type RouteConf } from './apisix-client.js';
 import { encodeArgs, normalizedUri, parseArgs, uriSafeEncode, type ArgValue } from './nginx-uri.js';
 
 export type ExtPhase = 'ext-plugin-pre-req' | 'ext-plugin-post-req' | 'ext-plugin-post-resp';
@@ -454,4 +454,3 @@ function send(res: ServerResponse, status: number, headers: Map<string, string[]
   res.end(body);
 }
 
-export type { ErrorOutcome };

@@ -91,5 +91,151 @@ describe('the socket and an unprivileged APISIX worker', () => {
     expect(decodeRunnerFrame(called![0]!, called!.subarray(4))).toMatchObject({ type: 'reqCall', id: 9, action: { kind: 'stop', stop: { body: Buffer.from('hi nobody') } } });
   });
 });
+
+describe('metrics listen on loopback unless told otherwise', () => {
+  it('are off by default, and a bare port or 127.0.0.1 binds loopback only', async () => {
+    const dir = tempDir();
+    const off = await runner({ socketPath: join(dir, 'a.sock'), logger: createLogger({ level: 'silent' }) });
+    expect(off.metricsUrl).toBeUndefined();
+    for (const [i, address] of ['0', '127.0.0.1:0'].entries()) {
+      const r = await runner({ socketPath: join(dir, `m${i}.sock`), logger: createLogger({ level: 'silent' }), metricsAddress: address });
+      const url = new URL(r.metricsUrl!);
+      expect(url.hostname).toBe('127.0.0.1');
+      expect((await fetch(url)).status).toBe(200);
+      // Not reachable on the machine's other addresses.
+      const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
+      if (external) {
+        const refused = await new Promise<boolean>((resolve) => {
+          const s = createConnection({ host: external.address, port: Number(url.port) });
+          s.once('connect', () => { s.destroy(); resolve(false); });
+          s.once('error', () => resolve(true));
+        });
+        expect(refused).toBe(true);
+      }
+    }
+  });
+
+  it('the CLI serves no metrics unless asked (nothing but the socket is opened)', async () => {
+    const dir = tempDir();
+    const cli = await startCli([], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'r.sock')}`, RUNNER_METRICS_ADDRESS: '' });
+    expect(cli.output()).not.toMatch(/"metrics":"http/);
+    // No TCP listener belongs to the process: its socket inodes are all absent from /proc/net/tcp{,6} listeners.
+    const { readdirSync, readlinkSync } = await import('node:fs');
+    const inodes = new Set(readdirSync(`/proc/${cli.pid}/fd`).map((fd) => {
+      try { return /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/${cli.pid}/fd/${fd}`))?.[1]; } catch { return undefined; }
+    }).filter((x): x is string => x !== undefined));
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const listening = readFileSync(table, 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f[3] === '0A');
+      for (const f of listening) expect(inodes.has(f[9]!)).toBe(false);
+    }
+    cli.child.kill('SIGTERM');
+    expect(await cli.exited).toBe(0);
+  });
+});
+
+describe('logs never carry request bodies or credential headers', () => {
+  const SECRETS = {
+    authorization: 'Bearer SECRET-AUTHZ-7f3a',
+    cookie: 'session=SECRET-COOKIE-91bc',
+    'proxy-authorization': 'Basic SECRET-PROXY-c0de',
+  };
+  const BODY = 'SECRET-BODY-{"card":"4111111111111111"}';
+  const headers = [{ name: 'host', value: 'example.com' }, ...Object.entries(SECRETS).map(([name, value]) => ({ name, value })), { name: 'x-visible', value: 'VISIBLE-HEADER' }];
+
+  /** A runner whose real logger (createLogger, the one the CLI uses) writes to a file we read back. */
+  async function loggingRunner(plugin: Plugin<unknown>) {
+    const dir = tempDir();
+    const logFile = join(dir, 'runner.log');
+    const r = await runner({ socketPath: join(dir, 'r.sock'), logger: createLogger({ level: 'trace', file: logFile }), plugins: () => [createSayPlugin(), plugin] as Plugin<unknown>[] });
+    const client = new ApisixClient({ socketPath: r.socketPath });
+    cleanups.push(() => client.close());
+    return { client, read: () => readFileSync(logFile, 'utf8') };
+  }
+
+  function expectClean(log: string): void {
+    for (const v of [...Object.values(SECRETS), 'SECRET-AUTHZ', 'SECRET-COOKIE', 'SECRET-PROXY', 'SECRET-BODY']) expect(log).not.toContain(v);
+  }
+
+  const logged = (name: string, log: (req: import('../../src/plugin-api/index.js').HttpRequest, body: string, logger: import('../../src/plugin-api/index.js').Logger) => void) =>
+    definePlugin<unknown>({
+      name,
+      async onRequest(_c, req, ctx) {
+        const body = (await req.body())?.toString() ?? '';
+        log(req, body, ctx.logger);
+      },
+    });
+
+  const headerObject = (req: import('../../src/plugin-api/index.js').HttpRequest) => Object.fromEntries(req.headerEntries().map((e) => [e.name, e.value ?? '']));
+
+  const cases: Array<[string, Plugin<unknown>]> = [
+    ['headers object and body at the top level', logged('top', (req, body, l) => l.info({ headers: headerObject(req), body }, 'request'))],
+    ['nested one level (e.g. { req: { headers, body } })', logged('nested', (req, body, l) => l.warn({ req: { headers: headerObject(req), body } }, 'request'))],
+    ['the header entry list (req.headerEntries()) and the body', logged('entries', (req, body, l) => l.info({ headers: req.headerEntries(), body }, 'request'))],
+  ];
+
+  for (const [what, plugin] of cases) {
+    it(`a plugin logging ${what}: values redacted, other headers kept`, async () => {
+      const { client, read } = await loggingRunner(plugin);
+      const out = await client.httpReqCall({ key: `route#${plugin.name}`, conf: [{ name: plugin.name, value: '{}' }] }, {
+        method: 'POST', path: '/pay', args: [], headers, srcIp: '10.0.0.1', body: BODY,
+      });
+      expect(out.kind).toBe('none');
+      const log = read();
+      expect(log).toContain('VISIBLE-HEADER'); // the plugin's line was written
+      expectClean(log);
+    });
+  }
+
+  it("the runner's own lines at trace level (calls, ExtraInfo, a throwing plugin) carry none of them", async () => {
+    const boom = definePlugin<unknown>({ name: 'boom', async onRequest(_c, req) { await req.body(); throw new Error('plugin failed'); } });
+    const { client, read } = await loggingRunner(boom);
+    const req = { method: 'POST', path: '/pay', args: [], headers, srcIp: '10.0.0.1', body: BODY } as const;
+    expect((await client.httpReqCall({ key: 'route#boom', conf: [{ name: 'boom', value: '{}' }] }, req)).kind).toBe('error');
+    expect((await client.httpReqCall({ key: 'route#say', conf: [{ name: 'say', value: '{"body":"x"}' }] }, req)).kind).toBe('stop');
+    const log = read();
+    expect(log).toContain('plugin failed');
+    expectClean(log);
+  });
+});
+
+describe('a dead mirror target cannot flood the log', () => {
+  it('through the CLI: error lines stay within one per log_interval, and their suppressed counts add up to every failure', async () => {
+    const dir = tempDir();
+    const socketPath = join(dir, 'r.sock');
+    // A port nobody listens on.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const target = `http://127.0.0.1:${port}`;
+    const intervalMs = 200;
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ plugin_attr: { 'proxy-mirror': { log_interval: `${intervalMs}ms` } } }));
+    const cli = await startCli(['--config', join(dir, 'c.json')], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
+    const client = new ApisixClient({ socketPath });
+    cleanups.push(() => client.close());
+    const routes = [1, 2, 3].map((i) => ({ key: `route#${i}#ext-plugin-pre-req#1`, conf: [{ name: 'proxy-mirror', value: JSON.stringify({ host: target, sample_ratio: 1 }) }] }));
+    const started = Date.now();
+    const N = 900;
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => client.httpReqCall(routes[(i + j) % 3]!, { method: 'GET', path: '/', args: [], headers: [{ name: 'host', value: 'h' }], srcIp: '10.0.0.1' })));
+    }
+    // Let the last copies fail, then one more interval so the final suppressed count is flushed by a last failure.
+    await new Promise((r) => setTimeout(r, 300));
+    await client.httpReqCall(routes[0]!, { method: 'GET', path: '/', args: [], headers: [{ name: 'host', value: 'h' }], srcIp: '10.0.0.1' });
+    const elapsedMs = Date.now() - started;
+    const failed = (): Array<Record<string, unknown>> => cli.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['target'] === target && /failed/.test(String(l['msg'])));
+    expect(await eventually(() => failed().length > 0)).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = failed();
+    // Bounded by time, not by traffic: at most one line per interval (+1 for the first).
+    expect(lines.length).toBeLessThanOrEqual(Math.floor(elapsedMs / intervalMs) + 1);
+    expect(lines.length).toBeLessThan(N / 10);
+    // Nothing is lost in the accounting: lines + suppressed = failures logged so far (the tail may still be pending).
+    const accounted = lines.length + lines.reduce((a, l) => a + Number(l['suppressed'] ?? 0), 0);
+    expect(accounted).toBeLessThanOrEqual(N + 1);
+    expect(accounted).toBeGreaterThan(N / 2);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exited).toBe(0);
   });
 });

@@ -93,12 +93,23 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     } catch (err) {
       return skipOnExtraInfoError(conf, ctx, err);
     }
-    if (sampled === true) return copy(conf, req, ctx);
+    if (sampled === true) return admitted(conf, req) ? copy(conf, req, ctx) : undefined;
     if (sampled === false) return skip(conf, 'not_sampled');
     return sampled.then(
-      (yes) => (yes ? copy(conf, req, ctx) : skip(conf, 'not_sampled')),
+      (yes) => (!yes ? skip(conf, 'not_sampled') : admitted(conf, req) ? copy(conf, req, ctx) : undefined),
       (err: unknown) => skipOnExtraInfoError(conf, ctx, err),
     );
+  }
+
+  /**
+   * A saturated target would drop the copy anyway: refuse it before anything is fetched from
+   * APISIX, synchronously, so the real request pays neither a round trip nor a promise.
+   */
+  function admitted(conf: ProxyMirrorRuntimeConf, req: HttpRequest): boolean {
+    const declared = Number(req.header('content-length') ?? 0);
+    if (conf.mirrorTarget.admits(Number.isFinite(declared) ? declared : 0)) return true;
+    conf.mirrorTarget.drop();
+    return false;
   }
 
   function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
@@ -111,12 +122,6 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
 
   async function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> {
     const target = conf.target.host;
-    // A saturated target would drop the copy anyway: don't make the real request pay for it.
-    const declared = Number(req.header('content-length') ?? 0);
-    if (!conf.mirrorTarget.admits(Number.isFinite(declared) ? declared : 0)) {
-      conf.mirrorTarget.drop();
-      return;
-    }
     let body: Buffer | undefined;
     let rawQuery: string | undefined;
     try {

@@ -3,6 +3,7 @@
  * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { boundByOne, boundByTwo } from '../../observability/metrics.js';
 
 /** Terminal outcome of a copy that was handed to the dispatcher. */
 export type MirrorOutcome =
@@ -69,21 +70,29 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
   const queueLen = gauge(registry, 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.');
   const queueBytes = gauge(registry, 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.');
 
+  const copiesOf = boundByTwo((target, outcome) => copies.labels(target, outcome));
+  const skipsOf = boundByTwo((target, reason) => skips.labels(target, reason));
+  const omittedOf = boundByTwo((target, reason) => omitted.labels(target, reason));
+  const latencyOf = boundByTwo((target, outcome) => latency.labels(target, outcome));
+  const inflightOf = boundByOne((target) => inflight.labels(target));
+  const queueLenOf = boundByOne((target) => queueLen.labels(target));
+  const queueBytesOf = boundByOne((target) => queueBytes.labels(target));
+
   return {
-    sent: (target) => copies.inc({ target, outcome: 'sent' }),
+    sent: (target) => copiesOf(target, 'sent').inc(),
     finished: (target, outcome, seconds) => {
-      copies.inc({ target, outcome });
-      if (seconds !== undefined) latency.observe({ target, outcome }, seconds);
+      copiesOf(target, outcome).inc();
+      if (seconds !== undefined) latencyOf(target, outcome).observe(seconds);
     },
     skipped: (target, reason) => {
-      copies.inc({ target, outcome: 'skipped' });
-      skips.inc({ target, reason });
+      copiesOf(target, 'skipped').inc();
+      skipsOf(target, reason).inc();
     },
-    bodyOmitted: (target, reason) => omitted.inc({ target, reason }),
-    inflight: (target, delta) => inflight.inc({ target }, delta),
+    bodyOmitted: (target, reason) => omittedOf(target, reason).inc(),
+    inflight: (target, delta) => inflightOf(target).inc(delta),
     queued: (target, dc, db) => {
-      queueLen.inc({ target }, dc);
-      queueBytes.inc({ target }, db);
+      queueLenOf(target).inc(dc);
+      queueBytesOf(target).inc(db);
     },
   };
 }
