@@ -3,7 +3,8 @@
  * Soak: at least SOAK_CALLS HTTPReqCalls (default 10^6) through the built runner (dist/cli.js,
  * a child process on a Unix socket, as APISIX runs it) with proxy-mirror at sample_ratio 1,
  * once against a healthy local HTTP target and once against a dead one (a closed port).
- * Every SOAK_SAMPLE_S seconds it samples the runner process: V8 heap used (from its /metrics),
+ * Every SOAK_SAMPLE_S seconds it samples the runner process: V8 heap used after a full GC
+ * (bench/soak-gc.mjs makes SIGUSR2 run one; read from the runner's /metrics),
  * RSS and open fds (from /proc/<pid>), and the mirror outcomes so far; then prints a table.
  * The load is bench/loadgen.mjs in segments of SOAK_SAMPLE_S seconds, each on fresh
  * connections (so connection churn is soaked too). Not part of `npm test`.
@@ -20,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, processRssKiB } from './loadgen.mjs';
+import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
 const CALLS = Number(process.env.SOAK_CALLS ?? 1_000_000);
@@ -107,7 +109,9 @@ async function scenario(kind) {
     metricsAddress: `127.0.0.1:${metricsPort}`,
     plugin_attr: { 'proxy-mirror': { timeout: { connect: '1s', send: '5s', read: '5s' } } },
   }));
-  const runner = spawn(process.execPath, [cli, '--config', configPath], {
+  // --expose-gc + a SIGUSR2 handler: each sample follows a full GC (live heap, not garbage).
+  const gcPreload = path.join(REPO_ROOT, 'bench/soak-gc.mjs');
+  const runner = spawn(process.execPath, ['--expose-gc', '--import', pathToFileURL(gcPreload).href, cli, '--config', configPath], {
     cwd: REPO_ROOT,
     env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -139,6 +143,8 @@ async function scenario(kind) {
     for (let i = 0; i < 200 && !existsSync(socketPath); i++) await sleep(25);
     if (!existsSync(socketPath)) throw new Error('the runner did not create its socket');
     const sample = async (label) => {
+      runner.kill('SIGUSR2');
+      await sleep(250);
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const s = {
         label,
@@ -206,7 +212,7 @@ function table(result) {
     '',
     `${result.completed.toLocaleString('en')} HTTPReqCalls in ${result.seconds.toFixed(0)} s (${Math.round(result.completed / result.seconds).toLocaleString('en')}/s overall), ${CONNECTIONS} connections per segment; errors ${result.errors}, reconnects ${result.reconnects}, unexpected frames ${result.unexpected}; SIGTERM → exit ${result.exitCode} in ${result.stopMs} ms`,
     '',
-    '| t (s) | calls | heap used MiB | RSS MiB | fds | conns | mirror sent | 2xx | error | timeout | dropped | in flight | queued | log lines (warn+) |',
+    '| t (s) | calls | heap after GC MiB | RSS MiB | fds | conns | mirror sent | 2xx | error | timeout | dropped | in flight | queued | log lines (warn+) |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   // Keep the table readable: at most ~16 rows, always the first, last and idle samples.

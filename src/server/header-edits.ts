@@ -26,6 +26,20 @@ export class EntryEdits {
     return this.edits?.get(this.norm(name))?.values;
   }
 
+  /** First value of `name`: the edit if there is one, else from the original entries ('' for a valueless one). */
+  first(original: readonly TextPair[], name: string): string | undefined {
+    const edit = this.get(name);
+    if (edit !== undefined) return edit === null ? undefined : edit[0];
+    return firstValue(original, name, this.caseInsensitive);
+  }
+
+  /** Every value of `name`, edits applied. */
+  all(original: readonly TextPair[], name: string): string[] {
+    const edit = this.get(name);
+    if (edit !== undefined) return edit === null ? [] : [...edit];
+    return allValues(original, name, this.caseInsensitive);
+  }
+
   /** Original entries with edits applied (edited names replaced in place of their last position). */
   apply(original: readonly TextPair[]): readonly TextPair[] {
     if (!this.edits) return original;

@@ -1,6 +1,6 @@
 import type { HttpMethod, HttpRequest, StopResponse, TextPair } from '../plugin-api/request.js';
 import type { HttpReqCallMessage, ReqCallAction } from '../protocol/messages.js';
-import { EntryEdits, allValues, firstValue, headerInitEntries, toBytes } from './header-edits.js';
+import { EntryEdits, headerInitEntries, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
 
 /** The HttpRequest view of one HTTPReqCall, collecting every plugin's edits. */
@@ -24,28 +24,12 @@ export class RequestState implements HttpRequest {
   get srcIp(): string { return this.msg.srcIp; }
   get stopped(): boolean { return this.stopResponse !== undefined; }
 
-  header(name: string): string | undefined {
-    const edit = this.headerEdits.get(name);
-    if (edit !== undefined) return edit === null ? undefined : edit[0];
-    return firstValue(this.msg.headers, name, true);
-  }
-  headerValues(name: string): string[] {
-    const edit = this.headerEdits.get(name);
-    if (edit !== undefined) return edit === null ? [] : [...edit];
-    return allValues(this.msg.headers, name, true);
-  }
+  header(name: string): string | undefined { return this.headerEdits.first(this.msg.headers, name); }
+  headerValues(name: string): string[] { return this.headerEdits.all(this.msg.headers, name); }
   headerEntries(): readonly TextPair[] { return this.headerEdits.apply(this.msg.headers); }
 
-  arg(name: string): string | undefined {
-    const edit = this.argEdits.get(name);
-    if (edit !== undefined) return edit === null ? undefined : edit[0];
-    return firstValue(this.msg.args, name, false);
-  }
-  argValues(name: string): string[] {
-    const edit = this.argEdits.get(name);
-    if (edit !== undefined) return edit === null ? [] : [...edit];
-    return allValues(this.msg.args, name, false);
-  }
+  arg(name: string): string | undefined { return this.argEdits.first(this.msg.args, name); }
+  argValues(name: string): string[] { return this.argEdits.all(this.msg.args, name); }
   argEntries(): readonly TextPair[] { return this.argEdits.apply(this.msg.args); }
 
   var(name: string): Promise<string | undefined> {

@@ -1,7 +1,7 @@
 import type { HttpResponse } from '../plugin-api/response.js';
 import type { TextPair } from '../plugin-api/request.js';
 import type { HttpRespCallRequest, RespCallAnswer } from '../protocol/messages.js';
-import { EntryEdits, allValues, firstValue, toBytes } from './header-edits.js';
+import { EntryEdits, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
 
 /** The HttpResponse view of one HTTPRespCall, collecting every plugin's changes. */
@@ -20,16 +20,8 @@ export class ResponseState implements HttpResponse {
   get status(): number { return this.statusEdit ?? this.msg.status; }
   get upstreamStatus(): number { return this.msg.status; }
 
-  header(name: string): string | undefined {
-    const edit = this.headerEdits.get(name);
-    if (edit !== undefined) return edit === null ? undefined : edit[0];
-    return firstValue(this.msg.headers, name, true);
-  }
-  headerValues(name: string): string[] {
-    const edit = this.headerEdits.get(name);
-    if (edit !== undefined) return edit === null ? [] : [...edit];
-    return allValues(this.msg.headers, name, true);
-  }
+  header(name: string): string | undefined { return this.headerEdits.first(this.msg.headers, name); }
+  headerValues(name: string): string[] { return this.headerEdits.all(this.msg.headers, name); }
   headerEntries(): readonly TextPair[] { return this.headerEdits.apply(this.msg.headers); }
   var(name: string): Promise<string | undefined> { return this.extra.var(name); }
   body(): Promise<Buffer | undefined> { return this.extra.body(); }
