@@ -32,8 +32,18 @@ export class ResponseState implements HttpResponse {
   setBody(body: string | Uint8Array): void { this.bodyEdit = toBytes(body); }
   afterReply(task: () => void): void { (this.afterReplyTasks ??= []).push(task); }
 
-  /** The answer for APISIX: status 0 keeps the upstream's; only edited headers are sent. */
+  /**
+   * The answer for APISIX: status 0 keeps the upstream's. APISIX takes a non-empty header
+   * list as the response's headers, so once any header is edited the whole set is sent
+   * (upstream headers with the edits applied) plus a valueless entry per deleted name, which
+   * is right whether APISIX replaces the set or applies the entries one by one.
+   */
   toAnswer(): RespCallAnswer {
-    return { status: this.statusEdit ?? 0, headers: this.headerEdits.toEntries(), body: this.bodyEdit };
+    let headers: readonly TextPair[] = [];
+    if (this.headerEdits.size > 0) {
+      const deleted = this.headerEdits.toEntries().filter((e) => e.value === undefined);
+      headers = [...this.headerEntries(), ...deleted];
+    }
+    return { status: this.statusEdit ?? 0, headers, body: this.bodyEdit };
   }
 }

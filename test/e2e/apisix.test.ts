@@ -85,8 +85,10 @@ suite(title, () => {
       async killRunner() {
         // Find the runner by its command line in /proc (the image may lack pgrep); `[c]` keeps
         // this shell's own command line from matching.
-        const result = await container.exec(['sh', '-c', 'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "dist/[c]li.js"; then kill -9 ${p#/proc/}; fi; done']);
+        const script = 'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "dist/[c]li.js"; then kill -9 ${p#/proc/} && echo ${p#/proc/}; fi; done';
+        const result = await container.exec(['sh', '-c', script]);
         expect(result.exitCode).toBe(0);
+        expect(result.output.trim(), 'pid of the killed runner').toMatch(/^\d+$/);
       },
       async updateRoute(route, applied) {
         routes = routes.map((r) => (r.id === route.id ? route : r));

@@ -204,6 +204,8 @@ export const scenarios: Scenario[] = [
       const res = await h.send('post-resp-full', { path: '/s/postresp/a?b=1' });
       expect(res.status).toBe(201);
       expect(res.headers['x-post-resp']).toBe('1');
+      // Editing one header must not lose the upstream's others (APISIX replaces the set).
+      expect(res.headers['x-upstream']).toBe('upstream');
       expect(res.body).toBe(`edited:${JSON.stringify({ from: 'upstream', url: '/s/postresp/a?b=1' })}`);
       expect(h.upstream.of('post-resp-full')).toHaveLength(1);
     },

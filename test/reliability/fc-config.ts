@@ -23,3 +23,8 @@ export function fcParams(numRuns: number): { numRuns: number; seed?: number } {
   const seed = process.env['FC_SEED'];
   return seed ? { numRuns, seed: Number(seed) } : { numRuns };
 }
+
+/** Test timeout for a property of `runs` cases at about `msPerRun` each: CI's 30 s, more for a long campaign. */
+export function timeoutFor(runs: number, msPerRun: number): number {
+  return Math.max(30_000, Math.ceil(runs * msPerRun * 3));
+}

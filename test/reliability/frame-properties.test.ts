@@ -19,7 +19,7 @@ import { ApisixClient } from '../harness/apisix-client.js';
 import { ConnectionClosedError, RawConnection } from '../harness/raw-connection.js';
 import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
 import { mutatedPayloadArb, validPayloadArb } from './arbitraries.js';
-import { FC_RUNS, FC_SOCKET_RUNS, fcParams } from './fc-config.js';
+import { FC_RUNS, FC_SOCKET_RUNS, fcParams, timeoutFor } from './fc-config.js';
 
 interface TestFrame {
   readonly type: number;
@@ -77,7 +77,7 @@ describe('FrameDecoder properties', () => {
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 
   it('a stream cut short keeps exactly the unfinished bytes buffered and delivers the complete frames', () => {
     fc.assert(
@@ -99,7 +99,7 @@ describe('FrameDecoder properties', () => {
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 
   it('an oversized announcement at any split point: the frames before it are delivered, then FrameTooLargeError', () => {
     const limit = 1000;
@@ -122,7 +122,7 @@ describe('FrameDecoder properties', () => {
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 });
 
 // ---- over a real runner --------------------------------------------------------------------
@@ -269,7 +269,7 @@ describe('a real runner fed hostile streams over its socket', () => {
       fcParams(FC_SOCKET_RUNS),
     );
     expect(runner.connectionCount()).toBeLessThanOrEqual(1);
-  });
+  }, timeoutFor(FC_SOCKET_RUNS, 5));
 
   it('pure random bytes never crash or hang it', async () => {
     // Small lengths in the header bytes make complete frames likely, large ones oversize.
@@ -285,7 +285,7 @@ describe('a real runner fed hostile streams over its socket', () => {
       }),
       fcParams(FC_SOCKET_RUNS),
     );
-  });
+  }, timeoutFor(FC_SOCKET_RUNS, 5));
 
   it('the connections of all those cases are gone', async () => {
     for (let i = 0; i < 200 && runner.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 10));

@@ -28,7 +28,7 @@ import {
   respCallInputArb,
   validPayloadArb,
 } from './arbitraries.js';
-import { FC_RUNS, fcParams } from './fc-config.js';
+import { FC_RUNS, fcParams, timeoutFor } from './fc-config.js';
 
 /** Decodes with one decoder and reads every field the runner may read (HttpReqCall is lazy). */
 const DECODERS: Record<string, (payload: Uint8Array) => unknown> = {
@@ -95,7 +95,7 @@ describe('message decoders on hostile input', () => {
         }),
         fcParams(FC_RUNS),
       );
-    });
+    }, timeoutFor(FC_RUNS, 2));
 
     it(`${name}: mutated valid payloads (of every message type) decode or throw MalformedPayloadError`, () => {
       fc.assert(
@@ -104,7 +104,7 @@ describe('message decoders on hostile input', () => {
         }),
         fcParams(FC_RUNS),
       );
-    });
+    }, timeoutFor(FC_RUNS, 2));
   }
 
   it('payloads that are not 4-byte aligned (a view at an odd offset) are handled the same', () => {
@@ -124,7 +124,7 @@ describe('message decoders on hostile input', () => {
       }),
       fcParams(Math.ceil(FC_RUNS / 4)),
     );
-  });
+  }, timeoutFor(Math.ceil(FC_RUNS / 4), 2));
 });
 
 describe('message decoders on valid input (round trip with the APISIX-side encoder)', () => {
@@ -137,7 +137,7 @@ describe('message decoders on valid input (round trip with the APISIX-side encod
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 
   it('HttpReqCall', () => {
     fc.assert(
@@ -150,7 +150,7 @@ describe('message decoders on valid input (round trip with the APISIX-side encod
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 
   it('ExtraInfo answer', () => {
     fc.assert(
@@ -160,7 +160,7 @@ describe('message decoders on valid input (round trip with the APISIX-side encod
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 
   it('HttpRespCall', () => {
     fc.assert(
@@ -169,7 +169,7 @@ describe('message decoders on valid input (round trip with the APISIX-side encod
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 });
 
 /** Position of the length word of the vector (or string) that field `fieldId` of the root table points to. */
@@ -238,5 +238,5 @@ describe('forged lengths are rejected before anything loops over them', () => {
       }),
       fcParams(FC_RUNS),
     );
-  });
+  }, timeoutFor(FC_RUNS, 2));
 });
