@@ -1,4 +1,4 @@
-#!/usr/bin/env node --expose-gc
+#!/usr/bin/env -S node --expose-gc
 /**
  * Memory held by the conf cache: PrepareConf for N distinct keys over the runner's socket
  * (pipelined on one connection), then the V8 heap used after a full GC, per conf. Runs the

@@ -229,7 +229,7 @@ function table(result) {
     const avg = (xs, f) => xs.reduce((a, x) => a + f(x), 0) / xs.length;
     const early = load.slice(q, 2 * q);
     const late = load.slice(-q);
-    lines.push('', `heap used, 2nd quarter avg ${mib(avg(early, (x) => x.heapUsed))} MiB → last quarter avg ${mib(avg(late, (x) => x.heapUsed))} MiB; RSS ${(avg(early, (x) => x.rssKiB) / 1024).toFixed(1)} → ${(avg(late, (x) => x.rssKiB) / 1024).toFixed(1)} MiB; fds max ${Math.max(...load.map((x) => x.fds ?? 0))}, idle ${s.at(-1).fds}`);
+    lines.push('', `heap after GC, 2nd quarter avg ${mib(avg(early, (x) => x.heapUsed))} MiB → last quarter avg ${mib(avg(late, (x) => x.heapUsed))} MiB; RSS ${(avg(early, (x) => x.rssKiB) / 1024).toFixed(1)} → ${(avg(late, (x) => x.rssKiB) / 1024).toFixed(1)} MiB; fds max ${Math.max(...load.map((x) => x.fds ?? 0))}, idle ${s.at(-1).fds}`);
   }
   return lines.join('\n');
 }

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { CompiledChain } from './plugin-registry.js';
 
 export interface ConfCacheOptions {
@@ -26,7 +27,11 @@ export class ConfCache {
   private readonly byToken = new Map<number, ConfEntry>();
   /** Insertion order = preparation order, which is also expiry order (one TTL for all). */
   private readonly byKey = new Map<string, ConfEntry>();
-  private nextToken = 1;
+  /**
+   * Starts at a random point: after a restart, an APISIX worker that has not flushed its
+   * cache yet may still send a token of the old process, which must not name another route here.
+   */
+  private nextToken = 1 + randomInt(0xfffffffe);
   private readonly now: () => number;
 
   constructor(private readonly options: ConfCacheOptions) {

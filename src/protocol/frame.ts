@@ -54,7 +54,9 @@ export type FrameHandler = (type: number, payload: Buffer) => void;
  * and calls `onFrame` once per complete frame, in order.
  *
  * A payload handed out is a view into the received chunk when the frame arrived whole
- * (the common case: no copy), or a fresh buffer assembled from several chunks.
+ * (the common case: no copy), or a fresh buffer assembled from several chunks. The decoder
+ * takes ownership of every chunk pushed: the caller must not modify it afterwards (a
+ * net.Socket's 'data' chunks are never reused, so sockets can feed it directly).
  */
 export class FrameDecoder {
   private pending: Buffer[] = [];
@@ -107,8 +109,7 @@ export class FrameDecoder {
       offset = frameEnd;
     }
     if (offset < end) {
-      // Keep our own copy: the caller may reuse the chunk's memory after we return.
-      const rest = Buffer.from(data.subarray(offset));
+      const rest = data.subarray(offset);
       this.pending.push(rest);
       this.pendingBytes = rest.length;
     }

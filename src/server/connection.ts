@@ -99,6 +99,8 @@ export class Connection {
         this.deps.metrics.record('unknown', 'frame_too_large', 0);
         this.socket.end(encodeError(ErrCode.BAD_REQUEST));
         this.closed = true;
+        // A peer that never closes its side must not hold the connection forever.
+        setTimeout(() => this.socket.destroy(), 1000).unref();
         return;
       }
       this.deps.logger.error({ err }, 'closing connection after an unexpected error');

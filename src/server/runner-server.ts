@@ -21,7 +21,9 @@ export class RunnerServer {
     await removeStaleSocket(this.socketPath);
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(this.socketPath, () => {
+      // A large backlog: every APISIX worker may open connections at once (up to 32 idle each
+      // plus bursts), and a full Unix-socket backlog fails connect() with EAGAIN, i.e. a 503.
+      this.server.listen({ path: this.socketPath, backlog: 4096 }, () => {
         this.server.off('error', reject);
         resolve();
       });

@@ -46,6 +46,12 @@ describe('ConfCache', () => {
     expect(tokens.has(0)).toBe(false);
   });
 
+  it('starts its tokens at a random point, so a restarted runner does not reuse the old process\'s tokens', () => {
+    const firsts = new Set<number>();
+    for (let i = 0; i < 5; i++) firsts.add(new ConfCache({ ttlMs: 1000, maxEntries: 10 }).put('k', chain()).token);
+    expect(firsts.size).toBeGreaterThan(1);
+  });
+
   it('keyless confs are never shared', () => {
     const cache = new ConfCache({ ttlMs: 1000, maxEntries: 100 });
     expect(cache.put('', chain()).token).not.toBe(cache.put('', chain()).token);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { lstatSync, mkdtempSync, writeFileSync, statSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { createConnection } from 'node:net';
 import pino from 'pino';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { join } from 'node:path';
@@ -245,6 +246,22 @@ describe('errors', () => {
     expect(decodeRunnerFrame(frame.type, frame.payload)).toEqual({ type: 'error', code: 0 });
     await conn.closed;
     expect((await client.httpReqCall(route('after', ['say', { body: 'ok' }]), GET)).kind).toBe('stop');
+  });
+
+  it('a peer that keeps its side open after the oversize answer is disconnected anyway', async () => {
+    const { socketPath, runner } = await setup([], { maxPayloadBytes: 1024 });
+    const sock = createConnection({ path: socketPath, allowHalfOpen: true });
+    const got: Buffer[] = [];
+    sock.on('data', (d: Buffer) => got.push(d));
+    sock.on('error', () => undefined);
+    await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+    sock.write(Buffer.from([2, 0, 0x10, 0]));
+    // We never end our side: the runner's end() alone would leave its socket half-open.
+    await new Promise<void>((resolve) => sock.once('end', () => resolve()));
+    expect(Buffer.concat(got)[0]).toBe(0);
+    for (let i = 0; i < 300 && runner.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(runner.connectionCount()).toBe(0);
+    sock.destroy();
   });
 
   it('a truncated frame followed by a close, and a close mid-ExtraInfo, cost the runner nothing', async () => {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,7 +120,6 @@ describe('metrics listen on loopback unless told otherwise', () => {
     const cli = await startCli([], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'r.sock')}`, RUNNER_METRICS_ADDRESS: '' });
     expect(cli.output()).not.toMatch(/"metrics":"http/);
     // No TCP listener belongs to the process: its socket inodes are all absent from /proc/net/tcp{,6} listeners.
-    const { readdirSync, readlinkSync } = await import('node:fs');
     const inodes = new Set(readdirSync(`/proc/${cli.pid}/fd`).map((fd) => {
       try { return /socket:\[(\d+)\]/.exec(readlinkSync(`/proc/${cli.pid}/fd/${fd}`))?.[1]; } catch { return undefined; }
     }).filter((x): x is string => x !== undefined));
@@ -224,7 +223,7 @@ describe('a dead mirror target cannot flood the log', () => {
     await client.httpReqCall(routes[0]!, { method: 'GET', path: '/', args: [], headers: [{ name: 'host', value: 'h' }], srcIp: '10.0.0.1' });
     const elapsedMs = Date.now() - started;
     const failed = (): Array<Record<string, unknown>> => cli.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l['target'] === target && /failed/.test(String(l['msg'])));
+      .filter((l) => l['target'] === target && l['outcome'] === 'error' && /failed/.test(String(l['msg'])));
     expect(await eventually(() => failed().length > 0)).toBe(true);
     await new Promise((r) => setTimeout(r, 100));
     const lines = failed();
