@@ -2,6 +2,7 @@ import type { CallContext, Logger } from './plugin-api/plugin.js';
 import type { HttpRequest } from './plugin-api/request.js';
 import type { HttpResponse } from './plugin-api/response.js';
 import type { ChainEntry } from './plugin-registry.js';
+import { MalformedPayloadError } from './protocol/verify.js';
 
 /** A plugin threw (or rejected) under a fail-closed policy: the call must be answered with an error. */
 export class PluginFailedError extends Error {
@@ -53,7 +54,8 @@ function run(entries: readonly ChainEntry[], start: number, step: Step, done: ()
 }
 
 function onFailure(entry: ChainEntry, err: unknown, logger: Logger): void {
-  if (err instanceof CallAbortedError) throw err;
+  // Not the plugin's fault: the call itself cannot go on (or its payload is malformed).
+  if (err instanceof CallAbortedError || err instanceof MalformedPayloadError) throw err;
   const policy = entry.plugin.failurePolicy ?? 'closed';
   logger.error(
     { plugin: entry.plugin.name, index: entry.index, policy, err },

@@ -50,7 +50,8 @@ export interface Runner {
 export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const logger = options.logger ?? createLogger();
   const metricsRegistry = options.metrics ?? createRegistry();
-  const rpcMetrics = new RpcMetrics(metricsRegistry);
+  // Latency histograms cost clock reads per RPC: only when someone can scrape them.
+  const rpcMetrics = new RpcMetrics(metricsRegistry, Boolean(options.metricsAddress) || options.metrics !== undefined);
   const closeTasks: Array<() => Promise<void> | void> = [];
   const settings = options.settings ?? {};
   const host: PluginHost = {

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /**
@@ -26,39 +27,93 @@ export function boundByOne<T>(bind: (a: string) => T): (a: string) => T {
   };
 }
 
-/** The runner's own RPC metrics. Label children are bound once so the hot path only increments. */
-export class RpcMetrics {
-  private readonly total: Counter<'type' | 'outcome'>;
-  private readonly duration: Histogram<'type'>;
-  readonly connections: Gauge;
-  readonly confs: Gauge;
-  private readonly totalOf: (type: string, outcome: string) => { inc(): void };
-  private readonly durationOf: (type: string) => { observe(v: number): void };
+/**
+ * Plain counters by two labels, read by prom-client only at scrape time: counting on the hot
+ * path is two Map lookups and an add (prom-client's own inc hashes the label set every call).
+ */
+export class CountTable {
+  private readonly rows = new Map<string, Map<string, { n: number }>>();
 
-  constructor(readonly registry: Registry) {
-    this.total = new Counter({
-      name: 'apisix_runner_rpc_total',
-      help: 'RPCs handled, by message type and outcome',
-      labelNames: ['type', 'outcome'],
-      registers: [registry],
-    });
-    this.duration = new Histogram({
-      name: 'apisix_runner_rpc_duration_seconds',
-      help: 'Time from receiving an RPC to writing its reply, ExtraInfo round trips included',
-      labelNames: ['type'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
-      registers: [registry],
-    });
-    this.connections = new Gauge({ name: 'apisix_runner_connections', help: 'Open connections from APISIX', registers: [registry] });
-    this.confs = new Gauge({ name: 'apisix_runner_confs', help: 'Route confs held in the conf cache', registers: [registry] });
-    this.totalOf = boundByTwo((type, outcome) => this.total.labels(type, outcome));
-    this.durationOf = boundByOne((type) => this.duration.labels(type));
+  /** The cell of (a, b), created at zero. Keep it: incrementing `cell.n` is the whole cost. */
+  cell(a: string, b: string): { n: number } {
+    let row = this.rows.get(a);
+    if (!row) this.rows.set(a, (row = new Map()));
+    let c = row.get(b);
+    if (!c) row.set(b, (c = { n: 0 }));
+    return c;
   }
 
-  /** Counts one RPC and its duration in seconds. */
-  record(type: string, outcome: string, seconds: number): void {
-    this.totalOf(type, outcome).inc();
-    this.durationOf(type).observe(seconds);
+  /** Adds one to (a, b). */
+  inc(a: string, b: string): void {
+    this.cell(a, b).n++;
+  }
+
+  *entries(): IterableIterator<[string, string, number]> {
+    for (const [a, row] of this.rows) for (const [b, c] of row) yield [a, b, c.n];
+  }
+}
+
+const tablesByRegistry = new WeakMap<Registry, Map<string, CountTable>>();
+
+/**
+ * Registers a counter whose values come from a CountTable at scrape time. Asking again for
+ * the same name on the same registry returns the same table (several plugin instances share it).
+ */
+export function registerCountTable(registry: Registry, name: string, help: string, labelNames: readonly [string, string]): CountTable {
+  let tables = tablesByRegistry.get(registry);
+  if (!tables) tablesByRegistry.set(registry, (tables = new Map()));
+  const known = tables.get(name);
+  if (known) return known;
+  const table = new CountTable();
+  tables.set(name, table);
+  new Counter({
+    name,
+    help,
+    labelNames: [...labelNames],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [a, b, n] of table.entries()) this.labels(a, b).inc(n);
+    },
+  });
+  return table;
+}
+
+/**
+ * The runner's own RPC metrics. Counting is always on and nearly free; the latency histogram
+ * (and the clock reads it needs) only runs when metrics are served.
+ */
+export class RpcMetrics {
+  private readonly total: CountTable;
+  private readonly durationOf: ((type: string) => { observe(v: number): void }) | undefined;
+  readonly connections: Gauge;
+  readonly confs: Gauge;
+
+  constructor(readonly registry: Registry, timed: boolean) {
+    this.total = registerCountTable(registry, 'apisix_runner_rpc_total', 'RPCs handled, by message type and outcome', ['type', 'outcome']);
+    if (timed) {
+      const duration = new Histogram({
+        name: 'apisix_runner_rpc_duration_seconds',
+        help: 'Time from receiving an RPC to writing its reply, ExtraInfo round trips included',
+        labelNames: ['type'],
+        buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
+        registers: [registry],
+      });
+      this.durationOf = boundByOne((type) => duration.labels(type));
+    }
+    this.connections = new Gauge({ name: 'apisix_runner_connections', help: 'Open connections from APISIX', registers: [registry] });
+    this.confs = new Gauge({ name: 'apisix_runner_confs', help: 'Route confs held in the conf cache', registers: [registry] });
+  }
+
+  /** A start mark for `record` (0 when latency is not measured). */
+  start(): number {
+    return this.durationOf ? performance.now() : 0;
+  }
+
+  /** Counts one RPC, and its duration since `started` when latency is measured. */
+  record(type: string, outcome: string, started: number): void {
+    this.total.inc(type, outcome);
+    if (this.durationOf) this.durationOf(type).observe((performance.now() - started) / 1000);
   }
 }
 

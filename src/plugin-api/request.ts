@@ -65,7 +65,10 @@ export interface HttpRequest {
   setBody(body: string | Uint8Array): void;
   /** Sets a header on the response to the client (APISIX ignores a fixed list of names). */
   setResponseHeader(name: string, value: string): void;
-  /** Answers the client directly; plugins after this one are not run. */
+  /**
+   * Answers the client directly; plugins after this one are not run. Pass the same frozen
+   * object (Object.freeze, headers included) on every call and the runner encodes it once.
+   */
   stop(response?: StopResponse): void;
   /** True once a plugin has called stop(). */
   readonly stopped: boolean;

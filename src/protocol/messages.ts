@@ -22,7 +22,7 @@ import { Info } from './generated/a6/extra-info/info.js';
 import { Req as RespCallReq } from './generated/a6/httpresp-call/req.js';
 import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
 import { encodeFrame, MessageType } from './frame.js';
-import { verifyRoot, type TableShape } from './verify.js';
+import { verifyRoot, verifyTablesVector, type TableShape } from './verify.js';
 import type { HttpMethod, TextPair } from '../plugin-api/request.js';
 
 export { ErrCode, Action, Info };
@@ -30,6 +30,7 @@ export { ErrCode, Action, Info };
 // ---- shapes for verification (field id order) -------------------------------------------
 const TEXT_ENTRY: TableShape = { name: 'A6.TextEntry', fields: ['string', 'string'] };
 const TEXT_ENTRIES = { tables: TEXT_ENTRY } as const;
+const LAZY_TEXT_ENTRIES = { lazyTables: TEXT_ENTRY } as const;
 const EMPTY = (name: string): TableShape => ({ name, fields: [] });
 
 export const SHAPES = {
@@ -37,7 +38,8 @@ export const SHAPES = {
   prepareConfResp: { name: 'A6.PrepareConf.Resp', fields: ['u32'] },
   reqCallReq: {
     name: 'A6.HTTPReqCall.Req',
-    fields: ['u32', 'bytes', 'u8', 'string', TEXT_ENTRIES, TEXT_ENTRIES, 'u32'],
+    // Args and headers are decoded only when a plugin reads them, and checked then.
+    fields: ['u32', 'bytes', 'u8', 'string', LAZY_TEXT_ENTRIES, LAZY_TEXT_ENTRIES, 'u32'],
   },
   reqCallResp: {
     name: 'A6.HTTPReqCall.Resp',
@@ -102,10 +104,11 @@ function readString(b: Buffer, at: number): string {
  * `tablePos`. The payload has been verified (verify.ts), so offsets are in bounds; this is
  * the per-request hot path, hence the direct reads instead of the generated TextEntry class.
  */
-function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): TextPair[] {
+function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number, verify = false): TextPair[] {
   const o = bb.__offset(tablePos, vtableOffset);
   if (!o) return [];
   const vec = bb.__vector(tablePos + o);
+  if (verify) verifyTablesVector(b, vec - 4, TEXT_ENTRY);
   const count = u32(b, vec - 4);
   const out: TextPair[] = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -170,7 +173,11 @@ export function decodePrepareConfReq(payload: Uint8Array): PrepareConfRequest {
   };
 }
 
-/** An HTTPReqCall request; headers and args are decoded on first use. */
+/**
+ * An HTTPReqCall request; headers and args are checked and decoded on first use (a plugin
+ * that never reads them costs nothing for them). Reading them may throw
+ * MalformedPayloadError, which the runner answers with BAD_REQUEST like an eager failure.
+ */
 export class HttpReqCallMessage {
   readonly id: number;
   readonly confToken: number;
@@ -206,11 +213,11 @@ export class HttpReqCallMessage {
   }
 
   get args(): TextPair[] {
-    return (this.argsCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 12));
+    return (this.argsCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 12, true));
   }
 
   get headers(): TextPair[] {
-    return (this.headersCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 14));
+    return (this.headersCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 14, true));
   }
 }
 
@@ -350,6 +357,17 @@ export function encodeHttpReqCallResp(id: number, action: ReqCallAction): Buffer
     ReqCallResp.addAction(builder, actionOffset);
   }
   return finish(MessageType.HttpReqCall, ReqCallResp.endResp(builder));
+}
+
+/**
+ * Where the `id` of an HTTPReqCall answer frame (built by encodeHttpReqCallResp, which always
+ * stores the id) sits, so that a constant answer can be encoded once and re-stamped per call.
+ */
+export function reqCallRespIdOffset(frame: Buffer): number {
+  const payload = frame.subarray(4);
+  const root = payload.readUInt32LE(0);
+  const vtable = root - payload.readInt32LE(root);
+  return 4 + root + payload.readUInt16LE(vtable + 4);
 }
 
 export type ExtraInfoQuestion = { readonly kind: 'var'; readonly name: string } | { readonly kind: 'reqBody' } | { readonly kind: 'respBody' };

@@ -20,6 +20,8 @@ export type FieldShape =
   | 'bytes'
   | { readonly table: TableShape }
   | { readonly tables: TableShape }
+  /** A vector of tables whose elements are checked later, on first use (verifyTablesVector). */
+  | { readonly lazyTables: TableShape }
   | { readonly union: readonly (TableShape | null)[] };
 
 /** Fields in id order; a union takes two ids (its `_type` byte then the table) — list it once, as `union`, at the id of its type byte. */
@@ -40,6 +42,7 @@ const enum Kind {
   Table = 5,
   Tables = 6,
   Union = 7,
+  LazyTables = 8,
 }
 
 interface CompiledField {
@@ -70,6 +73,7 @@ function compile(shape: TableShape): CompiledShape {
     else if (f === 'string' || f === 'bytes') fields.push({ kind: Kind.Vector1, id, table: undefined, members: undefined });
     else if ('table' in f) fields.push({ kind: Kind.Table, id, table: compile(f.table), members: undefined });
     else if ('tables' in f) fields.push({ kind: Kind.Tables, id, table: compile(f.tables), members: undefined });
+    else if ('lazyTables' in f) fields.push({ kind: Kind.LazyTables, id, table: compile(f.lazyTables), members: undefined });
     else {
       fields.push({ kind: Kind.Union, id, table: undefined, members: f.union.map((m) => (m ? compile(m) : null)) });
       id += 1;
@@ -148,6 +152,9 @@ function verifyTable(b: Uint8Array, pos: number, shape: CompiledShape, depth: nu
           }
         }
         break;
+      case Kind.LazyTables:
+        if (off) vectorEnd(b, follow(b, pos, off, tableSize, shape), 4, shape);
+        break;
       case Kind.Union: {
         const members = field.members!;
         if (off && off + 1 > tableSize) fail(shape, `field ${field.id} overruns its table`);
@@ -162,6 +169,19 @@ function verifyTable(b: Uint8Array, pos: number, shape: CompiledShape, depth: nu
         break;
       }
     }
+  }
+}
+
+/**
+ * Checks the element tables of a vector left unchecked by a `lazyTables` field; `vector` is
+ * the position of the vector's length word (already bounds-checked by verifyRoot).
+ */
+export function verifyTablesVector(payload: Uint8Array, vector: number, shape: TableShape): void {
+  const c = compile(shape);
+  const count = u32(payload, vector);
+  for (let i = 0; i < count; i++) {
+    const elem = vector + 4 + 4 * i;
+    verifyTable(payload, elem + u32(payload, elem), c, 1);
   }
 }
 

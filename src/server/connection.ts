@@ -96,7 +96,7 @@ export class Connection {
     } catch (err) {
       if (err instanceof FrameTooLargeError) {
         this.deps.logger.error({ length: err.length, limit: err.limit }, `closing connection: ${err.message}`);
-        this.deps.metrics.record('unknown', 'frame_too_large', 0);
+        this.deps.metrics.record('unknown', 'frame_too_large', this.deps.metrics.start());
         this.socket.end(encodeError(ErrCode.BAD_REQUEST));
         this.closed = true;
         // A peer that never closes its side must not hold the connection forever.
@@ -137,7 +137,7 @@ export class Connection {
   }
 
   private handle(type: number, payload: Buffer): void {
-    const started = process.hrtime.bigint();
+    const started = this.deps.metrics.start();
     switch (type) {
       case MessageType.PrepareConf:
         this.prepareConf(payload, started);
@@ -158,12 +158,12 @@ export class Connection {
     }
   }
 
-  private reply(frame: Buffer, label: string, outcome: string, started: bigint): void {
+  private reply(frame: Buffer, label: string, outcome: string, started: number): void {
     this.write(frame);
-    this.deps.metrics.record(label, outcome, Number(process.hrtime.bigint() - started) / 1e9);
+    this.deps.metrics.record(label, outcome, started);
   }
 
-  private malformed(err: unknown, type: number, started: bigint): void {
+  private malformed(err: unknown, type: number, started: number): void {
     const label = RPC_LABEL[type] ?? 'unknown';
     if (!(err instanceof MalformedPayloadError)) {
       this.deps.logger.error({ err, rpc: messageTypeName(type) }, 'unexpected error while decoding; answered BAD_REQUEST');
@@ -175,7 +175,7 @@ export class Connection {
     this.reply(encodeError(ErrCode.BAD_REQUEST), label, 'bad_request', started);
   }
 
-  private prepareConf(payload: Buffer, started: bigint): void {
+  private prepareConf(payload: Buffer, started: number): void {
     let req;
     try {
       req = decodePrepareConfReq(payload);
@@ -206,7 +206,7 @@ export class Connection {
     this.reply(encodePrepareConfResp(entry.token), 'prepare_conf', 'ok', started);
   }
 
-  private httpReqCall(payload: Buffer, started: bigint): void {
+  private httpReqCall(payload: Buffer, started: number): void {
     let msg;
     try {
       msg = decodeHttpReqCall(payload);
@@ -254,21 +254,20 @@ export class Connection {
     );
   }
 
-  private finishReqCall(state: RequestState, started: bigint): void {
+  private finishReqCall(state: RequestState, started: number): void {
     if (this.closed) return;
-    const action = state.toAction();
-    let frame: Buffer;
+    let reply;
     try {
-      frame = encodeHttpReqCallResp(state.id, action);
+      reply = state.encodeReply();
     } catch (err) {
       this.callFailed(err, 'http_req_call', started);
       return;
     }
-    this.reply(frame, 'http_req_call', action.type, started);
+    this.reply(reply.frame, 'http_req_call', reply.outcome, started);
     this.runAfterReply(state.afterReplyTasks);
   }
 
-  private httpRespCall(payload: Buffer, started: bigint): void {
+  private httpRespCall(payload: Buffer, started: number): void {
     let msg;
     try {
       msg = decodeHttpRespCall(payload);
@@ -316,16 +315,20 @@ export class Connection {
     );
   }
 
-  private routeBroken(key: string, plugin: string, label: string, started: bigint): void {
+  private routeBroken(key: string, plugin: string, label: string, started: number): void {
     this.deps.problems.maybe(`fatal:${key}`, (suppressed) =>
       this.deps.logger.error({ route: key, plugin, suppressed }, `route ${key} has an invalid conf for plugin "${plugin}" (see the PrepareConf error); answered BAD_REQUEST`),
     );
     this.reply(encodeError(ErrCode.BAD_REQUEST), label, 'invalid_conf', started);
   }
 
-  private callFailed(err: unknown, label: string, started: bigint): void {
+  private callFailed(err: unknown, label: string, started: number): void {
+    if (err instanceof MalformedPayloadError && !this.closed) {
+      this.malformed(err, label === 'http_req_call' ? MessageType.HttpReqCall : MessageType.HttpRespCall, started);
+      return;
+    }
     if (err instanceof CallAbortedError || this.closed) {
-      this.deps.metrics.record(label, 'aborted', Number(process.hrtime.bigint() - started) / 1e9);
+      this.deps.metrics.record(label, 'aborted', started);
       return;
     }
     if (!(err instanceof PluginFailedError)) {

@@ -1,7 +1,10 @@
 import type { HttpMethod, HttpRequest, StopResponse, TextPair } from '../plugin-api/request.js';
-import type { HttpReqCallMessage, ReqCallAction } from '../protocol/messages.js';
+import { encodeHttpReqCallResp, reqCallRespIdOffset, type HttpReqCallMessage, type ReqCallAction } from '../protocol/messages.js';
 import { EntryEdits, headerInitEntries, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
+
+/** Encoded answers of frozen StopResponse objects (e.g. `say`'s), re-stamped with each call's id. */
+const frozenStops = new WeakMap<StopResponse, { readonly frame: Buffer; readonly idAt: number }>();
 
 /** The HttpRequest view of one HTTPReqCall, collecting every plugin's edits. */
 export class RequestState implements HttpRequest {
@@ -50,6 +53,25 @@ export class RequestState implements HttpRequest {
   setResponseHeader(name: string, value: string): void { this.respHeaderEdits.set(name, [value]); }
   stop(response: StopResponse = {}): void { this.stopResponse = response; }
   afterReply(task: () => void): void { (this.afterReplyTasks ??= []).push(task); }
+
+  /** The answer frame; a Stop with a frozen response object is encoded once and reused. */
+  encodeReply(): { frame: Buffer; outcome: ReqCallAction['type'] } {
+    const stop = this.stopResponse;
+    if (stop && Object.isFrozen(stop)) {
+      let cached = frozenStops.get(stop);
+      if (!cached) {
+        const frame = encodeHttpReqCallResp(0, this.toAction());
+        cached = { frame, idAt: reqCallRespIdOffset(frame) };
+        frozenStops.set(stop, cached);
+      }
+      const frame = Buffer.allocUnsafe(cached.frame.length);
+      cached.frame.copy(frame);
+      frame.writeUInt32LE(this.msg.id >>> 0, cached.idAt);
+      return { frame, outcome: 'stop' };
+    }
+    const action = this.toAction();
+    return { frame: encodeHttpReqCallResp(this.msg.id, action), outcome: action.type };
+  }
 
   /** The one answer for APISIX: Stop wins, else a Rewrite of everything edited, else none. */
   toAction(): ReqCallAction {

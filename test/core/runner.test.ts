@@ -55,9 +55,12 @@ describe('HTTPReqCall through a real socket', () => {
     const { socketPath, client } = await setup();
     const token = await client.prepareConf('k', [{ name: 'say', value: '{"body":"x"}' }]);
     const conn = await RawConnection.connect(socketPath);
-    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 0x7654321, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-    const reply = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
-    expect(reply).toMatchObject({ type: 'reqCall', id: 0x7654321 });
+    // say's answer is encoded once and re-stamped: every call must still get its own id.
+    for (const id of [0x7654321, 0, 0xffffffff, 42]) {
+      await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
+      const reply = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+      expect(reply).toMatchObject({ type: 'reqCall', id, action: { kind: 'stop', stop: { status: 200, body: Buffer.from('x') } } });
+    }
     conn.close();
   });
 
@@ -235,6 +238,31 @@ describe('errors', () => {
     expect(await read()).toEqual({ type: 'error', code: 0 });
     await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 5, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [] }));
     expect(await read()).toMatchObject({ type: 'reqCall', id: 5, action: { kind: 'stop' } });
+    conn.close();
+  });
+
+  it('a malformed header entry is answered BAD_REQUEST when a plugin reads the headers, and costs nothing when none does', async () => {
+    const reader = definePlugin<unknown>({ name: 'header-reader', failurePolicy: 'open', onRequest: (_c, req) => void req.header('host') });
+    const { socketPath, client } = await setup([reader]);
+    const readerToken = await client.prepareConf('hr', [{ name: 'header-reader', value: '{}' }]);
+    const sayToken = await client.prepareConf('sy', [{ name: 'say', value: '{"body":"ok"}' }]);
+    const corrupt = (token: number): Buffer => {
+      const p = Buffer.from(encodeHttpReqCallReq({ id: 9, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [{ name: 'host', value: 'h' }] }));
+      const root = p.readUInt32LE(0);
+      const vtable = root - p.readInt32LE(root);
+      const off = p.readUInt16LE(vtable + 4 + 2 * 5); // headers: field id 5
+      const vec = root + off + p.readUInt32LE(root + off);
+      const entry = vec + 4 + p.readUInt32LE(vec + 4);
+      p.writeInt32LE(-0x7fff0000, entry); // its vtable now lies far outside the payload
+      return p;
+    };
+    const conn = await RawConnection.connect(socketPath);
+    const read = async () => decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    // Even a fail-open plugin cannot swallow it: the payload, not the plugin, is at fault.
+    await conn.send(RPC.HTTP_REQ_CALL, corrupt(readerToken));
+    expect(await read()).toEqual({ type: 'error', code: 0 });
+    await conn.send(RPC.HTTP_REQ_CALL, corrupt(sayToken));
+    expect(await read()).toMatchObject({ type: 'reqCall', id: 9, action: { kind: 'stop' } });
     conn.close();
   });
 

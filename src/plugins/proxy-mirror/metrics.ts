@@ -2,8 +2,8 @@
  * Prometheus metrics of the mirror, registered on the runner's registry. Labels are bounded:
  * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { boundByOne, boundByTwo } from '../../observability/metrics.js';
+import { Gauge, Histogram, type Registry } from 'prom-client';
+import { boundByOne, boundByTwo, registerCountTable } from '../../observability/metrics.js';
 
 /** Terminal outcome of a copy that was handed to the dispatcher. */
 export type MirrorOutcome =
@@ -37,12 +37,6 @@ export interface MirrorMetrics {
   queued(target: string, deltaCount: number, deltaBytes: number): void;
 }
 
-function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<string>;
-  return new Counter({ name, help, labelNames, registers: [registry] });
-}
-
 function gauge(registry: Registry, name: string, help: string): Gauge<string> {
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Gauge<string>;
@@ -51,13 +45,13 @@ function gauge(registry: Registry, name: string, help: string): Gauge<string> {
 
 /** Registers (or reuses) the mirror metrics on a registry. */
 export function createMirrorMetrics(registry: Registry): MirrorMetrics {
-  const copies = counter(registry, 'apisix_runner_mirror_requests_total',
+  const copies = registerCountTable(registry, 'apisix_runner_mirror_requests_total',
     'Mirror copies by target and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error, dropped, skipped).',
-    ['target', 'outcome']);
-  const skips = counter(registry, 'apisix_runner_mirror_skipped_total',
-    'Requests not mirrored, by target and reason.', ['target', 'reason']);
-  const omitted = counter(registry, 'apisix_runner_mirror_body_omitted_total',
-    'Copies sent without their body, by target and reason.', ['target', 'reason']);
+    ['target', 'outcome'] as const);
+  const skips = registerCountTable(registry, 'apisix_runner_mirror_skipped_total',
+    'Requests not mirrored, by target and reason.', ['target', 'reason'] as const);
+  const omitted = registerCountTable(registry, 'apisix_runner_mirror_body_omitted_total',
+    'Copies sent without their body, by target and reason.', ['target', 'reason'] as const);
   const existingLatency = registry.getSingleMetric('apisix_runner_mirror_latency_seconds');
   const latency = (existingLatency as Histogram<string> | undefined) ?? new Histogram({
     name: 'apisix_runner_mirror_latency_seconds',
@@ -70,25 +64,22 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
   const queueLen = gauge(registry, 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.');
   const queueBytes = gauge(registry, 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.');
 
-  const copiesOf = boundByTwo((target, outcome) => copies.labels(target, outcome));
-  const skipsOf = boundByTwo((target, reason) => skips.labels(target, reason));
-  const omittedOf = boundByTwo((target, reason) => omitted.labels(target, reason));
   const latencyOf = boundByTwo((target, outcome) => latency.labels(target, outcome));
   const inflightOf = boundByOne((target) => inflight.labels(target));
   const queueLenOf = boundByOne((target) => queueLen.labels(target));
   const queueBytesOf = boundByOne((target) => queueBytes.labels(target));
 
   return {
-    sent: (target) => copiesOf(target, 'sent').inc(),
+    sent: (target) => copies.inc(target, 'sent'),
     finished: (target, outcome, seconds) => {
-      copiesOf(target, outcome).inc();
+      copies.inc(target, outcome);
       if (seconds !== undefined) latencyOf(target, outcome).observe(seconds);
     },
     skipped: (target, reason) => {
-      copiesOf(target, 'skipped').inc();
-      skipsOf(target, reason).inc();
+      copies.inc(target, 'skipped');
+      skips.inc(target, reason);
     },
-    bodyOmitted: (target, reason) => omittedOf(target, reason).inc(),
+    bodyOmitted: (target, reason) => omitted.inc(target, reason),
     inflight: (target, delta) => inflightOf(target).inc(delta),
     queued: (target, dc, db) => {
       queueLenOf(target).inc(dc);

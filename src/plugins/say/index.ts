@@ -1,10 +1,12 @@
-import { definePlugin, type Plugin } from '../../plugin-api/index.js';
+import { definePlugin, type Plugin, type StopResponse } from '../../plugin-api/index.js';
 
 /** Conf of `say`: the same as the Go runner's `say`, plus optional status and headers. */
 export interface SayConf {
   readonly body: string;
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
+  /** Built once per conf and frozen, so the runner encodes the answer once and reuses it. */
+  readonly response: StopResponse;
 }
 
 const schema = {
@@ -27,10 +29,14 @@ export function createSayPlugin(): Plugin<SayConf> {
     name: 'say',
     confSchema: schema,
     failurePolicy: 'closed',
-    parseConf: (value) => value as SayConf,
+    parseConf(value) {
+      const raw = value as Omit<SayConf, 'response'>;
+      const headers = Object.freeze({ 'x-resp-a6-runner': 'TypeScript', ...raw.headers });
+      return { ...raw, response: Object.freeze({ status: raw.status, headers, body: raw.body }) };
+    },
     onRequest(conf, req) {
       if (conf.body === '') return;
-      req.stop({ status: conf.status, headers: { 'x-resp-a6-runner': 'TypeScript', ...conf.headers }, body: conf.body });
+      req.stop(conf.response);
     },
   });
 }
