@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { FrameDecoder, FrameTooLargeError, MessageType, messageTypeName } from '../protocol/frame.js';
 import {
   ErrCode,
@@ -53,7 +54,8 @@ export class Connection {
   private closed = false;
   private backlog: Array<{ type: number; payload: Buffer }> | undefined;
   private asking: Question | undefined;
-  private askTimer: NodeJS.Timeout | undefined;
+  /** When the outstanding question was sent (ms, monotonic); checked by the server's watchdog. */
+  private askedAt = 0;
   private questions: Question[] | undefined;
   private idleWaiters: Array<() => void> | undefined;
   private readonly ask = (question: ExtraInfoQuestion): Promise<Buffer | undefined> =>
@@ -123,7 +125,6 @@ export class Connection {
 
   private readonly onClose = (): void => {
     this.closed = true;
-    if (this.askTimer) clearTimeout(this.askTimer);
     const pending = [...(this.asking ? [this.asking] : []), ...(this.questions ?? [])];
     this.asking = undefined;
     this.questions = undefined;
@@ -366,20 +367,27 @@ export class Connection {
 
   private sendQuestion(q: Question): void {
     this.asking = q;
+    this.askedAt = performance.now();
     this.write(encodeExtraInfoReq(q.question));
-    this.askTimer = setTimeout(() => {
-      this.deps.logger.error(
-        { question: q.question.kind, timeoutMs: this.deps.extraInfoTimeoutMs },
-        'APISIX did not answer an ExtraInfo question in time; closing the connection',
-      );
-      this.socket.destroy();
-    }, this.deps.extraInfoTimeoutMs);
+  }
+
+  /**
+   * Closes the connection when APISIX has left a question unanswered for longer than the
+   * timeout. Called by the server's watchdog: one timer for all connections instead of a
+   * timer armed and cleared per question on the hot path.
+   */
+  checkExtraInfoTimeout(now: number): void {
+    const q = this.asking;
+    if (!q || this.closed || now - this.askedAt < this.deps.extraInfoTimeoutMs) return;
+    this.deps.logger.error(
+      { question: q.question.kind, timeoutMs: this.deps.extraInfoTimeoutMs },
+      'APISIX did not answer an ExtraInfo question in time; closing the connection',
+    );
+    this.socket.destroy();
   }
 
   private answer(payload: Buffer): void {
     const q = this.asking!;
-    clearTimeout(this.askTimer);
-    this.askTimer = undefined;
     this.asking = undefined;
     let result: Buffer | undefined;
     try {

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { Connection, type ConnectionDeps } from './connection.js';
 import { makeSocketReachable, removeSocket, removeStaleSocket } from './socket-path.js';
 
@@ -7,6 +8,7 @@ export class RunnerServer {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(readonly socketPath: string, private readonly deps: ConnectionDeps) {
     this.server = createServer({ noDelay: true }, this.onConnection);
@@ -30,6 +32,14 @@ export class RunnerServer {
     });
     this.server.on('error', (err) => this.deps.logger.error({ err }, 'listener error'));
     await makeSocketReachable(this.socketPath);
+    // Unanswered ExtraInfo questions are found by one sweep, at a quarter of the timeout
+    // (so a connection is closed between 1× and 1.25× the timeout).
+    const every = Math.max(10, Math.min(1000, Math.floor(this.deps.extraInfoTimeoutMs / 4)));
+    this.watchdog = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.connections) c.checkExtraInfoTimeout(now);
+    }, every);
+    this.watchdog.unref();
   }
 
   /**
@@ -38,6 +48,7 @@ export class RunnerServer {
    */
   close(graceMs = 700): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.watchdog);
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {
