@@ -119,6 +119,7 @@ export class MirrorTarget {
   private queuedBytes = 0;
   private closed = false;
   private readonly transport: MirrorTransport;
+  private readonly droppedKey: string;
 
   constructor(
     readonly key: string,
@@ -126,6 +127,7 @@ export class MirrorTarget {
     private readonly deps: DispatcherDeps,
     private readonly onIdleUnreferenced: (t: MirrorTarget) => void,
   ) {
+    this.droppedKey = `${spec.host}:dropped`;
     this.transport = spec.grpc
       ? new GrpcMirrorTransport(spec, deps.settings.tlsCa)
       : new HttpMirrorTransport(spec, deps.settings.tlsCa);
@@ -154,7 +156,7 @@ export class MirrorTarget {
       return;
     }
     this.deps.metrics.finished(this.spec.host, 'dropped');
-    this.deps.limiter.warn(`${this.spec.host}:dropped`, { target: this.spec.host, inflight: this.inflight, queued: this.queue.length },
+    this.deps.limiter.warn(this.droppedKey, () => ({ target: this.spec.host, inflight: this.inflight, queued: this.queue.length }),
       'proxy-mirror: queue full, copy dropped');
   }
 
@@ -177,9 +179,7 @@ export class MirrorTarget {
       metrics.queued(target, 1, copy.sizeBytes);
       return 'queued';
     }
-    metrics.finished(target, 'dropped');
-    this.deps.limiter.warn(`${target}:dropped`, { target, inflight: this.inflight, queued: this.queue.length },
-      'proxy-mirror: queue full, copy dropped');
+    this.drop();
     return 'dropped';
   }
 

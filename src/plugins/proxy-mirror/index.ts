@@ -106,9 +106,13 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
    * APISIX, synchronously, so the real request pays neither a round trip nor a promise.
    */
   function admitted(conf: ProxyMirrorRuntimeConf, req: HttpRequest): boolean {
-    const declared = Number(req.header('content-length') ?? 0);
-    if (conf.mirrorTarget.admits(Number.isFinite(declared) ? declared : 0)) return true;
-    conf.mirrorTarget.drop();
+    const target = conf.mirrorTarget;
+    // A target full by count is refused before the headers are even decoded.
+    if (target.admits(0)) {
+      const declared = Number(req.header('content-length') ?? 0);
+      if (target.admits(Number.isFinite(declared) ? declared : 0)) return true;
+    }
+    target.drop();
     return false;
   }
 

@@ -14,8 +14,14 @@ export class LogLimiter {
     this.limit = new RateLimitedLog(intervalMs, now, maxKeys);
   }
 
-  /** Logs at warn level unless this key logged less than the interval ago. Returns whether it logged. */
-  warn(key: string, obj: Record<string, unknown>, msg: string): boolean {
-    return this.limit.maybe(key, (suppressed) => this.logger.warn(suppressed > 0 ? { ...obj, suppressed } : obj, msg));
+  /**
+   * Logs at warn level unless this key logged less than the interval ago. Returns whether it
+   * logged. Pass a function to build the fields only when the line is written (hot paths).
+   */
+  warn(key: string, fields: Record<string, unknown> | (() => Record<string, unknown>), msg: string): boolean {
+    return this.limit.maybe(key, (suppressed) => {
+      const obj = typeof fields === 'function' ? fields() : fields;
+      this.logger.warn(suppressed > 0 ? { ...obj, suppressed } : obj, msg);
+    });
   }
 }
