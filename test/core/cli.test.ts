@@ -78,6 +78,19 @@ describe('CLI', () => {
     expect(u.output()).toContain('APISIX_LISTEN_ADDRESS must be "unix:/absolute/path.sock"');
   });
 
+  it('a plugin module that does not load, or exports no plugin, stops the start with a message naming it', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'broken.mjs'), 'export default ;\n');
+    writeFileSync(join(dir, 'empty.mjs'), 'export const nothing = 1;\n');
+    for (const [file, message] of [['broken.mjs', 'cannot load plugin module'], ['empty.mjs', 'must export (default) a plugin object']] as const) {
+      const s = startCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
+      expect(await s.exited).toBe(1);
+      expect(s.output()).toContain(message);
+      expect(s.output()).toContain(file);
+      expect(existsSync(join(dir, 'p.sock'))).toBe(false);
+    }
+  });
+
   it('serves on APISIX_LISTEN_ADDRESS with a user plugin; SIGTERM lets the in-flight call finish, removes the socket and exits 0', async () => {
     const dir = tempDir();
     const socketPath = join(dir, 'apisix-1.sock');
