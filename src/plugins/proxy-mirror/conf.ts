@@ -72,6 +72,8 @@ export interface ProxyMirrorConf {
   readonly correlationHeader: string | undefined;
   readonly maxBodySize: number;
   readonly bodyOverLimit: 'skip' | 'send_without_body';
+  /** `raw`: the client's query, fetched from APISIX (one ExtraInfo round trip); `rebuilt`: from the args APISIX sent. */
+  readonly query: 'raw' | 'rebuilt';
   /** gRPC method paths whose bodies of unknown length may be copied. */
   readonly grpcMethods: GrpcMethodSet;
 }
@@ -276,6 +278,8 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
   if (overLimit !== 'skip' && overLimit !== 'send_without_body') {
     throw new ConfError('/body_over_limit', 'must be "skip" or "send_without_body"');
   }
+  const query = value['query'] ?? 'raw';
+  if (query !== 'raw' && query !== 'rebuilt') throw new ConfError('/query', 'must be "raw" or "rebuilt"');
   const tlsVerify = value['tls_verify'] ?? true;
   if (typeof tlsVerify !== 'boolean') throw new ConfError('/tls_verify', 'must be a boolean');
 
@@ -313,6 +317,7 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     correlationHeader: optionalHeaderName(value['correlation_header'], '/correlation_header'),
     maxBodySize: maxBody,
     bodyOverLimit: overLimit,
+    query,
     grpcMethods: parseGrpcMethods(value['grpc_methods']),
   };
 }

@@ -144,9 +144,12 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         metrics.bodyOmitted(target, over);
         body = Buffer.alloc(0);
       }
-      if (req.argEntries().length > 0) {
-        // The raw query as the client sent it (byte-exact); cached per call like the body.
-        rawQuery = (await req.var('args')) ?? encodeArgs(req.argEntries());
+      const args = req.argEntries();
+      if (args.length > 0) {
+        // `raw`: the query as the client sent it (byte-exact), one ExtraInfo round trip, cached
+        // per call like the body. `rebuilt` saves the round trip but re-encodes the args and
+        // loses the order of different names (APISIX does not keep it).
+        rawQuery = conf.query === 'rebuilt' ? encodeArgs(args) : ((await req.var('args')) ?? encodeArgs(args));
       }
     } catch (err) {
       skipOnExtraInfoError(conf, ctx, err);

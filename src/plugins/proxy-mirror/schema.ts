@@ -70,6 +70,7 @@ export const proxyMirrorSchema: JsonSchema = {
     correlation_header: headerName,
     max_body_size: { type: 'integer', minimum: 0, maximum: MAX_FRAME_BODY_BYTES },
     body_over_limit: { type: 'string', enum: ['skip', 'send_without_body'], default: 'skip' },
+    query: { type: 'string', enum: ['raw', 'rebuilt'], default: 'raw' },
     grpc_methods: {
       type: 'array',
       items: { type: 'string', pattern: '^/[^/\\s]+/([^/\\s]+|\\*)$' },

@@ -96,6 +96,18 @@ describe('proxy-mirror over the runner: the HTTP copy', () => {
     });
   }
 
+  it('query "rebuilt" builds the copy\'s query from the call\'s args without an ExtraInfo round trip', async () => {
+    const { outcome, copy } = await mirrorOne({ query: 'rebuilt' }, {
+      method: 'GET',
+      path: '/r',
+      args: [{ name: 'flag' }, { name: 'a', value: '1' }, { name: 'a', value: '2' }, { name: 'q', value: 'hello world' }],
+      headers: [{ name: 'host', value: 'h' }],
+      vars: { args: 'must-not-be-read' },
+    });
+    expect(outcome.extraInfoAsked).toEqual([]);
+    expect(copy.url).toBe('/r?flag&a=1&a=2&q=hello%20world');
+  });
+
   it('never asks for a body above the cap: skipped, or sent without body when configured', async () => {
     const big = { method: 'PUT', headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '1001' }], body: Buffer.alloc(1001, 1) };
     const skippedBefore = await mr.metric('apisix_runner_mirror_skipped_total', { target: target.url, reason: 'body_too_large' });
