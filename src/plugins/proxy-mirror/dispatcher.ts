@@ -7,7 +7,8 @@
  */
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { Pool, buildConnector } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../plugin-api/index.js';
 import type { MirrorTargetSpec, ProxyMirrorSettings } from './conf.js';
 import type { MirrorCopy } from './copy-builder.js';
@@ -40,12 +41,29 @@ function errorCode(err: unknown): string {
   return 'UNKNOWN';
 }
 
+/** A copy in flight, for the deadline sweep. */
+interface InFlight {
+  readonly deadline: number;
+  controller: Dispatcher.DispatchController | undefined;
+  timedOut: boolean;
+}
+
+/** How much of a mirror target's answer is read (and thrown away) before it is cut off. */
+const DISCARD_LIMIT_BYTES = 1024 * 1024;
+
+function statusClass(status: number): MirrorOutcome {
+  const cls = Math.floor(status / 100);
+  return cls >= 1 && cls <= 5 ? (`${cls}xx` as MirrorOutcome) : 'error';
+}
+
 /** HTTP/1.1 copies over a keep-alive undici Pool. */
 class HttpMirrorTransport implements MirrorTransport {
   private readonly pool: Pool;
   /** TLS name checked on the target's certificate: the target's host, never the copied Host. */
   private readonly servername: string;
   lastError: { code: string; message: string } | undefined;
+  private readonly inflight = new Set<InFlight>();
+  private sweep: NodeJS.Timeout | undefined;
 
   constructor(private readonly spec: MirrorTargetSpec, tlsCa: string | undefined) {
     const t = spec.timeouts;
@@ -72,36 +90,88 @@ class HttpMirrorTransport implements MirrorTransport {
     });
   }
 
-  async send(copy: DispatchCopy): Promise<MirrorOutcome> {
+  /**
+   * Sends one copy with `dispatch` and a small handler (no body stream, no promise chain per
+   * copy inside undici) and counts its status class; the response body is read and dropped.
+   * undici has connect, headers and body timeouts but none for a stalled write, so each copy
+   * also gets an overall deadline of connect + send + read, enforced by one sweep per target
+   * rather than a timer (AbortSignal.timeout) per copy.
+   */
+  send(copy: DispatchCopy): Promise<MirrorOutcome> {
     const t = this.spec.timeouts;
-    // undici has connect, headers and body timeouts but none for a stalled write; one overall
-    // deadline of connect + send + read bounds the copy whatever phase it is stuck in.
-    const signal = AbortSignal.timeout(t.connectMs + t.sendMs + t.readMs);
     const flat: string[] = [];
     for (const [n, v] of copy.headers) flat.push(n, v);
-    // `servername` is a documented dispatch option missing from undici's RequestOptions type.
-    const tlsName = { servername: this.servername };
-    try {
-      const res = await this.pool.request({
-        path: copy.uri,
-        method: copy.method,
-        headers: flat,
-        body: copy.body,
-        signal,
-        ...tlsName,
-      });
-      // Read and throw away; dump() stops reading (and closes) past its limit.
-      await res.body.dump({ limit: 1024 * 1024 });
-      const cls = Math.floor(res.statusCode / 100);
-      return cls >= 1 && cls <= 5 ? (`${cls}xx` as MirrorOutcome) : 'error';
-    } catch (err) {
-      const code = errorCode(err);
-      this.lastError = { code, message: err instanceof Error ? err.message : String(err) };
-      return TIMEOUT_CODES.has(code) || code === 'ABORT_TIMEOUT' || signal.aborted ? 'timeout' : 'error';
-    }
+    return new Promise<MirrorOutcome>((resolve) => {
+      const flight: InFlight = { deadline: performance.now() + t.connectMs + t.sendMs + t.readMs, controller: undefined, timedOut: false };
+      let status = 0;
+      let received = 0;
+      let tooLong = false;
+      const done = (outcome: MirrorOutcome): void => {
+        this.inflight.delete(flight);
+        resolve(outcome);
+      };
+      this.inflight.add(flight);
+      this.ensureSweep();
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (controller) => {
+          flight.controller = controller;
+        },
+        onResponseStart: (_c, statusCode) => {
+          status = statusCode;
+        },
+        onResponseData: (controller, chunk) => {
+          received += chunk.length;
+          // Read and throw away, but not forever: past 1 MiB the answer is cut off.
+          if (received > DISCARD_LIMIT_BYTES && !tooLong) {
+            tooLong = true;
+            controller.abort(new Error('mirror response over the discard limit'));
+          }
+        },
+        onResponseEnd: () => done(statusClass(status)),
+        onResponseError: (_c, err) => {
+          if (tooLong) {
+            done(statusClass(status));
+            return;
+          }
+          const code = flight.timedOut ? 'MIRROR_DEADLINE' : errorCode(err);
+          this.lastError = { code, message: err instanceof Error ? err.message : String(err) };
+          done(flight.timedOut || TIMEOUT_CODES.has(code) || code === 'ABORT_TIMEOUT' ? 'timeout' : 'error');
+        },
+      };
+      // `servername` is a documented dispatch option missing from undici's DispatchOptions type.
+      const options = { path: copy.uri, method: copy.method, headers: flat, body: copy.body, servername: this.servername };
+      try {
+        this.pool.dispatch(options, handler);
+      } catch (err) {
+        handler.onResponseError!(undefined as unknown as Dispatcher.DispatchController, err as Error);
+      }
+    });
+  }
+
+  /** Aborts copies past their overall deadline; runs only while copies are in flight. */
+  private ensureSweep(): void {
+    if (this.sweep) return;
+    const t = this.spec.timeouts;
+    const every = Math.max(10, Math.min(1000, Math.floor((t.connectMs + t.sendMs + t.readMs) / 4)));
+    this.sweep = setInterval(() => {
+      const now = performance.now();
+      for (const f of this.inflight) {
+        if (f.deadline <= now && !f.timedOut) {
+          f.timedOut = true;
+          f.controller?.abort(new Error('mirror copy deadline (connect + send + read) passed'));
+        }
+      }
+      if (this.inflight.size === 0 && this.sweep) {
+        clearInterval(this.sweep);
+        this.sweep = undefined;
+      }
+    }, every);
+    this.sweep.unref();
   }
 
   async close(graceMs: number): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = undefined;
     let timer: NodeJS.Timeout | undefined;
     const graceful = this.pool.close().then(() => true, () => true);
     const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), graceMs); timer.unref(); });
