@@ -14,11 +14,11 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad } from './loadgen.mjs';
+import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -42,40 +42,9 @@ s.listen(0, '127.0.0.1', () => process.stdout.write('port ' + s.address().port +
 process.on('SIGTERM', () => process.exit(0));
 `;
 
+/** A mirror target that answers after `delayMs`. */
 function startTarget(delayMs) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', TARGET_SRC], { env: { ...process.env, DELAY_MS: String(delayMs) }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /port (\d+)/.exec(out);
-      if (m) resolve({ child, url: `http://127.0.0.1:${m[1]}` });
-    });
-    child.once('exit', (code) => reject(new Error(`target exited with ${code}`)));
-  });
-}
-
-async function freePort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function stopChild(child) {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); });
-}
-
-/** Sums a counter from a Prometheus text page by label match. */
-function scrape(text, name, labels) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return startNodeServer(TARGET_SRC, { DELAY_MS: String(delayMs) });
 }
 
 async function main() {

@@ -16,11 +16,11 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, processRssKiB } from './loadgen.mjs';
+import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
@@ -48,44 +48,11 @@ process.on('SIGTERM', () => { s.closeAllConnections(); s.close(() => process.exi
 `;
 
 function startTarget() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', TARGET_SRC], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /port (\d+)/.exec(out);
-      if (m) resolve({ child, url: `http://127.0.0.1:${m[1]}` });
-    });
-    child.once('exit', (code) => reject(new Error(`target exited with ${code}`)));
-  });
+  return startNodeServer(TARGET_SRC);
 }
 
 /** A port that was free a moment ago and has nobody listening: connections are refused. */
-async function deadPort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function stopChild(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((r) => {
-    child.once('exit', (code) => r(code));
-    child.kill('SIGTERM');
-  });
-}
-
-/** Sums the samples of a metric whose labels include all of `labels`. */
-function scrape(text, name, labels = {}) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+const deadPort = freePort;
 
 function fdCount(pid) {
   try {
