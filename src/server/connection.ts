@@ -10,14 +10,13 @@ import {
   encodeError,
   encodeExtraInfoReq,
   encodeHttpReqCallResp,
-  encodeHttpRespCallResp,
   encodePrepareConfResp,
   type ExtraInfoQuestion,
 } from '../protocol/messages.js';
 import { MalformedPayloadError } from '../protocol/verify.js';
 import { CallAbortedError, PluginFailedError, runRequestChain, runResponseChain } from '../plugin-chain.js';
 import type { ConfCache } from '../conf-cache.js';
-import type { PluginRegistry } from '../plugin-registry.js';
+import type { CompiledChain, PluginRegistry } from '../plugin-registry.js';
 import type { RpcMetrics } from '../observability/metrics.js';
 import type { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { RunnerLogger } from '../observability/logger.js';
@@ -42,6 +41,14 @@ interface Question {
 }
 
 const RPC_LABEL = ['error', 'prepare_conf', 'http_req_call', 'extra_info', 'http_resp_call'];
+
+type CallLabel = 'http_req_call' | 'http_resp_call';
+
+/** What an HTTPReqCall or HTTPRespCall holds once its chain has run. */
+interface CallState {
+  readonly afterReplyTasks: Array<() => void> | undefined;
+  encodeReply(): { frame: Buffer; outcome: string };
+}
 
 /**
  * One connection from an APISIX worker. RPCs are handled strictly in order; while a call
@@ -74,11 +81,6 @@ export class Connection {
     socket.on('data', this.onData);
     socket.on('error', (err) => deps.logger.debug({ err }, 'connection error'));
     socket.on('close', this.onClose);
-  }
-
-  /** True while an RPC is being handled. */
-  get isBusy(): boolean {
-    return this.busy;
   }
 
   /** Resolves when no RPC is in progress (immediately when idle). */
@@ -215,17 +217,8 @@ export class Connection {
       this.malformed(err, MessageType.HttpReqCall, started);
       return;
     }
-    const entry = this.deps.confs.get(msg.confToken);
-    if (!entry) {
-      this.deps.logger.debug({ token: msg.confToken }, 'unknown conf token; APISIX will prepare the conf again');
-      this.reply(encodeError(ErrCode.CONF_TOKEN_NOT_FOUND), 'http_req_call', 'conf_token_not_found', started);
-      return;
-    }
-    const chain = entry.chain;
-    if (chain.fatal) {
-      this.routeBroken(entry.key, chain.fatal.plugin, 'http_req_call', started);
-      return;
-    }
+    const chain = this.chainFor(msg.confToken, 'http_req_call', started);
+    if (!chain) return;
     if (!chain.hasRequestPlugins) {
       this.reply(encodeHttpReqCallResp(msg.id, { type: 'none' }), 'http_req_call', 'none', started);
       return;
@@ -238,34 +231,7 @@ export class Connection {
       this.callFailed(err, 'http_req_call', started);
       return;
     }
-    if (!pending) {
-      this.finishReqCall(state, started);
-      return;
-    }
-    this.busy = true;
-    pending.then(
-      () => {
-        this.finishReqCall(state, started);
-        this.next();
-      },
-      (err: unknown) => {
-        this.callFailed(err, 'http_req_call', started);
-        this.next();
-      },
-    );
-  }
-
-  private finishReqCall(state: RequestState, started: number): void {
-    if (this.closed) return;
-    let reply;
-    try {
-      reply = state.encodeReply();
-    } catch (err) {
-      this.callFailed(err, 'http_req_call', started);
-      return;
-    }
-    this.reply(reply.frame, 'http_req_call', reply.outcome, started);
-    this.runAfterReply(state.afterReplyTasks);
+    this.settle(state, pending, 'http_req_call', started);
   }
 
   private httpRespCall(payload: Buffer, started: number): void {
@@ -276,16 +242,8 @@ export class Connection {
       this.malformed(err, MessageType.HttpRespCall, started);
       return;
     }
-    const entry = this.deps.confs.get(msg.confToken);
-    if (!entry) {
-      this.reply(encodeError(ErrCode.CONF_TOKEN_NOT_FOUND), 'http_resp_call', 'conf_token_not_found', started);
-      return;
-    }
-    const chain = entry.chain;
-    if (chain.fatal) {
-      this.routeBroken(entry.key, chain.fatal.plugin, 'http_resp_call', started);
-      return;
-    }
+    const chain = this.chainFor(msg.confToken, 'http_resp_call', started);
+    if (!chain) return;
     const state = new ResponseState(msg, this.ask);
     let pending: Promise<void> | undefined;
     try {
@@ -294,26 +252,57 @@ export class Connection {
       this.callFailed(err, 'http_resp_call', started);
       return;
     }
-    const finish = (): void => {
-      if (this.closed) return;
-      this.reply(encodeHttpRespCallResp(msg.id, state.toAnswer()), 'http_resp_call', 'ok', started);
-      this.runAfterReply(state.afterReplyTasks);
-    };
+    this.settle(state, pending, 'http_resp_call', started);
+  }
+
+  /** The route's chain, or undefined once an unknown token or a broken route has been answered. */
+  private chainFor(token: number, label: CallLabel, started: number): CompiledChain | undefined {
+    const entry = this.deps.confs.get(token);
+    if (!entry) {
+      this.deps.logger.debug({ token }, 'unknown conf token; APISIX will prepare the conf again');
+      this.reply(encodeError(ErrCode.CONF_TOKEN_NOT_FOUND), label, 'conf_token_not_found', started);
+      return undefined;
+    }
+    if (entry.chain.fatal) {
+      this.routeBroken(entry.key, entry.chain.fatal.plugin, label, started);
+      return undefined;
+    }
+    return entry.chain;
+  }
+
+  /**
+   * Replies at once when the chain ran synchronously; otherwise marks the connection busy
+   * (later frames wait in the backlog) and replies when the chain settles.
+   */
+  private settle(state: CallState, pending: Promise<void> | undefined, label: CallLabel, started: number): void {
     if (!pending) {
-      finish();
+      this.finish(state, label, started);
       return;
     }
     this.busy = true;
     pending.then(
       () => {
-        finish();
+        this.finish(state, label, started);
         this.next();
       },
       (err: unknown) => {
-        this.callFailed(err, 'http_resp_call', started);
+        this.callFailed(err, label, started);
         this.next();
       },
     );
+  }
+
+  private finish(state: CallState, label: CallLabel, started: number): void {
+    if (this.closed) return;
+    let reply;
+    try {
+      reply = state.encodeReply();
+    } catch (err) {
+      this.callFailed(err, label, started);
+      return;
+    }
+    this.reply(reply.frame, label, reply.outcome, started);
+    this.runAfterReply(state.afterReplyTasks);
   }
 
   private routeBroken(key: string, plugin: string, label: string, started: number): void {
@@ -323,7 +312,7 @@ export class Connection {
     this.reply(encodeError(ErrCode.BAD_REQUEST), label, 'invalid_conf', started);
   }
 
-  private callFailed(err: unknown, label: string, started: number): void {
+  private callFailed(err: unknown, label: CallLabel, started: number): void {
     if (err instanceof MalformedPayloadError && !this.closed) {
       this.malformed(err, label === 'http_req_call' ? MessageType.HttpReqCall : MessageType.HttpRespCall, started);
       return;

@@ -1,6 +1,6 @@
 import type { HttpResponse } from '../plugin-api/response.js';
 import type { TextPair } from '../plugin-api/request.js';
-import type { HttpRespCallRequest, RespCallAnswer } from '../protocol/messages.js';
+import { encodeHttpRespCallResp, type HttpRespCallRequest, type RespCallAnswer } from '../protocol/messages.js';
 import { EntryEdits, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
 
@@ -31,6 +31,11 @@ export class ResponseState implements HttpResponse {
   deleteHeader(name: string): void { this.headerEdits.set(name, null); }
   setBody(body: string | Uint8Array): void { this.bodyEdit = toBytes(body); }
   afterReply(task: () => void): void { (this.afterReplyTasks ??= []).push(task); }
+
+  /** The answer frame for APISIX. */
+  encodeReply(): { frame: Buffer; outcome: string } {
+    return { frame: encodeHttpRespCallResp(this.msg.id, this.toAnswer()), outcome: 'ok' };
+  }
 
   /**
    * The answer for APISIX: status 0 keeps the upstream's. APISIX takes a non-empty header

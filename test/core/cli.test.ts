@@ -1,27 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { ROOT, killAllCli, spawnCli, untilListening } from '../reliability/cli-process.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
 import { GET } from './test-runner.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'src/cli.ts');
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  killAllCli();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
@@ -31,33 +22,9 @@ function tempDir(): string {
   return d;
 }
 
-function startCli(args: string[], env: Record<string, string> = {}): Started {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, output: () => out, exited };
-}
-
-/** Waits until the runner logs that it listens (bounded). */
-async function listening(s: Started): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (s.output().includes('"msg":"runner listening"')) return;
-    if (s.child.exitCode !== null) throw new Error(`runner exited early:\n${s.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`runner did not start:\n${s.output()}`);
-}
-
 describe('CLI', () => {
   it('--help lists every option and the APISIX environment', async () => {
-    const s = startCli(['--help']);
+    const s = spawnCli(['--help']);
     expect(await s.exited).toBe(0);
     for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
       expect(s.output()).toContain(opt);
@@ -65,15 +32,15 @@ describe('CLI', () => {
   });
 
   it('a bad flag or config exits 2 with a message saying what to fix', async () => {
-    const s = startCli(['--bogus']);
+    const s = spawnCli(['--bogus']);
     expect(await s.exited).toBe(2);
     expect(s.output()).toMatch(/Unknown option '--bogus'.*see --help/);
     const dir = tempDir();
     writeFileSync(join(dir, 'c.yaml'), 'logLevel: loud\n');
-    const t = startCli(['--config', join(dir, 'c.yaml')], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'x.sock')}` });
+    const t = spawnCli(['--config', join(dir, 'c.yaml')], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'x.sock')}` });
     expect(await t.exited).toBe(2);
     expect(t.output()).toContain('log level must be one of');
-    const u = startCli([], { APISIX_LISTEN_ADDRESS: 'tcp://127.0.0.1:1' });
+    const u = spawnCli([], { APISIX_LISTEN_ADDRESS: 'tcp://127.0.0.1:1' });
     expect(await u.exited).toBe(2);
     expect(u.output()).toContain('APISIX_LISTEN_ADDRESS must be "unix:/absolute/path.sock"');
   });
@@ -83,7 +50,7 @@ describe('CLI', () => {
     writeFileSync(join(dir, 'broken.mjs'), 'export default ;\n');
     writeFileSync(join(dir, 'empty.mjs'), 'export const nothing = 1;\n');
     for (const [file, message] of [['broken.mjs', 'cannot load plugin module'], ['empty.mjs', 'must export (default) a plugin object']] as const) {
-      const s = startCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
+      const s = spawnCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
       expect(await s.exited).toBe(1);
       expect(s.output()).toContain(message);
       expect(s.output()).toContain(file);
@@ -94,8 +61,8 @@ describe('CLI', () => {
   it('serves on APISIX_LISTEN_ADDRESS with a user plugin; SIGTERM lets the in-flight call finish, removes the socket and exits 0', async () => {
     const dir = tempDir();
     const socketPath = join(dir, 'apisix-1.sock');
-    const s = startCli(['--plugin', SLOW_VAR_PLUGIN], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '60' });
-    await listening(s);
+    const s = spawnCli(['--plugin', SLOW_VAR_PLUGIN], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '60' });
+    await untilListening(s);
     expect(s.output()).toMatch(/"plugins":\["say","rewrite","proxy-mirror","slow-var"\]/);
     const client = new ApisixClient({ socketPath });
     const token = await client.prepareConf('k', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
@@ -118,8 +85,8 @@ describe('CLI', () => {
   it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {
     const dir = tempDir();
     const socketPath = join(dir, 'dev.sock');
-    const s = startCli(['--socket', socketPath, '--metrics-address', '127.0.0.1:0', '--log-level', 'info']);
-    await listening(s);
+    const s = spawnCli(['--socket', socketPath, '--metrics-address', '127.0.0.1:0', '--log-level', 'info']);
+    await untilListening(s);
     const url = /"metrics":"(http:\/\/127\.0\.0\.1:\d+\/metrics)"/.exec(s.output())?.[1];
     expect(url).toBeDefined();
     const client = new ApisixClient({ socketPath });
@@ -131,8 +98,8 @@ describe('CLI', () => {
     s.child.kill('SIGINT');
     expect(await s.exited).toBe(0);
 
-    const d = startCli([], { APISIX_LISTEN_ADDRESS: '', TMPDIR: dir });
-    await listening(d);
+    const d = spawnCli([], { APISIX_LISTEN_ADDRESS: '', TMPDIR: dir });
+    await untilListening(d);
     expect(d.output()).toContain('path_for_test');
     expect(d.output()).toContain(join(dir, 'apisix-ts-plugin-runner.sock'));
     d.child.kill('SIGTERM');

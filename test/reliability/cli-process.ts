@@ -17,8 +17,8 @@ export interface CliProcess {
 
 const started: ChildProcess[] = [];
 
-/** Starts `node --import tsx src/cli.ts args` and waits (bounded) until it logs that it listens. */
-export async function startCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliProcess> {
+/** Starts `node --import tsx src/cli.ts args` without waiting (for runs that exit at once). */
+export function spawnCli(args: readonly string[], env: Record<string, string> = {}): CliProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -29,13 +29,22 @@ export async function startCli(args: readonly string[], env: Record<string, stri
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const proc: CliProcess = { child, pid: child.pid!, output: () => out, exited };
+  return { child, pid: child.pid!, output: () => out, exited };
+}
+
+/** Waits (bounded) until a CLI process logs that it listens. */
+export async function untilListening(proc: CliProcess): Promise<CliProcess> {
   for (let i = 0; i < 400; i++) {
-    if (out.includes('"msg":"runner listening"')) return proc;
-    if (child.exitCode !== null) throw new Error(`runner exited early:\n${out}`);
+    if (proc.output().includes('"msg":"runner listening"')) return proc;
+    if (proc.child.exitCode !== null) throw new Error(`runner exited early:\n${proc.output()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`runner did not start within 10 s:\n${out}`);
+  throw new Error(`runner did not start within 10 s:\n${proc.output()}`);
+}
+
+/** Starts the CLI and waits until it listens. */
+export function startCli(args: readonly string[], env: Record<string, string> = {}): Promise<CliProcess> {
+  return untilListening(spawnCli(args, env));
 }
 
 /** Kills every CLI child still running (afterEach). */
