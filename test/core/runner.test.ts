@@ -163,9 +163,9 @@ describe('HTTPRespCall', () => {
     });
     expect(out).toMatchObject({ kind: 'respCall', status: 201 });
     if (out.kind !== 'respCall') return;
-    // Once a header is edited the whole set goes back (APISIX replaces the response's headers
-    // with a non-empty list): upstream headers kept, edits applied, deletions as valueless entries.
-    expect(out.headers).toEqual([{ name: 'Content-Type', value: 'text/plain' }, { name: 'x-len', value: '3' }, { name: 'server' }]);
+    // The whole set goes back (APISIX replaces the response's headers with a non-empty list):
+    // upstream headers kept, edits applied, content-length of the new body, deletions as valueless entries.
+    expect(out.headers).toEqual([{ name: 'Content-Type', value: 'text/plain' }, { name: 'x-len', value: '3' }, { name: 'content-length', value: '23' }, { name: 'server' }]);
     expect(out.body?.toString()).toBe('wrapped(abc) text/plain');
     expect(out.extraInfoAsked).toEqual([{ kind: 'respBody' }]);
   });
