@@ -147,7 +147,7 @@ export const scenarios: Scenario[] = [
             value: {
               headers: {
                 set: {
-                  'x-v-uri': '$uri', 'x-v-args': '$args', 'x-v-method': '$request_method', 'x-v-request-uri': '$request_uri',
+                  'x-v-uri': '$uri', 'x-v-args': '$args', 'x-v-method': '$request_method', 'x-v-request-uri': '$request_uri', 'x-v-real-request-uri': '$real_request_uri',
                   'x-v-host': '$host', 'x-v-scheme': '$scheme', 'x-v-addr': '$remote_addr', 'x-v-port': '$server_port',
                   'x-v-header': '$http_x_custom', 'x-v-missing': '[$http_x_not_sent]',
                 },
@@ -168,7 +168,9 @@ export const scenarios: Scenario[] = [
       expect(seen!.header('x-v-uri')).toBe('/s/vars/p q');
       expect(seen!.header('x-v-args')).toBe('z=1&z=2');
       expect(seen!.header('x-v-method')).toBe('PUT');
-      expect(seen!.header('x-v-request-uri')).toBe('/s/vars/p%20q?z=1&z=2');
+      // APISIX's request_uri is the normalised, decoded uri + args (apisix/init.lua); the raw one is real_request_uri.
+      expect(seen!.header('x-v-request-uri')).toBe('/s/vars/p q?z=1&z=2');
+      expect(seen!.header('x-v-real-request-uri')).toBe('/s/vars/p%20q?z=1&z=2');
       expect(seen!.header('x-v-host')).toBe('vars.example');
       expect(seen!.header('x-v-scheme')).toBe('http');
       expect(seen!.header('x-v-addr')).toMatch(IPV4);

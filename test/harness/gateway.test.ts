@@ -277,7 +277,7 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
 
   it('answers ExtraInfo questions from the request (vars, custom route vars, body)', async () => {
     const questions: ExtraInfoQuestion[] = [
-      'uri', 'args', 'is_args', 'request_uri', 'remote_addr', 'host', 'server_port', 'request_method', 'scheme',
+      'uri', 'args', 'is_args', 'request_uri', 'real_request_uri', 'remote_addr', 'host', 'server_port', 'request_method', 'scheme',
       'http_x_custom', 'arg_a', 'route_tag', 'not_a_var',
     ].map((name) => ({ kind: 'var', name }) as const);
     questions.push({ kind: 'reqBody' });
@@ -300,7 +300,8 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
       expect(res.statusCode).toBe(200);
       await res.body.text();
       expect(answers).toEqual([
-        '/xi/a b', 'a=1&a=2', '?', '/xi/a%20b?a=1&a=2', '127.0.0.1', 'example.com', new URL(gw.url).port, 'POST', 'http',
+        // request_uri is APISIX's normalised one (apisix/init.lua); the raw one is real_request_uri.
+        '/xi/a b', 'a=1&a=2', '?', '/xi/a b?a=1&a=2', '/xi/a%20b?a=1&a=2', '127.0.0.1', 'example.com', new URL(gw.url).port, 'POST', 'http',
         'c', '1', 'blue', undefined, 'the body',
       ]);
     } finally {

@@ -32,6 +32,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request as undiciRequest } from 'undici';
 import { ApisixClient, type Entry, type ReqCallOutcome, type RespCallOutcome, type RouteConf } from './apisix-client.js';
 import { encodeArgs, normalizedUri, parseArgs, uriSafeEncode, type ArgValue } from './nginx-uri.js';
+import { nginxWire } from './nginx-response.js';
 
 export type ExtPhase = 'ext-plugin-pre-req' | 'ext-plugin-post-req' | 'ext-plugin-post-resp';
 
@@ -72,19 +73,16 @@ export interface GatewayEvent {
   readonly routeId: string | undefined;
   readonly status: number;
   readonly phases: { readonly phase: ExtPhase; readonly outcome: ReqCallOutcome | RespCallOutcome; readonly degraded: boolean }[];
+  /** The response header lines written to the client, as nginx would write them. */
+  readonly headerLines: readonly string[];
 }
 
-// APISIX ignores these in a Rewrite's resp_headers (init.lua).
-const REWRITE_RESP_EXCLUDED = new Set([
+// apisix/plugins/ext-plugin/init.lua, `exclude_resp_header`: ignored in a Rewrite's
+// resp_headers, and left out when the HTTPRespCall handler copies the upstream's headers because
+// the runner's answer had none.
+const EXT_PLUGIN_EXCLUDED = new Set([
   'connection', 'content-length', 'transfer-encoding', 'location', 'server', 'www-authenticate',
   'content-encoding', 'content-type', 'content-location', 'content-language',
-]);
-
-// ext-plugin-post-resp.lua drops these upstream headers when the runner gives none.
-const POST_RESP_EXCLUDED = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailers',
-  'transfer-encoding', 'upgrade', 'content-length', 'apisix-cache-status', 'date', 'server', 'x-pad',
-  'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset',
 ]);
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
@@ -95,7 +93,10 @@ const UNAVAILABLE_BODY = '<html>\r\n<head><title>503 Service Temporarily Unavail
 interface RequestState {
   readonly route: GatewayRoute;
   readonly method: string;
+  /** The client's raw request line target: nginx `$request_uri`, APISIX's `real_request_uri`. */
   readonly requestUri: string;
+  /** APISIX's `request_uri`: normalised, decoded `uri` + `is_args` + `args` (apisix/init.lua, http_access_phase). */
+  readonly normalizedRequestUri: string;
   readonly remoteAddr: string;
   readonly remotePort: number;
   /** `$uri`. */
@@ -195,8 +196,8 @@ export class GatewayEmulator {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (!route) {
-      send(res, 404, new Map([['content-type', ['text/plain; charset=utf-8']]]), Buffer.from('{"error_msg":"404 Route Not Found"}\n'));
-      this.record({ routeId: undefined, status: 404, phases: [] });
+      const headerLines = send(res, req.method ?? 'GET', 404, new Map([['content-type', ['text/plain; charset=utf-8']]]), Buffer.from('{"error_msg":"404 Route Not Found"}\n'));
+      this.record({ routeId: undefined, status: 404, phases: [], headerLines });
       return;
     }
     const headers = new Map<string, string[]>();
@@ -212,6 +213,7 @@ export class GatewayEmulator {
       route,
       method: req.method ?? 'GET',
       requestUri,
+      normalizedRequestUri: `${uri}${rawArgs === undefined ? '' : `?${rawArgs}`}`,
       remoteAddr: req.socket.remoteAddress ?? '127.0.0.1',
       remotePort: req.socket.remotePort ?? 0,
       uri,
@@ -225,10 +227,11 @@ export class GatewayEmulator {
     };
     const phases: GatewayEvent['phases'] = [];
     const finish = (status: number, hdrs: Map<string, string[]>, body: Buffer | undefined): void => {
-      for (const [k, v] of state.respHeaders) hdrs.set(k, v);
-      send(res, status, hdrs, body);
-      this.record({ routeId: route.id, status, phases });
+      const headerLines = send(res, state.method, status, hdrs, body);
+      this.record({ routeId: route.id, status, phases, headerLines });
     };
+    // `ngx.header` as APISIX's plugins leave it: Rewrite resp_headers first, then what answers.
+    const withRespHeaders = (hdrs: Map<string, string[]>): Map<string, string[]> => new Map([...state.respHeaders, ...hdrs]);
 
     // rewrite phase (ext-plugin-pre-req), then access phase (ext-plugin-post-req)
     for (const phase of ['ext-plugin-pre-req', 'ext-plugin-post-req'] as const) {
@@ -239,11 +242,11 @@ export class GatewayEmulator {
       phases.push({ phase, outcome, degraded });
       if (outcome.kind === 'error') {
         if (degraded) continue;
-        return finish(503, new Map([['content-type', ['text/html']]]), Buffer.from(UNAVAILABLE_BODY));
+        return finish(503, withRespHeaders(new Map([['content-type', ['text/html']]])), Buffer.from(UNAVAILABLE_BODY));
       }
       if (outcome.kind === 'stop') {
-        const hdrs = new Map<string, string[]>();
-        addHeaders(hdrs, outcome.stop.headers ?? [], () => true);
+        const hdrs = withRespHeaders(new Map());
+        setHeaders(hdrs, outcome.stop.headers ?? []);
         const body = outcome.stop.body && outcome.stop.body.length ? outcome.stop.body : undefined;
         return finish(outcome.stop.status || 200, hdrs, body);
       }
@@ -252,14 +255,17 @@ export class GatewayEmulator {
 
     const postResp = route.plugins['ext-plugin-post-resp'];
     const upstreamRes = await this.fetchUpstream(state);
-    if (!upstreamRes) return finish(502, new Map([['content-type', ['text/plain']]]), Buffer.from('502 Bad Gateway\n'));
+    if (!upstreamRes) return finish(502, withRespHeaders(new Map([['content-type', ['text/plain']]])), Buffer.from('502 Bad Gateway\n'));
     if (!postResp) {
+      // nginx proxy module: the upstream's headers minus hop-by-hop ones, its content-length kept.
       const hdrs = new Map<string, string[]>();
-      for (const [name, values] of upstreamRes.headers) if (!HOP_BY_HOP.has(name) && name !== 'content-length') hdrs.set(name, values);
-      return finish(upstreamRes.status, hdrs, upstreamRes.body);
+      for (const [name, values] of upstreamRes.headers) if (!HOP_BY_HOP.has(name)) hdrs.set(name, values);
+      // A Rewrite's resp_headers win over the upstream's of the same name (not checked on nginx).
+      return finish(upstreamRes.status, new Map([...hdrs, ...state.respHeaders]), upstreamRes.body);
     }
 
-    // ext-plugin-post-resp: hand the upstream answer to the runner before the client sees it.
+    // ext-plugin-post-resp (apisix/plugins/ext-plugin-post-resp.lua, `before_proxy`): APISIX
+    // fetches the upstream itself and hands its answer to the runner before the client sees it.
     const upstreamEntries: Entry[] = [];
     for (const [name, values] of upstreamRes.headers) for (const v of values) upstreamEntries.push({ name, value: name === 'host' ? state.upstreamHost : v });
     const outcome = await this.client.httpRespCall(routeConf(route, 'ext-plugin-post-resp', postResp), {
@@ -271,24 +277,8 @@ export class GatewayEmulator {
     });
     const degraded = outcome.kind === 'error' && postResp.allow_degradation === true;
     phases.push({ phase: 'ext-plugin-post-resp', outcome, degraded });
-    const upstreamHeaders = (): Map<string, string[]> => {
-      const hdrs = new Map<string, string[]>();
-      for (const [name, values] of upstreamRes.headers) if (!POST_RESP_EXCLUDED.has(name)) hdrs.set(name, values);
-      return hdrs;
-    };
-    if (outcome.kind === 'error') {
-      if (degraded) return finish(upstreamRes.status, upstreamHeaders(), upstreamRes.body);
-      return finish(503, new Map([['content-type', ['text/html']]]), Buffer.from(UNAVAILABLE_BODY));
-    }
-    let hdrs: Map<string, string[]>;
-    if (outcome.headers && outcome.headers.length > 0) {
-      hdrs = new Map();
-      addHeaders(hdrs, outcome.headers, () => true);
-    } else {
-      hdrs = upstreamHeaders();
-    }
-    const body = outcome.body && outcome.body.length ? outcome.body : upstreamRes.body;
-    return finish(outcome.status || upstreamRes.status, hdrs, body);
+    const applied = applyRespCallAnswer(state.respHeaders, upstreamRes, outcome, degraded);
+    return finish(applied.status, applied.headers, applied.body);
   }
 
   /** The HTTPReqCall input for the current state, as init.lua builds it. */
@@ -318,20 +308,28 @@ export class GatewayEmulator {
     };
   }
 
-  /** `ngx.var[name]` for the request (undefined = nil). */
+  /**
+   * `ctx.var[name]` for the request (undefined = nil): apisix/core/ctx.lua's var metatable
+   * (`__index`: method, cookie_*, http_*, route_id / service_id / consumer_name, else `ngx.var`),
+   * with the values apisix/init.lua (`http_access_phase`) overrides: `request_uri` becomes the
+   * normalised uri + args and the raw one moves to `real_request_uri`. Not modelled: uri_param_*,
+   * graphql_*, post_arg_* and variables registered by other plugins (the emulator has none).
+   */
   private variable(state: RequestState, name: string): string | undefined {
     if (state.route.vars && Object.hasOwn(state.route.vars, name)) return state.route.vars[name];
     switch (name) {
       case 'uri': return state.uri;
       case 'args': return state.rawArgs;
       case 'is_args': return state.rawArgs === undefined ? '' : '?';
-      case 'request_uri': return state.requestUri;
+      case 'request_uri': return state.normalizedRequestUri;
+      case 'real_request_uri': return state.requestUri;
       case 'remote_addr': return state.remoteAddr.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
       case 'remote_port': return String(state.remotePort);
       case 'server_addr': return '127.0.0.1';
       case 'server_port': return String(this.port);
       case 'host': return (state.headers.get('host')?.[0] ?? '127.0.0.1').replace(/:\d+$/, '').toLowerCase();
       case 'request_method': return state.method;
+      // ctx.lua: `method` is ngx.req.get_method(), not an nginx variable.
       case 'method': return state.method;
       case 'scheme': return 'http';
       case 'server_protocol': return 'HTTP/1.1';
@@ -339,12 +337,18 @@ export class GatewayEmulator {
       case 'upstream_uri': return state.upstreamUri;
       case 'content_type': return state.headers.get('content-type')?.[0];
       case 'content_length': return state.headers.get('content-length')?.[0];
+      case 'route_id': return state.route.id;
+      case 'service_id': case 'consumer_name': case 'consumer_id': return undefined;
       default:
-        if (name.startsWith('http_')) return state.headers.get(name.slice(5).replace(/_/g, '-'))?.join(', ');
-        if (name.startsWith('arg_')) {
-          const v = state.args.get(name.slice(4))?.[0];
-          return v === true ? '' : v;
+        if (name.startsWith('cookie_')) return cookieValue(state.headers.get('cookie') ?? [], name.slice(7));
+        if (name.startsWith('http_')) {
+          // ctx.lua lower-cases and turns '-' into '_'; nginx (>= 1.23) joins repeated headers
+          // with ", " (cookie with "; ").
+          const header = name.slice(5).toLowerCase().replace(/_/g, '-');
+          const values = state.headers.get(header);
+          return values?.join(header === 'cookie' ? '; ' : ', ');
         }
+        if (name.startsWith('arg_')) return rawArg(state.rawArgs, name.slice(4));
         return undefined;
     }
   }
@@ -383,7 +387,7 @@ export class GatewayEmulator {
     const seen = new Set<string>();
     for (const h of rw.respHeaders ?? []) {
       const name = h.name.toLowerCase();
-      if (REWRITE_RESP_EXCLUDED.has(name) || h.value === undefined) continue;
+      if (EXT_PLUGIN_EXCLUDED.has(name) || h.value === undefined) continue;
       if (seen.has(name)) state.respHeaders.get(name)!.push(h.value);
       else { state.respHeaders.set(name, [h.value]); seen.add(name); }
     }
@@ -434,23 +438,83 @@ export function routeConf(route: GatewayRoute, phase: ExtPhase, conf: ExtPluginC
   return { key: `route#${route.id}#${phase}#${route.version ?? 1}`, conf: conf.conf };
 }
 
-/** Sets headers like core.response.set_header/add_header: first occurrence sets, repeats add. */
-function addHeaders(target: Map<string, string[]>, entries: readonly Entry[], keep: (name: string) => boolean): void {
+/**
+ * Applies the runner's HTTPRespCall answer as APISIX does, to the response `ngx.header` already
+ * holds (`current`, e.g. a pre-req Rewrite's resp_headers):
+ * - apisix/plugins/ext-plugin/init.lua, the RPC_HTTP_RESP_CALL handler: a non-empty header list is
+ *   set entry by entry (lower-cased; first of a name sets, a valueless one unsets, repeats add),
+ *   nothing filtered and none of the upstream's; an empty list copies the upstream's headers
+ *   minus `exclude_resp_header`. A zero-length body is no body; status 0 becomes the upstream's
+ *   when there is a body, else stays unset.
+ * - apisix/plugins/ext-plugin-post-resp.lua, `before_proxy`: with a body, the plugin returns
+ *   (code, body) and APISIX exits with them; without one, `send_response` streams the upstream's
+ *   body with status `code or res.status`. On an error answer `communicate` returns 503 (no body)
+ *   or, with allow_degradation, nothing: either way the header handler never ran, so the client
+ *   gets the upstream's body, status 503 or the upstream's, and none of the upstream's headers.
+ */
+export function applyRespCallAnswer(
+  current: ReadonlyMap<string, string[]>,
+  upstream: { readonly status: number; readonly headers: ReadonlyMap<string, string[]>; readonly body: Buffer },
+  outcome: RespCallOutcome,
+  degraded: boolean,
+): { status: number; headers: Map<string, string[]>; body: Buffer } {
+  const headers = new Map([...current].map(([k, v]) => [k, [...v]] as [string, string[]]));
+  if (outcome.kind === 'error') return { status: degraded ? upstream.status : 503, headers, body: upstream.body };
+  if (outcome.headers && outcome.headers.length > 0) {
+    setHeaders(headers, outcome.headers);
+  } else {
+    for (const [name, values] of upstream.headers) if (!EXT_PLUGIN_EXCLUDED.has(name.toLowerCase())) headers.set(name.toLowerCase(), [...values]);
+  }
+  const body = outcome.body && outcome.body.length > 0 ? outcome.body : undefined;
+  if (body) return { status: outcome.status || upstream.status, headers, body };
+  return { status: outcome.status || upstream.status, headers, body: upstream.body };
+}
+
+/**
+ * core.response.set_header / add_header as init.lua uses them for Stop and HTTPRespCall
+ * headers: the first entry of a name sets it (a valueless one unsets it), later ones add.
+ */
+function setHeaders(target: Map<string, string[]>, entries: readonly Entry[]): void {
   const seen = new Set<string>();
   for (const e of entries) {
     const name = e.name.toLowerCase();
-    if (!keep(name) || e.value === undefined) continue;
-    if (seen.has(name)) target.get(name)!.push(e.value);
-    else { target.set(name, [e.value]); seen.add(name); }
+    if (seen.has(name)) {
+      if (e.value !== undefined) (target.get(name) ?? target.set(name, []).get(name)!).push(e.value);
+      continue;
+    }
+    seen.add(name);
+    if (e.value === undefined) target.delete(name);
+    else target.set(name, [e.value]);
   }
 }
 
-function send(res: ServerResponse, status: number, headers: Map<string, string[]>, body: Buffer | undefined): void {
-  for (const [name, values] of headers) {
-    if (name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
-    res.setHeader(name, values.length === 1 ? values[0]! : values);
+/** nginx `$cookie_NAME`: the first cookie of that name, as sent. */
+function cookieValue(cookieHeaders: readonly string[], name: string): string | undefined {
+  for (const header of cookieHeaders) {
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    }
   }
-  res.statusCode = status;
-  res.end(body);
+  return undefined;
 }
 
+/** nginx `$arg_NAME` (ngx_http_arg): the first arg of that name, case-insensitive, value as sent (not decoded). */
+function rawArg(rawArgs: string | undefined, name: string): string | undefined {
+  if (rawArgs === undefined) return undefined;
+  const wanted = name.toLowerCase();
+  for (const part of rawArgs.split('&')) {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? part : part.slice(0, eq);
+    if (key.toLowerCase() === wanted) return eq < 0 ? '' : part.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/** Writes the response as nginx would (see nginx-response.ts) and closes the connection; returns the header lines. */
+function send(res: ServerResponse, method: string, status: number, headers: ReadonlyMap<string, readonly string[]>, body: Buffer | undefined): readonly string[] {
+  const wire = nginxWire({ method, status, headers, body });
+  const socket = res.socket;
+  if (socket) socket.end(wire.bytes);
+  return wire.headerLines;
+}
