@@ -10,14 +10,20 @@ const respEdit = {
     properties: {
       status: { type: 'integer', minimum: 100, maximum: 599 },
       headers: { type: 'object', additionalProperties: { type: 'string' } },
+      // Headers to remove.
+      remove: { type: 'array', items: { type: 'string' } },
       // The new body is this prefix + the upstream body, read through ExtraInfo RespBody.
       prefix: { type: 'string' },
+      // The new body, as is ('' makes setBody throw: APISIX cannot send an empty replacement).
+      body: { type: 'string' },
     },
     additionalProperties: false,
   },
   async onResponse(conf, res) {
     if (conf.status !== undefined) res.setStatus(conf.status);
     for (const [name, value] of Object.entries(conf.headers ?? {})) res.setHeader(name, value);
+    for (const name of conf.remove ?? []) res.deleteHeader(name);
+    if (conf.body !== undefined) res.setBody(conf.body);
     if (conf.prefix !== undefined) {
       const body = await res.body();
       res.setBody(conf.prefix + (body ? body.toString('utf8') : ''));

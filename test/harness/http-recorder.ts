@@ -4,6 +4,7 @@
  * e2e scenarios and scripts/demo.mjs.
  */
 import { createServer, type Server } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 
@@ -14,10 +15,21 @@ export interface ClientRequest {
   readonly body?: string;
 }
 
+/**
+ * Request headers that make a Recorder answer differently (for post-resp scenarios): the status,
+ * the framing of its body (`length` = content-length, `chunked` = transfer-encoding), and a gzip
+ * content-encoding. Without them it answers 200 JSON with a content-length.
+ */
+export const ANSWER_STATUS = 'x-answer-status';
+export const ANSWER_FRAMING = 'x-answer-framing';
+export const ANSWER_GZIP = 'x-answer-gzip';
+
 export interface ClientResult {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: string;
+  /** The body's bytes (for binary answers such as gzip). */
+  readonly bytes: Buffer;
 }
 
 /** One request as a recorder (upstream or mirror target) saw it. */
@@ -62,9 +74,26 @@ export class Recorder {
           headerValues: values,
         };
         this.seen.push({ scenario: values('x-scenario')[0] ?? '', rec });
+        res.statusCode = Number(values(ANSWER_STATUS)[0] ?? 200);
         res.setHeader('content-type', 'application/json');
         res.setHeader('x-upstream', this.name);
-        res.end(JSON.stringify({ from: this.name, url: req.url }));
+        if (res.statusCode === 204 || res.statusCode === 304) {
+          res.end();
+          return;
+        }
+        let body = Buffer.from(JSON.stringify({ from: this.name, url: req.url }));
+        if (values(ANSWER_GZIP)[0] === '1') {
+          body = gzipSync(body);
+          res.setHeader('content-encoding', 'gzip');
+        }
+        if (values(ANSWER_FRAMING)[0] === 'chunked') {
+          // No content-length: Node sends the body chunked.
+          res.write(body);
+          res.end();
+          return;
+        }
+        res.setHeader('content-length', body.length);
+        res.end(req.method === 'HEAD' ? undefined : body);
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve()));
@@ -95,7 +124,8 @@ export async function sendClientRequest(baseUrl: string, scenario: string, req: 
   const headers: Record<string, string | string[]> = { 'x-scenario': scenario };
   for (const [k, v] of Object.entries(req.headers ?? {})) headers[k] = typeof v === 'string' ? v : [...v];
   const res = await request(new URL(req.path, baseUrl), { method: (req.method ?? 'GET') as 'GET', headers, body: req.body });
-  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+  const bytes = Buffer.from(await res.body.arrayBuffer());
+  return { status: res.statusCode, headers: res.headers, body: bytes.toString('utf8'), bytes };
 }
 
 /** Parses one sample of a Prometheus text exposition; 0 when absent. */
