@@ -112,7 +112,7 @@ function checkDockerfile(df: Dockerfile, ignoreText: string): { problems: string
   if (stages.length < 2) problems.push('expected a multi-stage build (build stage + APISIX stage)');
   const finalIndex = stages.length - 1;
   const final = stages[finalIndex];
-  if (!final || !/^apache\/apisix:3\.\d+\.\d+-debian$/.test(final.image)) {
+  if (!final || !/^apache\/apisix:3\.\d+\.\d+-debian(@sha256:[0-9a-f]{64})?$/.test(final.image)) {
     problems.push(`final stage must be FROM apache/apisix:3.x.y-debian, got ${final?.image ?? 'nothing'}`);
   }
   const buildIndex = stages.findIndex((s) => /^node:22([.-]|$)/.test(s.image));
@@ -199,9 +199,9 @@ function checkConfig(conf: unknown, facts: DockerFacts): string[] {
   }
   if (isRecord(ext) && 'path_for_test' in ext) problems.push('ext-plugin.path_for_test is for development only');
 
-  const plugins = conf['plugins'];
-  if (!Array.isArray(plugins)) problems.push('plugins list missing');
-  else for (const p of EXT_PLUGINS) if (!plugins.includes(p)) problems.push(`plugins list lacks ${p}`);
+  // `plugins` replaces APISIX's default list (apisix/cli/config.lua), which already enables the
+  // three ext-plugin-* plugins; setting it would switch off every other stock plugin.
+  if ('plugins' in conf) problems.push("config.yaml must not set `plugins`: it replaces APISIX's whole default plugin list");
 
   const copiedTo = facts.contextCopies.get('docker/apisix/config.yaml');
   if (copiedTo !== '/usr/local/apisix/conf/config.yaml') {
@@ -381,7 +381,12 @@ const listenPorts = (() => {
   return (Array.isArray(nl) ? nl : [nl ?? 9080]).map((p: unknown) => (isRecord(p) ? Number(p['port']) : Number(p)));
 })();
 const compose = checkCompose(composeDoc, dockerDir, listenPorts);
-const enabledPlugins = isRecord(configDoc) && Array.isArray(configDoc['plugins']) ? (configDoc['plugins'] as unknown[]).map(String) : [];
+/**
+ * Plugins a route may name: config.yaml's list if it had one, else APISIX's default list. Only
+ * the part of apisix/cli/config.lua's default list these files can use is written here.
+ */
+const APISIX_DEFAULT_PLUGINS = [...EXT_PLUGINS, 'proxy-rewrite', 'proxy-mirror', 'response-rewrite', 'limit-count', 'key-auth', 'cors'];
+const enabledPlugins = isRecord(configDoc) && Array.isArray(configDoc['plugins']) ? (configDoc['plugins'] as unknown[]).map(String) : APISIX_DEFAULT_PLUGINS;
 
 /** Ports of the demo services, read from their own files (nginx.conf, the upstream's env). */
 const portOf: ServicePort = (service) => {
@@ -393,12 +398,13 @@ const portOf: ServicePort = (service) => {
 describe('docker/Dockerfile', () => {
   it('is multi-stage, builds with npm ci/build/prune and ships the runner in apache/apisix:3.x-debian', () => {
     expect(docker.problems).toEqual([]);
+    expect(dockerfileText).toMatch(/^ARG APISIX_IMAGE=apache\/apisix:3\.18\.0-debian$/m);
     expect(docker.facts.runnerDir).toBe('/opt/apisix-ts-plugin-runner');
   });
 
   it('reports a wrong base image, a missing prune, root and an ignored source', () => {
     const broken = dockerfileText
-      .replace(/apache\/apisix:3\.\d+\.\d+-debian/, 'apache/apisix:latest')
+      .replace(/^ARG APISIX_IMAGE=.*$/m, 'ARG APISIX_IMAGE=apache/apisix:latest')
       .replace('npm prune --omit=dev', 'true')
       .replace(/^USER apisix$/m, 'USER root');
     const { problems } = checkDockerfile(parseDockerfile(broken), ignoreText + '\nsrc\n');
@@ -414,13 +420,21 @@ describe('docker/apisix/config.yaml', () => {
     expect(checkConfig(configDoc, docker.facts)).toEqual([]);
   });
 
-  it('reports a cmd that points elsewhere and a missing ext-plugin plugin', () => {
+  it('reports a cmd that points elsewhere and a plugins list that would replace APISIX\'s defaults', () => {
     const broken = clone(configDoc) as Json;
     (broken['ext-plugin'] as Json)['cmd'] = ['node', '/opt/other/dist/cli.js'];
-    broken['plugins'] = ['ext-plugin-pre-req'];
+    broken['plugins'] = ['ext-plugin-pre-req', 'ext-plugin-post-req', 'ext-plugin-post-resp'];
     const problems = checkConfig(broken, docker.facts);
     expect(problems.some((p) => p.includes('ext-plugin.cmd[1]'))).toBe(true);
-    expect(problems.some((p) => p.includes('ext-plugin-post-resp'))).toBe(true);
+    expect(problems.some((p) => p.includes('must not set `plugins`'))).toBe(true);
+  });
+
+  it('accepts the base image pinned by digest and nothing else in its place', () => {
+    const arg = /^ARG APISIX_IMAGE=.*$/m;
+    const pinned = dockerfileText.replace(arg, `ARG APISIX_IMAGE=apache/apisix:3.18.0-debian@sha256:${'a'.repeat(64)}`);
+    expect(checkDockerfile(parseDockerfile(pinned), ignoreText).problems).toEqual([]);
+    const bad = dockerfileText.replace(arg, 'ARG APISIX_IMAGE=apache/apisix:3.18.0-debian@sha256:short');
+    expect(checkDockerfile(parseDockerfile(bad), ignoreText).problems.some((p) => p.includes('apache/apisix:3.x.y-debian'))).toBe(true);
   });
 });
 
