@@ -1,6 +1,8 @@
-import { describe, it, expect } from 'vitest';
-import { parse as parseYaml } from 'yaml';
-import { renderApisixYaml, renderConfigYaml } from './apisix-standalone.js';
+import { describe, it, expect, afterAll } from 'vitest';
+import { statSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml, parseDocument, stringify as stringifyYaml, visit } from 'yaml';
+import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from './apisix-standalone.js';
+import { tempSocketDir } from './fake-runner.js';
 import { scenarios } from '../e2e/scenarios.js';
 import { builtinPlugins } from '../../src/plugins/index.js';
 import e2ePlugins from './e2e-plugins.mjs';
@@ -13,7 +15,35 @@ describe('APISIX files for the Docker e2e suite', () => {
     expect(conf['ext-plugin'].cmd.slice(-2)).toEqual(['--plugin', '/opt/e2e/e2e-plugins.mjs']);
     expect(conf['ext-plugin'].cmd[0]).toBe('node');
     expect(conf.deployment.role).toBe('data_plane');
-    for (const p of ['ext-plugin-pre-req', 'ext-plugin-post-req', 'ext-plugin-post-resp']) expect(conf.plugins ?? [p]).toContain(p);
+    // No plugins list: APISIX's default one (with the three ext-plugin-*) stays in force.
+    expect(conf.plugins).toBeUndefined();
+  });
+
+  it('apisix.yaml gives every route its own upstream and has no YAML anchors or aliases', () => {
+    const routes = [1, 2, 3].map((i) => ({ id: `r${i}`, uri: `/r${i}/`, plugins: { 'ext-plugin-pre-req': { conf: [{ name: 'say', value: '{}' }] } } }));
+    const text = renderApisixYaml(routes, '127.0.0.1:1980');
+    let aliases = 0;
+    let anchors = 0;
+    visit(parseDocument(text), {
+      Alias: () => { aliases++; },
+      Node: (_key, node) => { if ('anchor' in node && node.anchor) anchors++; },
+    });
+    expect(aliases).toBe(0);
+    expect(anchors).toBe(0);
+    expect(text).not.toMatch(/(^|[\s:-])[&*][A-Za-z0-9_]/m);
+    const doc = parseYaml(text) as { routes: { upstream: unknown }[] };
+    expect(doc.routes).toHaveLength(4);
+    for (const r of doc.routes) expect(r.upstream).toEqual({ type: 'roundrobin', pass_host: 'pass', nodes: { '127.0.0.1:1980': 1 } });
+  });
+
+  it('a shared upstream object (what broke on APISIX) is written as an anchor and alias by default', () => {
+    // Guards the test above: it would see the aliases the old renderer produced.
+    const shared = { type: 'roundrobin', nodes: { 'h:1': 1 } };
+    const text = stringifyYaml({ routes: [{ id: 'a', upstream: shared }, { id: 'b', upstream: shared }] });
+    let aliases = 0;
+    visit(parseDocument(text), { Alias: () => { aliases++; } });
+    expect(aliases).toBe(1);
+    expect(text).toMatch(/(^|[\s:-])[&*][A-Za-z0-9_]/m);
   });
 
   it('apisix.yaml has every scenario route, ends with #END, and names only plugins the runner has', () => {
@@ -36,5 +66,38 @@ describe('APISIX files for the Docker e2e suite', () => {
         }
       }
     }
+  });
+});
+
+describe('route file writes move the mtime by whole seconds (standalone APISIX compares whole seconds)', () => {
+  const dirs = tempSocketDir('a6y-');
+  afterAll(() => dirs.remove());
+
+  it('nextMtimeSeconds: the current second, or one past the previous mtime when that is not earlier', () => {
+    expect(nextMtimeSeconds(undefined, 10_500)).toBe(10);
+    expect(nextMtimeSeconds(5_000, 10_500)).toBe(10);
+    expect(nextMtimeSeconds(10_200, 10_900)).toBe(11);
+    expect(nextMtimeSeconds(12_000, 10_900)).toBe(13);
+  });
+
+  it('two writes within the same second get different whole-second mtimes, strictly increasing', () => {
+    const path = dirs.path('apisix.yaml');
+    const frozen = (): number => 1_700_000_000_250; // a clock that never moves: the worst case
+    const first = writeRoutesFile(path, 'routes: []\n#END\n', frozen);
+    expect(first).toBe(1_700_000_000);
+    expect(Math.floor(statSync(path).mtimeMs / 1000)).toBe(first);
+    const second = writeRoutesFile(path, 'routes: [{id: x}]\n#END\n', frozen);
+    expect(second).toBe(first + 1);
+    expect(Math.floor(statSync(path).mtimeMs / 1000)).toBe(second);
+    expect(readFileSync(path, 'utf8')).toContain('id: x');
+    const third = writeRoutesFile(path, 'routes: []\n#END\n', frozen);
+    expect(third).toBe(second + 1);
+  });
+
+  it('an existing file with an older mtime gets the current second', () => {
+    const path = dirs.path('old.yaml');
+    writeFileSync(path, 'x');
+    utimesSync(path, 1000, 1000);
+    expect(writeRoutesFile(path, 'routes: []\n#END\n', () => 2_000_000)).toBe(2000);
   });
 });
