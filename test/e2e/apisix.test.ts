@@ -1,25 +1,27 @@
 /**
- * Every scenario of scenarios.ts against REAL Apache APISIX (Docker, via testcontainers): the
- * image of docker/Dockerfile (apache/apisix 3.x Debian + Node + the built runner, started by
- * APISIX from ext-plugin.cmd), in standalone mode with the scenarios' routes in apisix.yaml.
- * The upstream and mirror targets are the same recorders as in peer.test.ts, on the host's
- * 127.0.0.1, reached from the container through TestContainers.exposeHostPorts
- * (host.testcontainers.internal).
+ * Every scenario of scenarios.ts against REAL Apache APISIX, in one of two modes:
  *
- * Differences from the baked image, all made at container creation (no change to docker/):
- * - config.yaml: docker/apisix/config.yaml with `--plugin /opt/e2e/e2e-plugins.mjs` (the test
- *   plugins) and `--metrics-address 0.0.0.0:9091` added to ext-plugin.cmd;
- * - apisix.yaml: the scenarios' routes plus `/__ready` (a `say` route) used as the readiness probe,
- *   so "ready" means APISIX serves routes AND the runner answers.
+ * - Bring your own APISIX (no Docker): APISIX_E2E_GATEWAY, APISIX_E2E_SOCKET and
+ *   APISIX_E2E_ROUTES point at an APISIX running standalone with `ext-plugin.path_for_test` set
+ *   (docs/testing.md shows its config.yaml). The suite writes the routes to that apisix.yaml and
+ *   starts the runner itself on that socket (restarting it 3 s after `runner-killed`, as APISIX
+ *   would). The upstream and mirror targets are on 127.0.0.1, like APISIX.
+ * - Docker (testcontainers): the image of docker/Dockerfile (apache/apisix 3.18 Debian + Node +
+ *   the built runner, started by APISIX from ext-plugin.cmd), standalone, with config.yaml =
+ *   docker/apisix/config.yaml plus `--plugin /opt/e2e/e2e-plugins.mjs --metrics-address
+ *   0.0.0.0:9091` on the runner command. Recorders on the host are reached through
+ *   TestContainers.exposeHostPorts (host.testcontainers.internal).
  *
- * Without a reachable Docker engine the whole suite is skipped with the reason in its title.
+ * Both modes use the same harness (real-apisix.ts) and a `/__ready` route (a `say`) as readiness
+ * probe. With neither, the suite is skipped with one line saying how to enable it.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, beforeAll, afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { GenericContainer, TestContainers, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { request } from 'undici';
-import { renderApisixYaml, renderConfigYaml } from '../harness/apisix-standalone.js';
-import { Recorder, promSample, scenarios, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from '../harness/apisix-standalone.js';
+import { Recorder, scenarios, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+import { BYO_HINT, RunnerProcess, byoFromEnv, freePort } from './byo-apisix.js';
+import { realApisixHarness, waitReady, type RealApisixControl } from './real-apisix.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IMAGE = 'apisix-ts-plugin-runner:e2e';
@@ -38,73 +40,94 @@ async function dockerUnavailable(): Promise<string | undefined> {
   }
 }
 
-const reason = await dockerUnavailable();
-const suite = reason === undefined ? describe : describe.skip;
-if (reason !== undefined) console.warn(`test/e2e/apisix.test.ts skipped: no Docker engine reachable (${reason})`);
-const title = reason === undefined ? 'scenarios: real APISIX (Docker)' : `scenarios: real APISIX (Docker) — skipped, no Docker engine reachable: ${reason}`;
+const byo = byoFromEnv(process.env);
+const dockerReason = byo ? undefined : await dockerUnavailable();
+const mode = byo ? 'byo' : dockerReason === undefined ? 'docker' : undefined;
+if (!mode) console.warn(`test/e2e/apisix.test.ts skipped (no APISIX): ${BYO_HINT}`);
+const suite = mode ? describe : describe.skip;
+const title = mode === 'byo' ? `scenarios: your APISIX at ${byo!.gatewayUrl}` : mode === 'docker' ? 'scenarios: real APISIX (Docker)' : `scenarios: real APISIX — skipped: ${BYO_HINT}`;
 
-suite(title, () => {
-  const recorders = { upstream: new Recorder('upstream'), mirror: new Recorder('mirror'), mirror2: new Recorder('mirror2') };
-  let container: StartedTestContainer;
-  let harness: ScenarioHarness;
-  let routes: ScenarioRoute[] = [];
-
-  beforeAll(async () => {
-    await Promise.all(Object.values(recorders).map((r) => r.start()));
-    await TestContainers.exposeHostPorts(recorders.upstream.port, recorders.mirror.port, recorders.mirror2.port);
-    const env: ScenarioEnv = {
-      upstreamUrl: `http://${HOST_ALIAS}:${recorders.upstream.port}`,
-      mirrorUrl: `http://${HOST_ALIAS}:${recorders.mirror.port}`,
-      mirror2Url: `http://${HOST_ALIAS}:${recorders.mirror2.port}`,
+/** Starts the chosen APISIX mode with `routes`; returns its control and a stop function. */
+async function startApisix(env: ScenarioEnv, routes: readonly ScenarioRoute[], upstreamNode: string): Promise<{ control: RealApisixControl; stop(): Promise<void> }> {
+  if (byo) {
+    const runner = new RunnerProcess({ socketPath: byo.socketPath, metricsPort: await freePort() });
+    await runner.start();
+    writeRoutesFile(byo.routesPath, renderApisixYaml(routes, upstreamNode));
+    await waitReady(byo.gatewayUrl);
+    return {
+      control: {
+        gatewayUrl: byo.gatewayUrl,
+        metricsUrl: runner.metricsUrl,
+        writeRoutes: async (all) => { writeRoutesFile(byo.routesPath, renderApisixYaml(all, upstreamNode)); },
+        killRunner: () => runner.kill(),
+      },
+      stop: () => runner.close(),
     };
-    routes = scenarios.flatMap((s) => s.routes(env));
-    const image = await GenericContainer.fromDockerfile(REPO, 'docker/Dockerfile').build(IMAGE, { deleteOnExit: false });
-    container = await image
-      .withCopyContentToContainer([
-        { content: renderConfigYaml(['--plugin', PLUGINS_IN_CONTAINER, '--metrics-address', '0.0.0.0:9091']), target: `${CONF_DIR}/config.yaml`, mode: 0o644 },
-        { content: renderApisixYaml(routes, `${HOST_ALIAS}:${recorders.upstream.port}`), target: `${CONF_DIR}/apisix.yaml`, mode: 0o644 },
-      ])
-      .withCopyFilesToContainer([{ source: `${REPO}test/harness/e2e-plugins.mjs`, target: PLUGINS_IN_CONTAINER, mode: 0o644 }])
-      .withExposedPorts(9080, 9091)
-      // Ready = APISIX routes requests and the runner (spawned by APISIX) answers a `say` route.
-      .withWaitStrategy(Wait.forHttp('/__ready', 9080).forStatusCode(200))
-      .withStartupTimeout(180_000)
-      .start();
-    const gatewayUrl = `http://${container.getHost()}:${container.getMappedPort(9080)}`;
-    const metricsUrl = `http://${container.getHost()}:${container.getMappedPort(9091)}/metrics`;
-
-    harness = {
-      kind: 'apisix',
-      env,
-      ...recorders,
-      send: (scenario, req) => sendClientRequest(gatewayUrl, scenario, req),
-      async mirrorSkipped(target, why) {
-        const res = await request(metricsUrl);
-        return promSample(await res.body.text(), 'apisix_runner_mirror_skipped_total', { target, reason: why });
+  }
+  const image = await GenericContainer.fromDockerfile(REPO, 'docker/Dockerfile').build(IMAGE, { deleteOnExit: false });
+  const container: StartedTestContainer = await image
+    .withCopyContentToContainer([
+      { content: renderConfigYaml(['--plugin', PLUGINS_IN_CONTAINER, '--metrics-address', '0.0.0.0:9091']), target: `${CONF_DIR}/config.yaml`, mode: 0o644 },
+      { content: renderApisixYaml(routes, upstreamNode), target: `${CONF_DIR}/apisix.yaml`, mode: 0o644 },
+    ])
+    .withCopyFilesToContainer([{ source: `${REPO}test/harness/e2e-plugins.mjs`, target: PLUGINS_IN_CONTAINER, mode: 0o644 }])
+    .withExposedPorts(9080, 9091)
+    // Ready = APISIX routes requests and the runner (spawned by APISIX) answers a `say` route.
+    .withWaitStrategy(Wait.forHttp('/__ready', 9080).forStatusCode(200))
+    .withStartupTimeout(180_000)
+    .start();
+  let lastMtimeMs: number | undefined = Date.now();
+  return {
+    control: {
+      gatewayUrl: `http://${container.getHost()}:${container.getMappedPort(9080)}`,
+      metricsUrl: `http://${container.getHost()}:${container.getMappedPort(9091)}/metrics`,
+      async writeRoutes(all) {
+        const target = `${CONF_DIR}/apisix.yaml`;
+        await container.copyContentToContainer([{ content: renderApisixYaml(all, upstreamNode), target, mode: 0o644 }]);
+        // The copy's mtime may fall in the same second as the last one: set it explicitly.
+        const mtime = nextMtimeSeconds(lastMtimeMs, Date.now());
+        lastMtimeMs = mtime * 1000;
+        const touched = await container.exec(['touch', '-m', '-d', `@${mtime}`, target]);
+        if (touched.exitCode !== 0) throw new Error(`touch ${target} failed: ${touched.output}`);
       },
       async killRunner() {
         // Find the runner by its command line in /proc (the image may lack pgrep); `[c]` keeps
         // this shell's own command line from matching.
         const script = 'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "dist/[c]li.js"; then kill -9 ${p#/proc/} && echo ${p#/proc/}; fi; done';
         const result = await container.exec(['sh', '-c', script]);
-        expect(result.exitCode).toBe(0);
-        expect(result.output.trim(), 'pid of the killed runner').toMatch(/^\d+$/);
+        if (result.exitCode !== 0 || !/^\d+$/.test(result.output.trim())) throw new Error(`could not kill the runner: ${result.output}`);
       },
-      async updateRoute(route, applied) {
-        routes = routes.map((r) => (r.id === route.id ? route : r));
-        await container.copyContentToContainer([{ content: renderApisixYaml(routes, `${HOST_ALIAS}:${recorders.upstream.port}`), target: `${CONF_DIR}/apisix.yaml`, mode: 0o644 }]);
-        // Standalone mode reloads apisix.yaml when it changes (checked about once a second).
-        await expect.poll(applied, { timeout: 20_000, interval: 200 }).toBe(true);
-      },
+    },
+    stop: async () => { await container.stop(); },
+  };
+}
+
+suite(title, () => {
+  const recorders = { upstream: new Recorder('upstream'), mirror: new Recorder('mirror'), mirror2: new Recorder('mirror2') };
+  let harness: ScenarioHarness;
+  let stop: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    await Promise.all(Object.values(recorders).map((r) => r.start()));
+    const host = mode === 'docker' ? HOST_ALIAS : '127.0.0.1';
+    if (mode === 'docker') await TestContainers.exposeHostPorts(recorders.upstream.port, recorders.mirror.port, recorders.mirror2.port);
+    const env: ScenarioEnv = {
+      upstreamUrl: `http://${host}:${recorders.upstream.port}`,
+      mirrorUrl: `http://${host}:${recorders.mirror.port}`,
+      mirror2Url: `http://${host}:${recorders.mirror2.port}`,
     };
+    const routes = scenarios.flatMap((s) => s.routes(env));
+    const started = await startApisix(env, routes, `${host}:${recorders.upstream.port}`);
+    stop = started.stop;
+    harness = realApisixHarness(started.control, env, recorders, routes);
   }, 20 * 60_000);
 
   afterAll(async () => {
-    await container?.stop();
+    await stop?.();
     await Promise.all(Object.values(recorders).map((r) => r.close()));
   }, 120_000);
 
-  // Disruptive scenarios last: APISIX restarts the runner 3 s after it dies.
+  // Disruptive scenarios last: the runner comes back 3 s after it dies.
   const ordered = [...scenarios.filter((s) => !s.disruptive), ...scenarios.filter((s) => s.disruptive)];
   for (const s of ordered) {
     it(s.name, async () => {

@@ -1,0 +1,65 @@
+/**
+ * One ScenarioHarness for every real APISIX, whoever runs it (testcontainers or the user): the
+ * two suites differ only in how routes reach APISIX and how the runner is killed, given here as
+ * a `RealApisixControl`.
+ */
+import { expect } from 'vitest';
+import { request } from 'undici';
+import { Recorder, promSample, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+
+/** What a real-APISIX suite provides. */
+export interface RealApisixControl {
+  readonly gatewayUrl: string;
+  /** The runner's Prometheus endpoint. */
+  readonly metricsUrl: string;
+  /** Writes the full route table to APISIX's standalone apisix.yaml (with an mtime that moves). */
+  writeRoutes(routes: readonly ScenarioRoute[]): Promise<void>;
+  /** SIGKILLs the runner (APISIX, or the suite, starts it again 3 s later). */
+  killRunner(): Promise<void>;
+}
+
+export interface Recorders {
+  readonly upstream: Recorder;
+  readonly mirror: Recorder;
+  readonly mirror2: Recorder;
+}
+
+/** The scenario harness over a real APISIX; `routes` is the table already written. */
+export function realApisixHarness(control: RealApisixControl, env: ScenarioEnv, recorders: Recorders, routes: readonly ScenarioRoute[]): ScenarioHarness {
+  let current = [...routes];
+  return {
+    kind: 'apisix',
+    env,
+    ...recorders,
+    send: (scenario, req) => sendClientRequest(control.gatewayUrl, scenario, req),
+    async mirrorSkipped(target, why) {
+      const res = await request(control.metricsUrl);
+      return promSample(await res.body.text(), 'apisix_runner_mirror_skipped_total', { target, reason: why });
+    },
+    killRunner: () => control.killRunner(),
+    async updateRoute(route, applied) {
+      current = current.map((r) => (r.id === route.id ? route : r));
+      await control.writeRoutes(current);
+      // Standalone APISIX checks apisix.yaml's mtime about once a second.
+      await expect.poll(applied, { timeout: 20_000, interval: 200 }).toBe(true);
+    },
+  };
+}
+
+/** Polls `${gatewayUrl}/__ready` until APISIX routes requests and the runner answers (bounded). */
+export async function waitReady(gatewayUrl: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await request(`${gatewayUrl}/__ready`);
+      const body = await res.body.text();
+      if (res.statusCode === 200 && body === 'ready') return;
+      last = `${res.statusCode} ${body.slice(0, 200)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`APISIX at ${gatewayUrl} did not serve /__ready within ${timeoutMs} ms (last: ${last})`);
+}
