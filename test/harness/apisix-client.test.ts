@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startRunner, type Runner } from '../../src/runner.js';
 import { encodeError, encodeHttpReqCallResp, encodePrepareConfResp, encodeExtraInfoReq } from '../../src/protocol/messages.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { ApisixClient, RawConnection } from './apisix-client.js';
+import { ApisixClient, RawConnection, SharedTokenDict } from './apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, encodePrepareConfReq } from './apisix-codec.js';
 import { startFakeRunner, tempSocketDir } from './fake-runner.js';
 
@@ -210,5 +210,81 @@ describe('ApisixClient against a scripted fake runner', () => {
     expect(o.kind).toBe('error');
     if (o.kind === 'error') expect(o.error).toContain('failed to connect');
     await client.close();
+  });
+});
+
+describe("APISIX's two-layer conf token cache at the runner's TTL boundary (injected clock, real socket)", () => {
+  const dirs = tempSocketDir();
+  const socketPath = dirs.path('ttl.sock');
+  const TTL_S = 100; // APISIX_CONF_EXPIRE_TIME; the runner keeps confs 1.2 × this
+  let nowMs = 1_000_000;
+  const clock = (): number => nowMs;
+  let runner: Runner;
+
+  beforeAll(async () => {
+    runner = await startRunner({ socketPath, logger: silent, confExpireSeconds: TTL_S, now: clock });
+  });
+  afterAll(async () => {
+    await runner.close();
+    dirs.remove();
+  });
+
+  it('a worker that filled its lrucache from the dict late uses a token the runner forgot: CONF_TOKEN_NOT_FOUND, re-prepare, success (no 503)', async () => {
+    const dict = new SharedTokenDict();
+    const workerA = new ApisixClient({ socketPath, confTokenTtlSeconds: TTL_S, sharedTokens: dict, now: clock, workerId: 0 });
+    const workerB = new ApisixClient({ socketPath, confTokenTtlSeconds: TTL_S, sharedTokens: dict, now: clock, workerId: 1 });
+    const start = nowMs;
+    const at = (seconds: number): void => { nowMs = start + seconds * 1000; };
+    try {
+      at(0);
+      expect((await workerA.httpReqCall(sayRoute, req)).kind).toBe('stop');
+      expect(workerA.stats.prepareConfSent).toBe(1);
+      const token = workerA.cachedToken(sayRoute.key);
+
+      // Just before the dict entry expires (0.9 × TTL), worker B fills its lrucache from it.
+      at(89);
+      const b1 = await workerB.httpReqCall(sayRoute, req);
+      expect(b1).toMatchObject({ kind: 'stop', tries: 1 });
+      expect(workerB.stats).toMatchObject({ prepareConfSent: 0, sharedDictHits: 1 });
+      expect(workerB.cachedToken(sayRoute.key)).toBe(token);
+
+      // 1.5 × TTL: the dict and A's lrucache have expired, B's lrucache (filled at 0.89 × TTL)
+      // has not, and the runner (1.2 × TTL after the only PrepareConf) no longer knows the token.
+      at(150);
+      expect(workerB.cachedToken(sayRoute.key)).toBe(token);
+      const b2 = await workerB.httpReqCall(sayRoute, req);
+      expect(b2).toMatchObject({ kind: 'stop', tries: 2 });
+      expect(workerB.stats).toMatchObject({ prepareConfSent: 1, tokenFlushes: 1 });
+      expect(workerB.cachedToken(sayRoute.key)).not.toBe(token);
+
+      // The boundary itself: at 1.9 × TTL B's old entry would still have been used; the new one works.
+      at(189);
+      expect(await workerB.httpReqCall(sayRoute, req)).toMatchObject({ kind: 'stop', tries: 1 });
+    } finally {
+      await workerA.close();
+      await workerB.close();
+    }
+  });
+
+  it('the lrucache entry lives TTL from when it was filled, the dict entry 0.9 × TTL from the PrepareConf', async () => {
+    const route = { ...sayRoute, key: 'route#ttl#ext-plugin-pre-req#1' };
+    const dict = new SharedTokenDict();
+    const worker = new ApisixClient({ socketPath, confTokenTtlSeconds: TTL_S, sharedTokens: dict, now: clock });
+    const start = nowMs;
+    const at = (seconds: number): void => { nowMs = start + seconds * 1000; };
+    try {
+      at(0);
+      await worker.prepareConf(route);
+      expect(dict.get(route.key, start + 89_999)).toBeDefined();
+      expect(dict.get(route.key, start + 90_000)).toBeUndefined();
+      at(99.999);
+      expect(worker.cachedToken(route.key)).toBeDefined();
+      at(100);
+      expect(worker.cachedToken(route.key)).toBeUndefined();
+      await worker.prepareConf(route);
+      expect(worker.stats.prepareConfSent).toBe(2);
+    } finally {
+      await worker.close();
+    }
   });
 });

@@ -4,8 +4,13 @@
  * - a keep-alive pool of Unix-socket connections (up to 32 idle, 180 s idle timeout);
  *   connect timeout 1 s, read timeout 60 s by default;
  * - strictly one RPC at a time per connection; a failed RPC closes its connection;
- * - PrepareConf once per key (token cache; concurrent callers share one PrepareConf, like
- *   APISIX's lock), on its own connection;
+ * - PrepareConf once per key, on its own connection, behind APISIX's two token caches
+ *   (init.lua `rpc_handlers` + `store_token`/`fetch_token`): a per-worker lrucache whose entry
+ *   lives `ttl` from when it was filled, in front of the `ext-plugin` shared dict (shared by all
+ *   workers) whose entry lives 0.9 × `ttl` from the PrepareConf. A worker that fills its
+ *   lrucache from the dict just before the dict entry expires can use that token until about
+ *   1.9 × ttl after the PrepareConf, while the runner keeps confs 1.2 × ttl: it then gets
+ *   CONF_TOKEN_NOT_FOUND and re-prepares. Concurrent callers share one PrepareConf (the lock);
  * - HTTPReqCall / HTTPRespCall with ExtraInfo questions answered from the request context;
  * - CONF_TOKEN_NOT_FOUND: flush the token cache, PrepareConf again, retry (3 tries in all);
  *   any other error, a closed connection, a timeout or a malformed reply is an error outcome
@@ -51,6 +56,41 @@ export interface ApisixClientOptions {
   readonly workerId?: number;
   /** First counter value of call ids (tests reproducing a recorded id). */
   readonly initialCounter?: number;
+  /** APISIX's conf token cache time in seconds (helper.get_conf_token_cache_time: 3600). */
+  readonly confTokenTtlSeconds?: number;
+  /** The `ext-plugin` shared dict; pass one instance to several clients to model workers. */
+  readonly sharedTokens?: SharedTokenDict;
+  /** Clock in ms (Date.now by default), for cache expiry. */
+  readonly now?: () => number;
+}
+
+/**
+ * APISIX's `ngx.shared["ext-plugin"]` token store: key → token, each entry with its own expiry.
+ * Shared by every worker (ApisixClient) given the same instance.
+ */
+export class SharedTokenDict {
+  private readonly entries = new Map<string, { token: number; expiresAt: number }>();
+
+  /** dict:get — the token, or undefined when absent or expired. */
+  get(key: string, now: number): number | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.token;
+  }
+
+  /** dict:set with an expiry in ms. */
+  set(key: string, token: number, expiresAt: number): void {
+    this.entries.set(key, { token, expiresAt });
+  }
+
+  /** dict:flush_all. */
+  flush(): void {
+    this.entries.clear();
+  }
 }
 
 /** A route's ext-plugin setup: the PrepareConf key and its conf entries. */
@@ -138,13 +178,17 @@ export class ApisixClient {
   private readonly workerId: number;
   private readonly idle: { conn: RawConnection; timer: NodeJS.Timeout }[] = [];
   private readonly busy = new Set<RawConnection>();
-  private readonly tokens = new Map<string, number>();
+  /** This worker's lrucache: key → token and the time the entry stops being used. */
+  private tokens = new Map<string, { token: number; expiresAt: number }>();
+  private readonly dict: SharedTokenDict;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
   private readonly preparing = new Map<string, Promise<number>>();
   private counter = 0;
   private closing = false;
 
   /** Counters for tests: connections opened, PrepareConf RPCs sent, token cache flushes. */
-  readonly stats = { connectionsOpened: 0, prepareConfSent: 0, tokenFlushes: 0 };
+  readonly stats = { connectionsOpened: 0, prepareConfSent: 0, tokenFlushes: 0, sharedDictHits: 0 };
 
   constructor(options: ApisixClientOptions) {
     this.socketPath = options.socketPath;
@@ -154,6 +198,9 @@ export class ApisixClient {
     this.idleTimeoutMs = options.idleTimeoutMs ?? 180_000;
     this.workerId = options.workerId ?? 0;
     this.counter = (options.initialCounter ?? 0) % MAX_CALL_ID_COUNT;
+    this.ttlMs = (options.confTokenTtlSeconds ?? 3600) * 1000;
+    this.dict = options.sharedTokens ?? new SharedTokenDict();
+    this.now = options.now ?? Date.now;
   }
 
   /** Idle pooled connections right now. */
@@ -161,15 +208,21 @@ export class ApisixClient {
     return this.idle.length;
   }
 
-  /** Forgets every cached conf token (APISIX does this on CONF_TOKEN_NOT_FOUND and when the runner exits). */
+  /**
+   * Forgets cached conf tokens as init.lua's `recreate_lrucache` does (on CONF_TOKEN_NOT_FOUND
+   * and when the runner exits): the shared dict is flushed for every worker, and this worker
+   * gets a new, empty lrucache.
+   */
   flushTokens(): void {
-    this.tokens.clear();
+    this.dict.flush();
+    this.tokens = new Map();
     this.stats.tokenFlushes++;
   }
 
-  /** The cached token of a key, if any. */
+  /** The token this worker would use for a key now (its lrucache), if any. */
   cachedToken(key: string): number | undefined {
-    return this.tokens.get(key);
+    const e = this.tokens.get(key);
+    return e && e.expiresAt > this.now() ? e.token : undefined;
   }
 
   private nextId(): number {
@@ -241,8 +294,15 @@ export class ApisixClient {
   prepareConf(key: string, conf?: RouteConf['conf']): Promise<number>;
   prepareConf(keyOrRoute: string | RouteConf, conf?: RouteConf['conf']): Promise<number> {
     const route: RouteConf = typeof keyOrRoute === 'string' ? { key: keyOrRoute, conf } : keyOrRoute;
-    const cached = this.tokens.get(route.key);
+    const cached = this.cachedToken(route.key);
     if (cached !== undefined) return Promise.resolve(cached);
+    // lrucache miss: init.lua's PrepareConf handler first looks in the shared dict.
+    const shared = this.dict.get(route.key, this.now());
+    if (shared !== undefined) {
+      this.stats.sharedDictHits++;
+      this.tokens.set(route.key, { token: shared, expiresAt: this.now() + this.ttlMs });
+      return Promise.resolve(shared);
+    }
     let pending = this.preparing.get(route.key);
     if (!pending) {
       pending = this.sendPrepareConf(route).finally(() => this.preparing.delete(route.key));
@@ -261,7 +321,10 @@ export class ApisixClient {
       if (frame.type !== RPC.PREPARE_CONF) throw new RpcError(`failed to receive RPC_PREPARE_CONF: unexpected type ${frame.type}`);
       const reply = decodeRunnerFrame(frame.type, frame.payload);
       if (reply.type !== 'prepareConf') throw new MalformedReplyError('unexpected PrepareConf reply');
-      this.tokens.set(route.key, reply.confToken);
+      // store_token: the dict entry expires early (0.9 × ttl); the lrucache entry lives ttl from now.
+      const now = this.now();
+      this.dict.set(route.key, reply.confToken, now + this.ttlMs * 0.9);
+      this.tokens.set(route.key, { token: reply.confToken, expiresAt: now + this.ttlMs });
       return reply.confToken;
     });
   }
