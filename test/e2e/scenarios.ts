@@ -394,6 +394,105 @@ export const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'multi-value-headers-args',
+    routes: (env) => [{
+      id: 'multi', uri: '/s/multi/', version: 1,
+      plugins: {
+        'ext-plugin-pre-req': ext(
+          { name: 'proxy-mirror', value: { host: env.mirrorUrl } },
+          { name: 'rewrite', value: { args: { set: { m: ['x', 'y'] } }, headers: { set: { 'x-set': 'one' } } } },
+        ),
+      },
+    }],
+    async run(h) {
+      const res = await h.send('multi-value-headers-args', {
+        path: '/s/multi/p?a=1&a=2&flag&b=%C3%A9&a=3', headers: { 'x-multi': ['v1', 'v2', 'v3'], accept: ['text/plain', 'application/json'] },
+      });
+      expect(res.status).toBe(200);
+      const [seen] = h.upstream.of('multi-value-headers-args');
+      const query = new URLSearchParams(seen!.url.split('?')[1]);
+      // Repeated args keep every value in order; the rewrite's list becomes repeated args.
+      expect(query.getAll('a')).toEqual(['1', '2', '3']);
+      expect(query.getAll('m')).toEqual(['x', 'y']);
+      expect(query.get('b')).toBe('é');
+      expect(query.has('flag')).toBe(true);
+      expect(seen!.headerValues('x-multi').join(', ')).toBe('v1, v2, v3');
+      expect(seen!.header('x-set')).toBe('one');
+      // The copy is of the client's request: its query exactly as sent, repeated headers kept.
+      const [copy] = await seenCount(h.mirror, 'multi-value-headers-args', 1);
+      expect(copy!.url).toBe('/s/multi/p?a=1&a=2&flag&b=%C3%A9&a=3');
+      expect(copy!.headerValues('x-multi').join(', ')).toBe('v1, v2, v3');
+      expect(copy!.headerValues('accept').join(', ')).toBe('text/plain, application/json');
+    },
+  },
+  {
+    name: 'non-ascii-paths',
+    routes: (env) => [
+      { id: 'uni', uri: '/s/uni/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl } }, { name: 'rewrite', value: { headers: { set: { 'x-uri': '$uri' } } } }) } },
+      { id: 'unirw', uri: '/s/unirw/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'rewrite', value: { path: '/s/unirw-target/ü x' } }, { name: 'proxy-mirror', value: { host: env.mirrorUrl } }) } },
+    ],
+    async run(h) {
+      // A percent-encoded non-ASCII and space path, untouched by the runner, mirrored.
+      const res = await h.send('non-ascii-paths', { path: '/s/uni/caf%C3%A9%20b?q=%C3%A9' });
+      expect(res.status).toBe(200);
+      const [seen] = h.upstream.of('non-ascii-paths');
+      expect(seen!.url).toBe('/s/uni/caf%C3%A9%20b?q=%C3%A9');
+      // $uri is decoded; a header value carries it as UTF-8 bytes, read back here as UTF-8.
+      expect(Buffer.from(seen!.header('x-uri')!, 'latin1').toString('utf8')).toBe('/s/uni/café b');
+      const [copy] = await seenCount(h.mirror, 'non-ascii-paths', 1);
+      expect(copy!.url).toBe('/s/uni/caf%C3%A9%20b?q=%C3%A9');
+      // A Rewrite path given decoded, with non-ASCII and a space: APISIX escapes it once.
+      const rw = await h.send('non-ascii-paths', { path: '/s/unirw/%E2%82%AC?k=1' });
+      expect(rw.status).toBe(200);
+      expect(h.upstream.of('non-ascii-paths')[1]!.url).toBe('/s/unirw-target/%C3%BC%20x?k=1');
+      // proxy-mirror runs after rewrite in this chain, so it copies the rewritten path, which it
+      // escapes the same way.
+      const copies = await seenCount(h.mirror, 'non-ascii-paths', 2);
+      expect(copies[1]!.url).toBe('/s/unirw-target/%C3%BC%20x?k=1');
+    },
+  },
+  {
+    name: 'mirror-1mib-post',
+    routes: (env) => [{ id: 'mbig', uri: '/s/mbig/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'proxy-mirror', value: { host: env.mirrorUrl } }) } }],
+    async run(h) {
+      const line = 'the quick brown fox jumps over the lazy dog 0123456789\n'; // 55 bytes
+      const body = line.repeat(Math.ceil((1 << 20) / line.length)).slice(0, 1 << 20);
+      expect(Buffer.byteLength(body)).toBe(1 << 20);
+      const res = await h.send('mirror-1mib-post', { method: 'POST', path: '/s/mbig/upload', headers: { 'content-type': 'text/plain' }, body });
+      expect(res.status).toBe(200);
+      expect(h.upstream.of('mirror-1mib-post')[0]!.body === body).toBe(true);
+      const [copy] = await seenCount(h.mirror, 'mirror-1mib-post', 1);
+      expect(copy!.method).toBe('POST');
+      expect(copy!.header('content-length')).toBe(String(1 << 20));
+      expect(copy!.body === body).toBe(true);
+    },
+  },
+  {
+    name: 'degradation-on-runner-error',
+    usesTestPlugins: true,
+    routes: () => [
+      { id: 'errstrict', uri: '/s/errstrict/', version: 1, plugins: { 'ext-plugin-pre-req': ext({ name: 'fail', value: {} }) } },
+      { id: 'errdegrade', uri: '/s/errdegrade/', version: 1, plugins: { 'ext-plugin-pre-req': { ...ext({ name: 'fail', value: {} }), allow_degradation: true } } },
+      { id: 'errpostdegrade', uri: '/s/errpostdegrade/', version: 1, plugins: { 'ext-plugin-post-resp': { ...ext({ name: 'fail', value: {} }), allow_degradation: true } } },
+    ],
+    async run(h) {
+      const name = 'degradation-on-runner-error';
+      // The runner is up and answers SERVICE_UNAVAILABLE: without degradation the client gets 503
+      // and the upstream is never called.
+      const strict = await h.send(name, { path: '/s/errstrict/a' });
+      expect(strict.status).toBe(503);
+      expect(h.upstream.of(name).some((r) => r.url === '/s/errstrict/a')).toBe(false);
+      // With allow_degradation the request goes on as if the runner had not been called.
+      const degraded = await h.send(name, { path: '/s/errdegrade/a?x=1' });
+      expect(degraded.status).toBe(200);
+      expect(JSON.parse(degraded.body)).toEqual({ from: 'upstream', url: '/s/errdegrade/a?x=1' });
+      // post-resp: the upstream's status and body reach the client.
+      const post = await h.send(name, { path: '/s/errpostdegrade/b' });
+      expect(post.status).toBe(200);
+      expect(JSON.parse(post.body)).toEqual({ from: 'upstream', url: '/s/errpostdegrade/b' });
+    },
+  },
+  {
     name: 'mirror-all',
     routes: (env) => [{
       id: 'mirror1', uri: '/s/mirror1/', version: 1,

@@ -42,4 +42,17 @@ const echoBody = {
   },
 };
 
-export default [respEdit, echoBody];
+/** `fail` (any phase): always throws, so the runner answers the call with an error (fail-closed). */
+const fail = {
+  name: 'fail',
+  confSchema: { type: 'object', additionalProperties: false },
+  failurePolicy: 'closed',
+  onRequest() {
+    throw new Error('the e2e plugin "fail" always fails');
+  },
+  onResponse() {
+    throw new Error('the e2e plugin "fail" always fails');
+  },
+};
+
+export default [respEdit, echoBody, fail];

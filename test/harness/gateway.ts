@@ -267,7 +267,7 @@ export class GatewayEmulator {
     // ext-plugin-post-resp (apisix/plugins/ext-plugin-post-resp.lua, `before_proxy`): APISIX
     // fetches the upstream itself and hands its answer to the runner before the client sees it.
     const upstreamEntries: Entry[] = [];
-    for (const [name, values] of upstreamRes.headers) for (const v of values) upstreamEntries.push({ name, value: name === 'host' ? state.upstreamHost : v });
+    for (const [name, values] of upstreamRes.headers) for (const v of values) upstreamEntries.push({ name, value: toRunner(v) });
     const outcome = await this.client.httpRespCall(routeConf(route, 'ext-plugin-post-resp', postResp), {
       status: upstreamRes.status,
       headers: upstreamEntries,
@@ -296,7 +296,7 @@ export class GatewayEmulator {
     const args: Entry[] = [];
     for (const [name, values] of state.args) for (const v of values) args.push(v === true ? { name } : { name, value: v });
     const headers: Entry[] = [];
-    for (const [name, values] of state.headers) for (const v of values) headers.push({ name, value: name === 'host' ? state.upstreamHost : v });
+    for (const [name, values] of state.headers) for (const v of values) headers.push({ name, value: toRunner(name === 'host' ? state.upstreamHost : v) });
     return {
       method: state.method,
       path,
@@ -346,7 +346,7 @@ export class GatewayEmulator {
           // with ", " (cookie with "; ").
           const header = name.slice(5).toLowerCase().replace(/_/g, '-');
           const values = state.headers.get(header);
-          return values?.join(header === 'cookie' ? '; ' : ', ');
+          return values === undefined ? undefined : toRunner(values.join(header === 'cookie' ? '; ' : ', '));
         }
         if (name.startsWith('arg_')) return rawArg(state.rawArgs, name.slice(4));
         return undefined;
@@ -361,8 +361,8 @@ export class GatewayEmulator {
     for (const h of rw.headers ?? []) {
       const name = h.name.toLowerCase();
       if (h.value === undefined) state.headers.delete(name);
-      else state.headers.set(name, [h.value]);
-      if (name === 'host' && h.value !== undefined) state.upstreamHost = h.value;
+      else state.headers.set(name, [fromRunner(h.value)]);
+      if (name === 'host' && h.value !== undefined) state.upstreamHost = fromRunner(h.value);
     }
     if (rw.args && rw.args.length > 0) {
       const changed = new Set<string>();
@@ -388,8 +388,8 @@ export class GatewayEmulator {
     for (const h of rw.respHeaders ?? []) {
       const name = h.name.toLowerCase();
       if (EXT_PLUGIN_EXCLUDED.has(name) || h.value === undefined) continue;
-      if (seen.has(name)) state.respHeaders.get(name)!.push(h.value);
-      else { state.respHeaders.set(name, [h.value]); seen.add(name); }
+      if (seen.has(name)) state.respHeaders.get(name)!.push(fromRunner(h.value));
+      else { state.respHeaders.set(name, [fromRunner(h.value)]); seen.add(name); }
     }
   }
 
@@ -479,13 +479,27 @@ function setHeaders(target: Map<string, string[]>, entries: readonly Entry[]): v
   for (const e of entries) {
     const name = e.name.toLowerCase();
     if (seen.has(name)) {
-      if (e.value !== undefined) (target.get(name) ?? target.set(name, []).get(name)!).push(e.value);
+      if (e.value !== undefined) (target.get(name) ?? target.set(name, []).get(name)!).push(fromRunner(e.value));
       continue;
     }
     seen.add(name);
     if (e.value === undefined) target.delete(name);
-    else target.set(name, [e.value]);
+    else target.set(name, [fromRunner(e.value)]);
   }
+}
+
+/**
+ * Header values inside the emulator are byte strings (one char per byte, as Node's HTTP parser
+ * and undici give them), like nginx's. Text to and from the runner is UTF-8 (FlatBuffers
+ * strings), so values are converted at that boundary: a runner's `é` reaches the wire as the
+ * bytes C3 A9, as it does through nginx.
+ */
+function toRunner(byteString: string): string {
+  return Buffer.from(byteString, 'latin1').toString('utf8');
+}
+
+function fromRunner(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
 }
 
 /** nginx `$cookie_NAME`: the first cookie of that name, as sent. */
