@@ -12,12 +12,13 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { decodeExtraInfoResp, decodeHttpReqCall, encodeExtraInfoReq, encodeHttpReqCallResp, encodePrepareConfResp, type ExtraInfoQuestion } from '../../src/protocol/messages.js';
+import { ErrCode, decodeExtraInfoResp, decodeHttpReqCall, encodeError, encodeExtraInfoReq, encodeHttpReqCallResp, encodeHttpRespCallResp, encodePrepareConfResp, type ExtraInfoQuestion } from '../../src/protocol/messages.js';
 import { RPC, ipToBytes, storedFields } from './apisix-codec.js';
 import { GatewayEmulator, type GatewayRoute } from './gateway.js';
 import { startFakeRunner, tempSocketDir, type FakeRunner } from './fake-runner.js';
 import { loadVectors, type JsonEntry } from './conformance-vectors.js';
 import { normalizedUri, parseArgs, uriSafeEncode, encodeArgs } from './nginx-uri.js';
+import { nginxWire } from './nginx-response.js';
 
 interface Seen {
   method: string;
@@ -304,6 +305,143 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
         '/xi/a b', 'a=1&a=2', '?', '/xi/a b?a=1&a=2', '/xi/a%20b?a=1&a=2', '127.0.0.1', 'example.com', new URL(gw.url).port, 'POST', 'http',
         'c', '1', 'blue', undefined, 'the body',
       ]);
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  });
+});
+
+describe('nginx response framing (nginx-response.ts)', () => {
+  const wire = (status: number, headers: [string, string[]][], body: string | undefined, method = 'GET') =>
+    nginxWire({ method, status, headers: new Map(headers), body: body === undefined ? undefined : Buffer.from(body) });
+
+  it('a body without content-length is chunked; one with it is sent as is, even when the length is wrong', () => {
+    const chunked = wire(200, [['content-type', ['text/plain']]], 'hello');
+    expect(chunked.headerLines).toEqual(['Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Connection: close']);
+    expect(chunked.bytes.toString('latin1').endsWith('\r\n\r\n5\r\nhello\r\n0\r\n\r\n')).toBe(true);
+    const stale = wire(200, [['content-length', ['100']]], 'hello');
+    expect(stale.headerLines).toEqual(['Content-Length: 100', 'Connection: close']);
+    expect(stale.bytes.toString('latin1').endsWith('\r\n\r\nhello')).toBe(true);
+  });
+
+  it('a transfer-encoding or connection set through ngx.header is written besides nginx\'s own', () => {
+    const w = wire(200, [['transfer-encoding', ['chunked']], ['connection', ['keep-alive']]], 'x');
+    expect(w.headerLines.filter((l) => l.startsWith('Transfer-Encoding'))).toHaveLength(2);
+    expect(w.headerLines.filter((l) => l.startsWith('Connection'))).toHaveLength(2);
+  });
+
+  it('HEAD, 204 and 304 carry no body; 204 also loses content-type and content-length', () => {
+    const head = wire(200, [['content-length', ['5']]], 'hello', 'HEAD');
+    expect(head.headerLines).toContain('Content-Length: 5');
+    expect(head.bytes.toString('latin1').endsWith('\r\n\r\n')).toBe(true);
+    const noContent = wire(204, [['content-type', ['a/b']], ['content-length', ['5']], ['x', ['1']]], 'hello');
+    expect(noContent.headerLines).toEqual(['X: 1', 'Connection: close']);
+    expect(noContent.bytes.toString('latin1').endsWith('\r\n\r\n')).toBe(true);
+    const notModified = wire(304, [['etag', ['"e"']]], 'hello');
+    expect(notModified.headerLines).toEqual(['Etag: "e"', 'Connection: close']);
+  });
+});
+
+describe('post-resp answers applied as init.lua / ext-plugin-post-resp.lua do', () => {
+  /** One client GET through a post-resp route whose runner answers `answer` to HTTPRespCall. */
+  interface Through { status: number; headers: Record<string, string | string[] | undefined>; body: string; lines: readonly string[]; error?: Error }
+  async function through(answer: Buffer, preReq?: Buffer): Promise<Through> {
+    const fake = await startFakeRunner(dirs.path('pr.sock'), (type, _p, reply) => {
+      if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
+      else if (type === RPC.HTTP_REQ_CALL && preReq) reply.raw(preReq);
+      else if (type === RPC.HTTP_RESP_CALL) reply.raw(answer);
+    });
+    const plugins: GatewayRoute['plugins'] = { 'ext-plugin-post-resp': { conf: [{ name: 'x', value: '{}' }] } };
+    if (preReq) plugins['ext-plugin-pre-req'] = { conf: [{ name: 'x', value: '{}' }] };
+    const gw = await GatewayEmulator.start({ socketPath: fake.socketPath, routes: [{ id: 'pr', uri: '/', upstream: upstream.url, plugins }] });
+    try {
+      try {
+        const res = await request(`${gw.url}/p`);
+        const body = await res.body.text();
+        return { status: res.statusCode, headers: res.headers, body, lines: gw.events.at(-1)!.headerLines };
+      } catch (err) {
+        // The client could not read the answer: what went on the wire is in the event.
+        return { status: 0, headers: {}, body: '', lines: gw.events.at(-1)?.headerLines ?? [], error: err as Error };
+      }
+    } finally {
+      await gw.close();
+      await fake.close();
+    }
+  }
+  const UPSTREAM_BODY = '{"from":"upstream"}';
+
+  it('with headers: exactly those are set (lower-cased, repeats added, valueless unsets), none of the upstream\'s', async () => {
+    const r = await through(
+      encodeHttpRespCallResp(0, { status: 0, headers: [{ name: 'X-A', value: '1' }, { name: 'x-a', value: '2' }, { name: 'x-resp', value: undefined }] }),
+      encodeHttpReqCallResp(0, { type: 'rewrite', rewrite: { headers: [], args: [], respHeaders: [{ name: 'x-resp', value: 'pre' }, { name: 'x-keep', value: 'pre' }] } }),
+    );
+    expect(r.status).toBe(200);
+    expect(r.headers['x-a']).toEqual(['1', '2']);
+    expect(r.headers['x-resp']).toBeUndefined();
+    expect(r.headers['x-keep']).toBe('pre');
+    expect(r.headers['content-type']).toBeUndefined();
+    expect(r.headers['x-upstream']).toBeUndefined();
+    expect(r.body).toBe(UPSTREAM_BODY);
+  });
+
+  it('without headers: the upstream\'s minus init.lua\'s exclude list (content-type lost), body streamed', async () => {
+    const r = await through(encodeHttpRespCallResp(0, { status: 202, headers: [] }));
+    expect(r.status).toBe(202);
+    expect(r.headers['x-upstream']).toBe('yes');
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.headers['content-type']).toBeUndefined();
+    expect(r.body).toBe(UPSTREAM_BODY);
+    // The upstream's content-length is excluded: nginx chunks the streamed body.
+    expect(r.lines).toContain('Transfer-Encoding: chunked');
+  });
+
+  it('a header list with a stale content-length reaches the client as is (the bug the runner must avoid)', async () => {
+    // Shorter body than announced: real nginx leaves the client waiting; the emulator closes, so it fails at once.
+    const shorter = await through(encodeHttpRespCallResp(0, { status: 0, headers: [{ name: 'content-length', value: '100' }], body: Buffer.from('short') }));
+    expect(shorter.error).toBeInstanceOf(Error);
+    expect(shorter.lines).toContain('Content-Length: 100');
+    const longer = await through(encodeHttpRespCallResp(0, { status: 0, headers: [{ name: 'content-length', value: '3' }], body: Buffer.from('a longer body') }));
+    expect(longer.body).toBe('a l');
+    // A copied transfer-encoding: nginx's chunked filter adds its own, so it is on the wire twice.
+    const te = await through(encodeHttpRespCallResp(0, { status: 0, headers: [{ name: 'transfer-encoding', value: 'chunked' }], body: Buffer.from('x') }));
+    expect(te.lines.filter((l) => l.startsWith('Transfer-Encoding'))).toHaveLength(2);
+  });
+
+  it('status 0 with a body takes the upstream\'s status; a zero-length body is no body', async () => {
+    const withBody = await through(encodeHttpRespCallResp(0, { status: 0, headers: [{ name: 'x', value: '1' }], body: Buffer.from('new') }));
+    expect(withBody).toMatchObject({ status: 200, body: 'new' });
+    const empty = await through(encodeHttpRespCallResp(0, { status: 201, headers: [{ name: 'x', value: '1' }], body: Buffer.alloc(0) }));
+    expect(empty).toMatchObject({ status: 201, body: UPSTREAM_BODY });
+  });
+
+  it('an error answer: status 503 with the upstream\'s body and none of its headers (the header handler never ran)', async () => {
+    const r = await through(encodeError(ErrCode.SERVICE_UNAVAILABLE));
+    expect(r.status).toBe(503);
+    expect(r.body).toBe(UPSTREAM_BODY);
+    expect(r.headers['x-upstream']).toBeUndefined();
+  });
+});
+
+describe('variables as apisix/core/ctx.lua and apisix/init.lua give them', () => {
+  it('cookie_*, raw arg_*, joined http_*, method, route_id', async () => {
+    const names = ['cookie_sid', 'cookie_none', 'arg_q', 'arg_Q', 'arg_flag', 'http_x_multi', 'http_cookie', 'method', 'route_id', 'service_id'];
+    const answers: (string | undefined)[] = [];
+    let next = 0;
+    const fake = await startFakeRunner(dirs.path('vars.sock'), (type, payload, reply) => {
+      if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
+      if (type === RPC.EXTRA_INFO) answers.push(decodeExtraInfoResp(payload)?.toString('utf8'));
+      if (type === RPC.HTTP_REQ_CALL || type === RPC.EXTRA_INFO) {
+        const name = names[next++];
+        reply.raw(name ? encodeExtraInfoReq({ kind: 'var', name }) : encodeHttpReqCallResp(0, { type: 'none' }));
+      }
+    });
+    const gw = await GatewayEmulator.start({ socketPath: fake.socketPath, routes: [{ id: 'route-7', uri: '/v/', upstream: upstream.url, plugins: { 'ext-plugin-pre-req': { conf: [{ name: 'x', value: '{}' }] } } }] });
+    try {
+      const res = await request(`${gw.url}/v/?q=a%20b&flag`, { method: 'DELETE', headers: { cookie: ['sid=s1; other=o', 'sid=s2'], 'x-multi': ['1', '2'] } });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      expect(answers).toEqual(['s1', undefined, 'a%20b', 'a%20b', '', '1, 2', 'sid=s1; other=o; sid=s2', 'DELETE', 'route-7', undefined]);
     } finally {
       await gw.close();
       await fake.close();
