@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, parseDocument, visit } from 'yaml';
 import { proxyMirrorSchema } from '../src/plugins/proxy-mirror/schema.js';
 import { DEFAULT_SETTINGS, parseProxyMirrorConf } from '../src/plugins/proxy-mirror/conf.js';
 
@@ -270,6 +270,11 @@ function checkRoutes(text: string, enabledPlugins: readonly string[], runnerPlug
   services: ReadonlyMap<string, Json>, portOf: ServicePort): string[] {
   const problems: string[] = [];
   if (!/#END\s*$/.test(text)) problems.push('apisix.yaml must end with #END (standalone mode ignores it otherwise)');
+  // APISIX 3.18 adds resource_id/resource_key to each route's tables while validating: a table
+  // shared through an alias then fails validation for every route after the first.
+  let aliases = 0;
+  visit(parseDocument(text), { Alias: () => { aliases++; } });
+  if (aliases > 0) problems.push('apisix.yaml must not use YAML anchors/aliases (routes sharing a table fail APISIX validation)');
   const doc: unknown = parseYaml(text);
   const routes = isRecord(doc) ? doc['routes'] : undefined;
   if (!Array.isArray(routes) || routes.length === 0) return [...problems, 'apisix.yaml has no routes'];
@@ -463,6 +468,8 @@ describe('docker/apisix/apisix.yaml', () => {
   it('reports a missing #END, a non-string value, an unknown plugin, a bad host and an unknown service', () => {
     const check = (text: string): string[] => checkRoutes(text, enabledPlugins, runnerPlugins, compose.facts.services, portOf);
     expect(check(routesText.replace(/#END\s*$/, ''))).toEqual([expect.stringContaining('#END')]);
+    const aliased = 'routes:\n  - id: "1"\n    uri: /a\n    upstream: &up\n      type: roundrobin\n      nodes: {"upstream:8080": 1}\n  - id: "2"\n    uri: /b\n    upstream: *up\n#END\n';
+    expect(check(aliased).some((p) => p.includes('anchors/aliases'))).toBe(true);
 
     const doc = parseYaml(routesText) as { routes: Json[] };
     const entry = () => ((doc.routes[0]!['plugins'] as Json)['ext-plugin-pre-req'] as { conf: Json[] }).conf[0]!;
