@@ -6,25 +6,26 @@
  * the route's upstream with undici. It exists so the runner can be tested end to end on a
  * machine without APISIX; the same scenarios run against real APISIX in test/e2e/apisix.test.ts.
  *
- * What it emulates:
+ * What it emulates (each piece names its APISIX / nginx source where it is implemented; the
+ * table in docs/testing.md says which were also observed on APISIX 3.18):
  * - route match by path prefix (longest first); 404 when none matches;
  * - HTTPReqCall built like init.lua: decoded, normalised path (`$uri`) in pre-req, the upstream
  *   URI (percent-encoded, query moved to args) once a Rewrite set one; args as
  *   ngx.req.get_uri_args (valueless = no value, repeated = repeated); headers lower case,
  *   repeated kept, `host` replaced by the upstream host; src_ip as `$binary_remote_addr`;
- * - ExtraInfo: ReqBody, RespBody (post-resp) and the vars uri, args, request_uri,
- *   remote_addr, remote_port, host, server_addr, server_port, request_method, scheme,
- *   server_protocol, upstream_host, upstream_uri, content_type, content_length, http_NAME,
- *   arg_NAME, plus any var the route defines;
+ * - ExtraInfo: ReqBody, RespBody (post-resp) and vars as apisix/core/ctx.lua and apisix/init.lua
+ *   serve them (`request_uri` normalised, `real_request_uri` raw, cookie_*, http_*, arg_*...);
  * - Stop (status 0 → 200, lower-cased headers, repeated names add, empty body = no body);
  * - Rewrite (path re-escaped like nginx, header set/delete, `host` sets the upstream host,
  *   arg delete/multi-value, body replace, resp_headers minus APISIX's excluded list);
  * - CONF_TOKEN_NOT_FOUND retries, 503 vs `allow_degradation`;
- * - post-resp: fetch the upstream itself, HTTPRespCall, status 0 keeps the upstream's,
- *   non-empty headers replace the upstream's, non-empty body replaces it.
+ * - post-resp as init.lua's HTTPRespCall handler and ext-plugin-post-resp.lua's `before_proxy`
+ *   apply the answer (`applyRespCallAnswer`);
+ * - the client response written with nginx's framing (nginx-response.ts), so a stale
+ *   content-length or a doubled transfer-encoding reaches the client as it would through nginx.
  *
- * What it does not: other APISIX plugins, load balancing, TLS, streaming (bodies are
- * buffered), nginx's exact header handling on the wire; upstream header names reach
+ * What it does not: other APISIX plugins, load balancing, TLS, streaming (bodies are buffered),
+ * keep-alive to the client (it closes after each response); upstream header names reach
  * HTTPRespCall lower-cased (undici lower-cases them; APISIX keeps the upstream's spelling).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
