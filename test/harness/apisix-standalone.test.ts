@@ -1,7 +1,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { statSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml, parseDocument, stringify as stringifyYaml, visit } from 'yaml';
-import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from './apisix-standalone.js';
+import { StandaloneRoutesFile, nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from './apisix-standalone.js';
 import { tempSocketDir } from './fake-runner.js';
 import { scenarios } from '../e2e/scenarios.js';
 import { builtinPlugins } from '../../src/plugins/index.js';
@@ -99,5 +99,30 @@ describe('route file writes move the mtime by whole seconds (standalone APISIX c
     writeFileSync(path, 'x');
     utimesSync(path, 1000, 1000);
     expect(writeRoutesFile(path, 'routes: []\n#END\n', () => 2_000_000)).toBe(2000);
+  });
+
+  it('standalone reading (config_yaml.lua read_apisix_yaml): a same-second rewrite is never seen, writeRoutesFile\'s is', () => {
+    const path = dirs.path('watched.yaml');
+    const route = (body: string) => [{ id: 'c', uri: '/c/', plugins: { 'ext-plugin-pre-req': { conf: [{ name: 'say', value: JSON.stringify({ body }) }] } } }];
+    const file = new StandaloneRoutesFile(path);
+    const frozen = (): number => 1_800_000_000_000;
+    const t = writeRoutesFile(path, renderApisixYaml(route('v1'), '127.0.0.1:1980'), frozen);
+    const v1 = file.reload()!;
+    expect(v1.map((r) => [r.id, r.uri, r.version, r.upstream])).toEqual([['__ready', '/__ready', t, 'http://127.0.0.1:1980'], ['c', '/c/', t, 'http://127.0.0.1:1980']]);
+    expect(file.reload()).toBeUndefined();
+    // What the old updateRoute did: a plain write, within the same second (mtime unchanged).
+    writeFileSync(path, renderApisixYaml(route('v2'), '127.0.0.1:1980'));
+    utimesSync(path, t, t);
+    expect(file.reload()).toBeUndefined();
+    // A file without #END is not loaded either.
+    writeFileSync(path, 'routes: []\n');
+    utimesSync(path, t + 5, t + 5);
+    expect(file.reload()).toBeUndefined();
+    utimesSync(path, t, t);
+    // writeRoutesFile moves the mtime even with a clock that never moves.
+    const t2 = writeRoutesFile(path, renderApisixYaml(route('v2'), '127.0.0.1:1980'), frozen);
+    const v2 = file.reload()!;
+    expect(v2.find((r) => r.id === 'c')!.version).toBe(t2);
+    expect(JSON.stringify(v2.find((r) => r.id === 'c')!.plugins)).toContain('v2');
   });
 });

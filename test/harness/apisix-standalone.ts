@@ -4,6 +4,7 @@
  * (Docker and bring-your-own APISIX).
  */
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import type { GatewayRoute } from './gateway.js';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { ExtPhase, ExtPluginConf } from './gateway.js';
@@ -48,8 +49,8 @@ export function renderApisixYaml(routes: readonly StandaloneRoute[], upstreamNod
 
 /**
  * The modification time (whole seconds) to give a rewritten apisix.yaml: standalone APISIX
- * (apisix/core/config_yaml.lua, `read_apisix_config`) reloads the file only when its mtime, in
- * whole seconds, differs from the last one it loaded, so a second write within the same second
+ * (apisix/core/config_yaml.lua, `read_apisix_yaml`, every second) reloads the file only when its
+ * mtime, in whole seconds, differs from the last one it loaded, so a second write within the same second
  * would never be seen. The result is the current second, or one past the previous mtime when
  * that is not later.
  */
@@ -71,4 +72,38 @@ export function writeRoutesFile(path: string, text: string, now: () => number = 
   const mtime = nextMtimeSeconds(previous, now());
   utimesSync(path, mtime, mtime);
   return mtime;
+}
+
+/**
+ * Standalone APISIX's reading of apisix.yaml, for the gateway emulator (apisix/core/config_yaml.lua,
+ * `read_apisix_yaml`): the file is loaded when its whole-second mtime differs from the last one
+ * loaded and it ends with `#END`; the mtime becomes every route's conf version (hence the
+ * PrepareConf key). Reads the routes renderApisixYaml writes: `uris: [prefix*]`, one node.
+ */
+export class StandaloneRoutesFile {
+  private loadedMtime: number | undefined;
+
+  constructor(private readonly path: string) {}
+
+  /** The routes when the file changed since the last load (by whole-second mtime), else undefined. */
+  reload(): GatewayRoute[] | undefined {
+    let mtime: number;
+    try {
+      mtime = Math.floor(statSync(this.path).mtimeMs / 1000);
+    } catch {
+      return undefined;
+    }
+    if (mtime === this.loadedMtime) return undefined;
+    const text = readFileSync(this.path, 'utf8');
+    if (!/#END\s*$/.test(text)) return undefined;
+    const doc = parseYaml(text) as { routes?: { id: string; uris: string[]; plugins: GatewayRoute['plugins']; upstream: { nodes: Record<string, number> } }[] } | null;
+    this.loadedMtime = mtime;
+    return (doc?.routes ?? []).map((r) => ({
+      id: String(r.id),
+      uri: r.uris[0]!.replace(/\*$/, ''),
+      version: mtime,
+      upstream: `http://${Object.keys(r.upstream.nodes)[0]}`,
+      plugins: r.plugins ?? {},
+    }));
+  }
 }
