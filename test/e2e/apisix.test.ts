@@ -18,10 +18,10 @@
 import { describe, it, beforeAll, afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { GenericContainer, TestContainers, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
-import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from '../harness/apisix-standalone.js';
+import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml } from '../harness/apisix-standalone.js';
 import { Recorder, scenarios, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
-import { BYO_HINT, RunnerProcess, byoFromEnv, freePort } from './byo-apisix.js';
-import { realApisixHarness, waitReady, type RealApisixControl } from './real-apisix.js';
+import { BYO_HINT, byoFromEnv } from './byo-apisix.js';
+import { realApisixHarness, startByoApisix, type RealApisixControl } from './real-apisix.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IMAGE = 'apisix-ts-plugin-runner:e2e';
@@ -48,22 +48,8 @@ const suite = mode ? describe : describe.skip;
 const title = mode === 'byo' ? `scenarios: your APISIX at ${byo!.gatewayUrl}` : mode === 'docker' ? 'scenarios: real APISIX (Docker)' : `scenarios: real APISIX — skipped: ${BYO_HINT}`;
 
 /** Starts the chosen APISIX mode with `routes`; returns its control and a stop function. */
-async function startApisix(env: ScenarioEnv, routes: readonly ScenarioRoute[], upstreamNode: string): Promise<{ control: RealApisixControl; stop(): Promise<void> }> {
-  if (byo) {
-    const runner = new RunnerProcess({ socketPath: byo.socketPath, metricsPort: await freePort() });
-    await runner.start();
-    writeRoutesFile(byo.routesPath, renderApisixYaml(routes, upstreamNode));
-    await waitReady(byo.gatewayUrl);
-    return {
-      control: {
-        gatewayUrl: byo.gatewayUrl,
-        metricsUrl: runner.metricsUrl,
-        writeRoutes: async (all) => { writeRoutesFile(byo.routesPath, renderApisixYaml(all, upstreamNode)); },
-        killRunner: () => runner.kill(),
-      },
-      stop: () => runner.close(),
-    };
-  }
+async function startApisix(routes: readonly ScenarioRoute[], upstreamNode: string): Promise<{ control: RealApisixControl; stop(): Promise<void> }> {
+  if (byo) return startByoApisix(byo, routes, upstreamNode);
   const image = await GenericContainer.fromDockerfile(REPO, 'docker/Dockerfile').build(IMAGE, { deleteOnExit: false });
   const container: StartedTestContainer = await image
     .withCopyContentToContainer([
@@ -117,7 +103,7 @@ suite(title, () => {
       mirror2Url: `http://${host}:${recorders.mirror2.port}`,
     };
     const routes = scenarios.flatMap((s) => s.routes(env));
-    const started = await startApisix(env, routes, `${host}:${recorders.upstream.port}`);
+    const started = await startApisix(routes, `${host}:${recorders.upstream.port}`);
     stop = started.stop;
     harness = realApisixHarness(started.control, env, recorders, routes);
   }, 20 * 60_000);

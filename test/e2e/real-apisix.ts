@@ -6,6 +6,8 @@
 import { expect } from 'vitest';
 import { request } from 'undici';
 import { Recorder, promSample, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+import { renderApisixYaml, writeRoutesFile } from '../harness/apisix-standalone.js';
+import { RunnerProcess, freePort, type ByoApisix } from './byo-apisix.js';
 
 /** What a real-APISIX suite provides. */
 export interface RealApisixControl {
@@ -62,4 +64,29 @@ export async function waitReady(gatewayUrl: string, timeoutMs = 60_000): Promise
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`APISIX at ${gatewayUrl} did not serve /__ready within ${timeoutMs} ms (last: ${last})`);
+}
+
+/**
+ * Bring-your-own mode: starts the runner on APISIX's path_for_test socket, writes the routes to
+ * its apisix.yaml and waits until APISIX serves them. `stop` stops the runner.
+ */
+export async function startByoApisix(byo: ByoApisix, routes: readonly ScenarioRoute[], upstreamNode: string): Promise<{ control: RealApisixControl; stop(): Promise<void> }> {
+  const runner = new RunnerProcess({ socketPath: byo.socketPath, metricsPort: await freePort() });
+  await runner.start();
+  try {
+    writeRoutesFile(byo.routesPath, renderApisixYaml(routes, upstreamNode));
+    await waitReady(byo.gatewayUrl);
+  } catch (err) {
+    await runner.close();
+    throw err;
+  }
+  return {
+    control: {
+      gatewayUrl: byo.gatewayUrl,
+      metricsUrl: runner.metricsUrl,
+      writeRoutes: async (all) => { writeRoutesFile(byo.routesPath, renderApisixYaml(all, upstreamNode)); },
+      killRunner: () => runner.kill(),
+    },
+    stop: () => runner.close(),
+  };
 }
