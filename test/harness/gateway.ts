@@ -282,7 +282,7 @@ export class GatewayEmulator {
     return finish(applied.status, applied.headers, applied.body);
   }
 
-  /** The HTTPReqCall input for the current state, as init.lua builds it. */
+  /** The HTTPReqCall input for the current state, as apisix/plugins/ext-plugin/init.lua's RPC_HTTP_REQ_CALL handler (`rpc_handlers`) builds it. */
   private reqCallInput(state: RequestState): Parameters<ApisixClient['httpReqCall']>[1] {
     let path = state.uri;
     if (state.upstreamUri !== '') {
@@ -354,7 +354,7 @@ export class GatewayEmulator {
     }
   }
 
-  /** Applies a Rewrite the way init.lua does. */
+  /** Applies a Rewrite as apisix/plugins/ext-plugin/init.lua's RPC_HTTP_REQ_CALL handler (`rpc_handlers`) does. */
   private applyRewrite(state: RequestState, outcome: Extract<ReqCallOutcome, { kind: 'rewrite' }>): void {
     const rw = outcome.rewrite;
     const path = rw.path !== undefined ? uriSafeEncode(rw.path) : undefined;
@@ -394,7 +394,11 @@ export class GatewayEmulator {
     }
   }
 
-  /** Sends the request upstream; undefined when the upstream cannot be reached (502). */
+  /**
+   * Sends the request upstream (nginx `proxy_pass $upstream_uri` with `$upstream_host`);
+   * undefined when the upstream cannot be reached (502). For post-resp APISIX fetches it with
+   * lua-resty-http instead (ext-plugin-post-resp.lua, `get_response`); not told apart here.
+   */
   private async fetchUpstream(state: RequestState): Promise<{ status: number; headers: Map<string, string[]>; body: Buffer } | undefined> {
     let target = state.upstreamUri;
     if (target === '') {
@@ -434,7 +438,7 @@ export class GatewayEmulator {
   }
 }
 
-/** APISIX's PrepareConf key and conf for a route's ext-plugin phase. */
+/** APISIX's PrepareConf key (core.lrucache.plugin_ctx_id: conf type, id, plugin, conf version) and conf for a route's ext-plugin phase. */
 export function routeConf(route: GatewayRoute, phase: ExtPhase, conf: ExtPluginConf): RouteConf {
   return { key: `route#${route.id}#${phase}#${route.version ?? 1}`, conf: conf.conf };
 }
