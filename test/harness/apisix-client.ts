@@ -355,7 +355,7 @@ export class ApisixClient {
     }
   }
 
-  /** Runs `attempt` up to 3 times, re-preparing the conf after CONF_TOKEN_NOT_FOUND. */
+  /** Runs `attempt` up to 3 times, re-preparing the conf after CONF_TOKEN_NOT_FOUND (init.lua `_M.communicate`, `recreate_lrucache`). */
   private async withRetries<T>(route: RouteConf, asked: ExtraInfoQuestion[], attempt: (token: number) => Promise<T>): Promise<{ value: T; tries: number } | ErrorOutcome> {
     let lastError = '';
     let lastCode: number | undefined;
