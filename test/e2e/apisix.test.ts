@@ -15,13 +15,13 @@
  * Both modes use the same harness (real-apisix.ts) and a `/__ready` route (a `say`) as readiness
  * probe. With neither, the suite is skipped with one line saying how to enable it.
  */
-import { describe, it, beforeAll, afterAll } from 'vitest';
+import { describe, beforeAll, afterAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { GenericContainer, TestContainers, Wait, getContainerRuntimeClient, type StartedTestContainer } from 'testcontainers';
 import { nextMtimeSeconds, renderApisixYaml, renderConfigYaml } from '../harness/apisix-standalone.js';
 import { Recorder, scenarios, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
 import { BYO_HINT, byoFromEnv } from './byo-apisix.js';
-import { realApisixHarness, startByoApisix, type RealApisixControl } from './real-apisix.js';
+import { realApisixHarness, scenarioTests, startByoApisix, type RealApisixControl } from './real-apisix.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const IMAGE = 'apisix-ts-plugin-runner:e2e';
@@ -113,11 +113,5 @@ suite(title, () => {
     await Promise.all(Object.values(recorders).map((r) => r.close()));
   }, 120_000);
 
-  // Disruptive scenarios last: the runner comes back 3 s after it dies.
-  const ordered = [...scenarios.filter((s) => !s.disruptive), ...scenarios.filter((s) => s.disruptive)];
-  for (const s of ordered) {
-    it(s.name, async () => {
-      await s.run(harness);
-    }, 120_000);
-  }
+  scenarioTests(() => harness, 120_000);
 });

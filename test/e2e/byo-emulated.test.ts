@@ -7,12 +7,12 @@
  * file it writes, the readiness probe, and every scenario through the shared real-APISIX
  * harness. This checks the plumbing, not APISIX.
  */
-import { describe, it, beforeAll, afterAll } from 'vitest';
+import { describe, beforeAll, afterAll } from 'vitest';
 import { GatewayEmulator } from '../harness/gateway.js';
 import { StandaloneRoutesFile } from '../harness/apisix-standalone.js';
 import { tempSocketDir } from '../harness/fake-runner.js';
 import { Recorder, scenarios, type ScenarioEnv, type ScenarioHarness } from './scenarios.js';
-import { realApisixHarness, startByoApisix } from './real-apisix.js';
+import { realApisixHarness, scenarioTests, startByoApisix } from './real-apisix.js';
 
 describe('bring-your-own-APISIX mode, with the emulator reading apisix.yaml like standalone APISIX', () => {
   const dirs = tempSocketDir('a6e-');
@@ -53,11 +53,5 @@ describe('bring-your-own-APISIX mode, with the emulator reading apisix.yaml like
     dirs.remove();
   }, 60_000);
 
-  // As in apisix.test.ts: disruptive scenarios last (the runner comes back 3 s after it dies).
-  const ordered = [...scenarios.filter((s) => !s.disruptive), ...scenarios.filter((s) => s.disruptive)];
-  for (const s of ordered) {
-    it(s.name, async () => {
-      await s.run(harness);
-    }, 60_000);
-  }
+  scenarioTests(() => harness, 60_000);
 });

@@ -3,9 +3,9 @@
  * two suites differ only in how routes reach APISIX and how the runner is killed, given here as
  * a `RealApisixControl`.
  */
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 import { request } from 'undici';
-import { Recorder, promSample, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+import { Recorder, promSample, scenarios, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
 import { renderApisixYaml, writeRoutesFile } from '../harness/apisix-standalone.js';
 import { RunnerProcess, freePort, type ByoApisix } from './byo-apisix.js';
 
@@ -89,4 +89,17 @@ export async function startByoApisix(byo: ByoApisix, routes: readonly ScenarioRo
     },
     stop: () => runner.close(),
   };
+}
+
+/**
+ * One test per scenario against a real (or file-reading) APISIX, the disruptive ones last: the
+ * runner comes back only 3 s after it dies, and every scenario shares one APISIX.
+ */
+export function scenarioTests(harness: () => ScenarioHarness, timeoutMs: number): void {
+  const ordered = [...scenarios.filter((s) => !s.disruptive), ...scenarios.filter((s) => s.disruptive)];
+  for (const s of ordered) {
+    it(s.name, async () => {
+      await s.run(harness());
+    }, timeoutMs);
+  }
 }
