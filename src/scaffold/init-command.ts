@@ -1,0 +1,1 @@
+export async function runInit(_args: readonly string[]): Promise<number> { return 1; }
