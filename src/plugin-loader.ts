@@ -33,15 +33,23 @@ interface CjsResolver {
   _resolveFilename(request: string, parent: unknown, isMain: boolean, options?: unknown): string;
 }
 
-let installed = false;
+let sharing: Promise<void> | undefined;
 
 /**
  * Makes `apisix-ts-plugin-runner` (and its subpaths) resolve to this runner's own modules,
- * for `import` and `require` alike. Call once, before importing any plugin.
+ * for `import` and `require` alike. Runs once, before any plugin is imported.
  */
-export function shareRunnerPackageWithPlugins(): void {
-  if (installed) return;
-  installed = true;
+export function shareRunnerPackageWithPlugins(): Promise<void> {
+  sharing ??= (async () => {
+    installResolution();
+    // Evaluated now: a CommonJS plugin's require() of an ES module that another plugin's
+    // import() is still evaluating fails ("not yet fully loaded").
+    for (const relative of Object.values(ENTRY_POINTS)) await import(relative);
+  })();
+  return sharing;
+}
+
+function installResolution(): void {
   const parentURL = import.meta.url;
 
   // Node >= 22.15 / 23.5: one synchronous hook for import and require, on this thread.
@@ -70,6 +78,8 @@ export function shareRunnerPackageWithPlugins(): void {
   };
 }
 
+let importQueue: Promise<void> = Promise.resolve();
+
 function isPlugin(v: unknown): v is Plugin<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string';
 }
@@ -93,11 +103,17 @@ function explainImportFailure(path: string, err: Error & { code?: string }): str
  * or a named `plugins` export. A CommonJS module's `module.exports` is its default export.
  */
 export async function loadPluginModule(path: string, host: PluginHost): Promise<Plugin<unknown>[]> {
-  shareRunnerPackageWithPlugins();
+  await shareRunnerPackageWithPlugins();
   const url = pathToFileURL(isAbsolute(path) ? path : resolve(process.cwd(), path)).href;
+  // One module graph at a time, for the same reason: plugins may share CommonJS/ESM dependencies.
+  const imported = importQueue.then(() => import(url) as Promise<Record<string, unknown>>);
+  importQueue = imported.then(
+    () => undefined,
+    () => undefined,
+  );
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(url)) as Record<string, unknown>;
+    mod = await imported;
   } catch (err) {
     throw new PluginModuleError(explainImportFailure(path, err as Error));
   }

@@ -69,6 +69,8 @@ export async function startTestRunner(options: TestRunnerOptions): Promise<TestR
 export interface RunnerProcessOptions extends ApisixTestClientOptions {
   /** Plugin module files, as given to `--plugin`. */
   readonly plugins: readonly string[];
+  /** The runner's cli.js to start; default: this package's own. */
+  readonly cli?: string;
   /** More CLI flags. */
   readonly args?: readonly string[];
   readonly env?: Readonly<Record<string, string>>;
@@ -107,7 +109,7 @@ export class RunnerStartError extends Error {
 export async function startRunnerProcess(options: RunnerProcessOptions): Promise<RunnerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'a6-proc-'));
   const socketPath = join(dir, 'runner.sock');
-  const args = [...cliCommand(), '--socket', socketPath, ...options.plugins.flatMap((p) => ['--plugin', p]), ...(options.args ?? [])];
+  const args = [...(options.cli ? [options.cli] : cliCommand()), '--socket', socketPath, ...options.plugins.flatMap((p) => ['--plugin', p]), ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
