@@ -55,10 +55,13 @@ function installResolution(): void {
   // Node >= 22.15 / 23.5: one synchronous hook for import and require, on this thread.
   const registerHooks = (nodeModule as Partial<Pick<typeof nodeModule, 'registerHooks'>>).registerHooks;
   if (typeof registerHooks === 'function') {
+    // The URLs are resolved here, once: for a require() the default resolver would take a
+    // relative specifier from the requiring file, whatever parentURL says.
+    const urls = new Map(Object.entries(ENTRY_POINTS).map(([specifier, relative]) => [specifier, import.meta.resolve(relative)]));
     registerHooks({
       resolve: (specifier, context, nextResolve) => {
-        const relative = Object.hasOwn(ENTRY_POINTS, specifier) ? ENTRY_POINTS[specifier] : undefined;
-        return relative === undefined ? nextResolve(specifier, context) : nextResolve(relative, { ...context, parentURL });
+        const url = urls.get(specifier);
+        return url === undefined ? nextResolve(specifier, context) : { url, format: 'module', shortCircuit: true };
       },
     });
     return;
