@@ -112,4 +112,19 @@ describe('user plugin modules outside the repository', () => {
     expect(lines[0]).toMatch(/^apisix-ts-plugin-runner: cannot load plugin module .*needs-dep\.mjs: Cannot find package 'some-dependency-not-installed'/);
     expect(lines[0]).toContain('npm install in its folder');
   });
+
+  it('a CommonJS plugin on a Node without require(esm) gets one line saying what to change, exit 2', async () => {
+    const dir = pluginFolder();
+    // The flag turns off require() of ES modules, as on Node < 20.19 / 22.12.
+    const err = await startRunnerProcess({ cli: built.cli, plugins: [join(dir, 'limit.cjs')], env: { NODE_OPTIONS: '--no-experimental-require-module' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RunnerStartError);
+    const { exitCode, output } = err as RunnerStartError;
+    expect(exitCode).toBe(2);
+    const lines = output.trim().split('\n').filter((l) => !l.includes('ExperimentalWarning') && !l.includes('--trace-warnings'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/limit\.cjs: .*The plugin is CommonJS and requires apisix-ts-plugin-runner, which is an ES module: run the runner on Node\.js >= 20\.19 or >= 22\.12.*or make the plugin an ES module/);
+  });
 });
