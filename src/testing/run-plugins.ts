@@ -97,18 +97,47 @@ function syncRun(run: () => Promise<void> | undefined): Promise<void> | undefine
   }
 }
 
+/** What one call needs: its view (request or response state) and how to run the chain over it. */
+interface CallUnderTest {
+  readonly state: { encodeReply(): { frame: Buffer }; readonly afterReplyTasks: Array<() => void> | undefined };
+  run(): Promise<void> | undefined;
+}
+
+/** Compile the conf, run the chain, encode the answer and decode it: the server's steps for one call. */
+async function runCall<T extends RequestOutcome | ResponseOutcome>(
+  plugins: PluginSource,
+  conf: readonly ConfEntry[],
+  options: RunOptions,
+  defaultRouteKey: string,
+  answerer: QuestionAnswerer,
+  start: (chain: CompiledChain) => CallUnderTest,
+  decode: (payload: Buffer, asked: QuestionAnswerer['asked']) => T,
+): Promise<(T | ErrorOutcome) & ConfReport> {
+  const { registry, logger, close } = bench(plugins, options);
+  try {
+    const chain = registry.compile(options.routeKey ?? defaultRouteKey, confPairs(conf), logger);
+    const confProblems = problems(chain);
+    const rejected = invalidConf(chain);
+    if (rejected) return { ...rejected, confProblems };
+    const call = start(chain);
+    const failed = await settle(syncRun(() => call.run()));
+    answerer.check();
+    if (failed) return { ...failed, asked: answerer.asked, confProblems };
+    const outcome = decode(call.state.encodeReply().frame.subarray(4), answerer.asked);
+    runAfterReply(call.state.afterReplyTasks, logger);
+    return { ...outcome, confProblems };
+  } finally {
+    await close();
+  }
+}
+
 /**
  * Runs an HTTPReqCall (ext-plugin-pre-req / post-req) of a route whose ext-plugin `conf` is
  * `conf`, against `request`, and returns what the runner would answer APISIX.
  */
-export async function runRequest(plugins: PluginSource, conf: readonly ConfEntry[], request: RequestDescription = {}, options: RunOptions = {}): Promise<RequestOutcome & ConfReport> {
-  const { registry, logger, close } = bench(plugins, options);
-  try {
-    const chain = registry.compile(options.routeKey ?? 'route#test#ext-plugin-pre-req#1', confPairs(conf), logger);
-    const confProblems = problems(chain);
-    const rejected = invalidConf(chain);
-    if (rejected) return { ...rejected, confProblems };
-    const answerer = new QuestionAnswerer(request, 'reqBody', options.missing ?? 'error');
+export function runRequest(plugins: PluginSource, conf: readonly ConfEntry[], request: RequestDescription = {}, options: RunOptions = {}): Promise<RequestOutcome & ConfReport> {
+  const answerer = new QuestionAnswerer(request, 'reqBody', options.missing ?? 'error');
+  return runCall(plugins, conf, options, 'route#test#ext-plugin-pre-req#1', answerer, (chain) => {
     const payload = encodeHttpReqCall({
       id: 1,
       confToken: 1,
@@ -119,38 +148,19 @@ export async function runRequest(plugins: PluginSource, conf: readonly ConfEntry
       headers: textMapEntries(request.headers, true),
     });
     const state = new RequestState(decodeHttpReqCall(payload), (q) => Promise.resolve(answerer.answer(q)));
-    const failed = await settle(syncRun(() => runRequestChain(chain.entries, state, chain.context)));
-    answerer.check();
-    if (failed) return { ...failed, asked: answerer.asked, confProblems };
-    const outcome = decodeRequestAnswer(state.encodeReply().frame.subarray(4), answerer.asked);
-    runAfterReply(state.afterReplyTasks, logger);
-    return { ...outcome, confProblems };
-  } finally {
-    await close();
-  }
+    return { state, run: () => runRequestChain(chain.entries, state, chain.context) };
+  }, decodeRequestAnswer);
 }
 
 /**
  * Runs an HTTPRespCall (ext-plugin-post-resp) of a route whose ext-plugin `conf` is `conf`,
  * against the upstream `response`, and returns what the client would get instead.
  */
-export async function runResponse(plugins: PluginSource, conf: readonly ConfEntry[], response: ResponseDescription = {}, options: RunOptions = {}): Promise<ResponseOutcome & ConfReport> {
-  const { registry, logger, close } = bench(plugins, options);
-  try {
-    const chain = registry.compile(options.routeKey ?? 'route#test#ext-plugin-post-resp#1', confPairs(conf), logger);
-    const confProblems = problems(chain);
-    const rejected = invalidConf(chain);
-    if (rejected) return { ...rejected, confProblems };
-    const answerer = new QuestionAnswerer(response, 'respBody', options.missing ?? 'error');
+export function runResponse(plugins: PluginSource, conf: readonly ConfEntry[], response: ResponseDescription = {}, options: RunOptions = {}): Promise<ResponseOutcome & ConfReport> {
+  const answerer = new QuestionAnswerer(response, 'respBody', options.missing ?? 'error');
+  return runCall(plugins, conf, options, 'route#test#ext-plugin-post-resp#1', answerer, (chain) => {
     const payload = encodeHttpRespCall({ id: 1, confToken: 1, status: response.status ?? 200, headers: textMapEntries(response.headers, false) });
     const state = new ResponseState(decodeHttpRespCall(payload), (q) => Promise.resolve(answerer.answer(q)));
-    const failed = await settle(syncRun(() => runResponseChain(chain.entries, state, chain.context)));
-    answerer.check();
-    if (failed) return { ...failed, asked: answerer.asked, confProblems };
-    const outcome = decodeResponseAnswer(state.encodeReply().frame.subarray(4), answerer.asked);
-    runAfterReply(state.afterReplyTasks, logger);
-    return { ...outcome, confProblems };
-  } finally {
-    await close();
-  }
+    return { state, run: () => runResponseChain(chain.entries, state, chain.context) };
+  }, decodeResponseAnswer);
 }
