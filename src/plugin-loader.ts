@@ -50,8 +50,6 @@ export function shareRunnerPackageWithPlugins(): Promise<void> {
 }
 
 function installResolution(): void {
-  const parentURL = import.meta.url;
-
   // Node >= 22.15 / 23.5: one synchronous hook for import and require, on this thread.
   const registerHooks = (nodeModule as Partial<Pick<typeof nodeModule, 'registerHooks'>>).registerHooks;
   if (typeof registerHooks === 'function') {
@@ -68,7 +66,7 @@ function installResolution(): void {
   }
 
   // Older Node: off-thread hooks cover `import`...
-  const data: SelfResolutionData = { entryPoints: ENTRY_POINTS, parentURL };
+  const data: SelfResolutionData = { entryPoints: ENTRY_POINTS, parentURL: import.meta.url };
   nodeModule.register(import.meta.resolve('./plugin-resolve-hooks.js'), { data });
   // ...but `require` resolves bare names with the CommonJS resolver before any hook runs, so
   // that resolver is wrapped for exactly these names (module-alias does the same).
@@ -90,8 +88,8 @@ function isPlugin(v: unknown): v is Plugin<unknown> {
 /** Why an import failed, with what to change, for the errors a plugin author meets. */
 function explainImportFailure(path: string, err: Error & { code?: string }): string {
   const base = `cannot load plugin module ${path}: ${err.message.split('\n')[0]}`;
-  if (err.code === 'ERR_REQUIRE_ESM' || err.code === 'ERR_REQUIRE_ASYNC_MODULE') {
-    return `${base}. The plugin is CommonJS and requires ${PACKAGE_NAME}, which is an ES module: ` +
+  if (err.code === 'ERR_REQUIRE_ESM') {
+    return `${base}. The plugin is CommonJS and requires an ES module (${PACKAGE_NAME} is one): ` +
       'run the runner on Node.js >= 20.19 or >= 22.12 (require of ES modules), or make the plugin an ES module ' +
       '("type": "module" in its package.json, or a .mjs file)';
   }

@@ -125,6 +125,6 @@ describe('user plugin modules outside the repository', () => {
     expect(exitCode).toBe(2);
     const lines = output.trim().split('\n').filter((l) => !l.includes('ExperimentalWarning') && !l.includes('--trace-warnings'));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/limit\.cjs: .*The plugin is CommonJS and requires apisix-ts-plugin-runner, which is an ES module: run the runner on Node\.js >= 20\.19 or >= 22\.12.*or make the plugin an ES module/);
+    expect(lines[0]).toMatch(/limit\.cjs: .*The plugin is CommonJS and requires an ES module \(apisix-ts-plugin-runner is one\): run the runner on Node\.js >= 20\.19 or >= 22\.12.*or make the plugin an ES module/);
   });
 });
