@@ -4,8 +4,11 @@ import PlainSummaryReporter from './test/plain-summary-reporter.js';
 
 export default defineConfig({
   resolve: {
-    // Examples import the package by name, as a user's plugin would.
-    alias: { 'apisix-ts-plugin-runner': fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+    // Examples and plugin tests import the package by name, as a user's plugin would.
+    alias: [
+      { find: /^apisix-ts-plugin-runner$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+      { find: /^apisix-ts-plugin-runner\/testing$/, replacement: fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)) },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

@@ -1,41 +1,21 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { ConfigError, HELP, resolveConfig } from './config.js';
+import { HELP, resolveConfig } from './config.js';
 import { createLogger } from './observability/logger.js';
 import { startRunner, type Runner } from './runner.js';
 import { builtinPlugins } from './plugins/index.js';
-import type { Plugin, PluginFactory, PluginHost } from './plugin-api/index.js';
+import { PluginModuleError, loadPluginModule } from './plugin-loader.js';
+import { runInit } from './scaffold/init-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-function isPlugin(v: unknown): v is Plugin<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string';
-}
-
-/** Imports a user plugin module: default export Plugin | Plugin[] | factory, or a named `plugins` export. */
-async function loadPluginModule(path: string, host: PluginHost): Promise<Plugin<unknown>[]> {
-  const url = pathToFileURL(isAbsolute(path) ? path : resolve(process.cwd(), path)).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (err) {
-    throw new ConfigError(`cannot load plugin module ${path}: ${(err as Error).message}`);
-  }
-  let exported = mod['default'] ?? mod['plugins'];
-  if (typeof exported === 'function') exported = (exported as PluginFactory)(host);
-  const list = Array.isArray(exported) ? (exported as unknown[]) : [exported];
-  if (list.length === 0 || !list.every(isPlugin)) {
-    throw new ConfigError(`plugin module ${path} must export (default) a plugin object with a "name", an array of them, or a factory (host) => plugin(s)`);
-  }
-  return list;
-}
-
 async function main(): Promise<void> {
+  if (process.argv[2] === 'init') {
+    process.exit(await runInit(process.argv.slice(3)));
+  }
   let command;
   try {
     command = resolveConfig(process.argv.slice(2), process.env);
@@ -78,6 +58,10 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
+    if (err instanceof PluginModuleError) {
+      process.stderr.write(`apisix-ts-plugin-runner: ${err.message}\n`);
+      process.exit(2);
+    }
     logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
     process.exit(1);
   }

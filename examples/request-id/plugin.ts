@@ -1,6 +1,6 @@
 // An example user plugin: gives every request an id (kept if the client sent one), passes
-// it upstream, and returns it to the client. Build it with `tsc` and load the .js with
-// `apisix-ts-plugin-runner --plugin ./dist/plugin.js`.
+// it upstream, and returns it to the client. Build it with `npx tsc` in this folder and load
+// the .js with `apisix-ts-plugin-runner --plugin examples/request-id/dist/plugin.js`.
 import { randomUUID } from 'node:crypto';
 import { definePlugin } from 'apisix-ts-plugin-runner';
 

@@ -51,7 +51,7 @@ describe('CLI', () => {
     writeFileSync(join(dir, 'empty.mjs'), 'export const nothing = 1;\n');
     for (const [file, message] of [['broken.mjs', 'cannot load plugin module'], ['empty.mjs', 'must export (default) a plugin object']] as const) {
       const s = spawnCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
-      expect(await s.exited).toBe(1);
+      expect(await s.exited).toBe(2);
       expect(s.output()).toContain(message);
       expect(s.output()).toContain(file);
       expect(existsSync(join(dir, 'p.sock'))).toBe(false);

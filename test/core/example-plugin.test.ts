@@ -1,29 +1,32 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Plugin } from '../../src/plugin-api/index.js';
+// The documented example plugin (examples/request-id), tested with the public kit as its author would.
+import { describe, expect, it } from 'vitest';
+import { runRequest } from 'apisix-ts-plugin-runner/testing';
 import requestId from '../../examples/request-id/plugin.js';
-import { GET, runnerWithClient } from './test-runner.js';
-
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
 
 describe('the documented example plugin (examples/request-id)', () => {
-  it('mints an id, sends it upstream and back; keeps a client id; can require one', async () => {
-    const env = await runnerWithClient({ plugins: () => [requestId as Plugin<unknown>] });
-    cleanups.push(env.close);
-    const minted = await env.client.httpReqCall({ key: 'a', conf: [{ name: 'request-id', value: '' }] }, GET);
-    expect(minted.kind).toBe('rewrite');
-    if (minted.kind !== 'rewrite') return;
-    const id = minted.rewrite.headers?.[0]?.value;
+  it('mints an id, sends it upstream and back', async () => {
+    const out = await runRequest(requestId, [{ name: 'request-id' }], { headers: { host: 'example.com' } });
+    expect(out.kind).toBe('rewrite');
+    if (out.kind !== 'rewrite') return;
+    const id = out.headers[0]?.value;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(minted.rewrite.respHeaders).toEqual([{ name: 'x-request-id', value: id }]);
+    expect(out.headers).toEqual([{ name: 'x-request-id', value: id }]);
+    expect(out.responseHeaders).toEqual([{ name: 'x-request-id', value: id }]);
+  });
 
-    const kept = await env.client.httpReqCall({ key: 'a', conf: [{ name: 'request-id', value: '' }] }, { ...GET, headers: [{ name: 'x-request-id', value: 'abc' }] });
-    expect(kept).toMatchObject({ kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-request-id', value: 'abc' }] } });
-    if (kept.kind === 'rewrite') expect(kept.rewrite.headers).toBeUndefined();
+  it('keeps an id the client sent: only the response header is added', async () => {
+    const out = await runRequest(requestId, [{ name: 'request-id' }], { headers: { 'X-Request-Id': 'abc' } });
+    expect(out).toMatchObject({ kind: 'rewrite', headers: [], responseHeaders: [{ name: 'x-request-id', value: 'abc' }] });
+  });
 
-    const required = await env.client.httpReqCall({ key: 'b', conf: [{ name: 'request-id', value: '{"require":true}' }] }, GET);
-    expect(required).toMatchObject({ kind: 'stop', stop: { status: 400 } });
+  it('with require: true, stops a request without an id with 400', async () => {
+    const out = await runRequest(requestId, [{ name: 'request-id', conf: { require: true } }]);
+    expect(out).toMatchObject({ kind: 'stop', status: 400 });
+    if (out.kind === 'stop') expect(out.body?.toString()).toBe('missing x-request-id\n');
+  });
+
+  it('a bad header name leaves the plugin out (fail-open) and the request goes on', async () => {
+    const out = await runRequest(requestId, [{ name: 'request-id', conf: { header: 'bad header' } }]);
+    expect(out).toMatchObject({ kind: 'none', confProblems: [{ plugin: 'request-id', field: '/header', policy: 'open' }] });
   });
 });
