@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, HELP, resolveConfig } from './config.js';
-import { createLogger } from './observability/logger.js';
-import { startRunner, type Runner } from './runner.js';
+import { createLogger, openLogTarget, type LogTarget } from './observability/logger.js';
+import { MetricsAddressError, startRunner, type Runner } from './runner.js';
+import { SocketPathError } from './server/socket-path.js';
+import { runCheck } from './check/command.js';
 import { builtinPlugins } from './plugins/index.js';
 import type { Plugin, PluginFactory, PluginHost } from './plugin-api/index.js';
 
@@ -35,13 +37,28 @@ async function loadPluginModule(path: string, host: PluginHost): Promise<Plugin<
   return list;
 }
 
+/** Exit code for a start that failed: 2 when the operator has something to fix in the setup, 1 otherwise. */
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+/** A fatal start error: one plain line on stderr (APISIX copies it into its error log), whatever the log target. */
+function failStart(err: unknown): never {
+  const mistake = err instanceof ConfigError || err instanceof SocketPathError || err instanceof MetricsAddressError;
+  process.stderr.write(`apisix-ts-plugin-runner: cannot start: ${(err as Error)?.message ?? String(err)}\n`);
+  process.exit(mistake ? EXIT_USAGE : EXIT_RUNTIME);
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'check') {
+    process.exitCode = await runCheck(process.argv.slice(3), { loadPlugins: (paths, host) => Promise.all(paths.map((p) => loadPluginModule(p, host))).then((l) => l.flat()) });
+    return;
+  }
   let command;
   try {
     command = resolveConfig(process.argv.slice(2), process.env);
   } catch (err) {
     process.stderr.write(`apisix-ts-plugin-runner: ${(err as Error).message}\n`);
-    process.exit(2);
+    process.exit(EXIT_USAGE);
   }
   if (command.kind === 'help') {
     process.stdout.write(HELP);
@@ -52,7 +69,23 @@ async function main(): Promise<void> {
     return;
   }
   const config = command.config;
-  const logger = createLogger({ level: config.logLevel, file: config.logFile });
+  let logTarget: LogTarget;
+  try {
+    logTarget = openLogTarget(config.logFile);
+  } catch (err) {
+    process.stderr.write(`apisix-ts-plugin-runner: cannot start: ${(err as Error).message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  const logger = createLogger({ level: config.logLevel, target: logTarget });
+  // logrotate's `postrotate kill -HUP`: reopen the file at its path; never die of SIGHUP.
+  process.on('SIGHUP', () => {
+    try {
+      logTarget.reopen();
+      logger.info({ file: config.logFile }, 'log file reopened (SIGHUP)');
+    } catch (err) {
+      process.stderr.write(`apisix-ts-plugin-runner: cannot reopen log file ${config.logFile}: ${(err as Error).message}\n`);
+    }
+  });
 
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (a bug: please report it)'));
   process.on('uncaughtException', (err) => {
@@ -78,8 +111,8 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
-    logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
-    process.exit(1);
+    if (config.logFile) logger.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    failStart(err);
   }
 
   logger.info(
@@ -87,7 +120,7 @@ async function main(): Promise<void> {
       socket: config.socketPath,
       confExpireSeconds: config.confExpireSeconds,
       plugins: runner.registry.names(),
-      metrics: runner.metricsUrl,
+      metrics: runner.metricsUrl ?? (config.metricsAddress ? `pending: ${config.metricsAddress} is in use` : undefined),
       version: version(),
       node: process.version,
     },
@@ -106,11 +139,16 @@ async function main(): Promise<void> {
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'stopping: finishing in-flight RPCs');
-    // APISIX kills the runner about 1 s after SIGTERM: exit before that whatever happens.
-    const hard = setTimeout(() => process.exit(0), 900);
+    logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'stopping: finishing in-flight RPCs');
+    // APISIX kills the runner about 1 s after SIGTERM: exit shortly after the drain whatever happens.
+    const hard = setTimeout(() => {
+      logger.warn('shutdown did not finish in time (a plugin close hook still running): exiting now');
+      process.exit(0);
+    }, config.drainTimeoutMs + 200);
     hard.unref();
-    runner.close().then(
+    // Keep accepting until a newer runner owns the socket path: during `apisix reload` the
+    // new runner may start after this one got SIGTERM.
+    runner.close({ graceMs: config.drainTimeoutMs, untilHandedOver: true }).then(
       () => {
         logger.info('stopped');
         process.exit(0);

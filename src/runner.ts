@@ -3,12 +3,14 @@ import type { Server } from 'node:http';
 import type { Plugin, PluginHost } from './plugin-api/index.js';
 import { ConfCache } from './conf-cache.js';
 import { PluginRegistry } from './plugin-registry.js';
-import { RunnerServer } from './server/runner-server.js';
+import { RunnerServer, type DrainOptions } from './server/runner-server.js';
 import { MAX_PAYLOAD_BYTES } from './protocol/frame.js';
 import { createLogger, type RunnerLogger } from './observability/logger.js';
-import { RpcMetrics, createRegistry, startMetricsServer } from './observability/metrics.js';
+import { RpcMetrics, createRegistry, registerCountTable, startMetricsServer } from './observability/metrics.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { builtinPlugins } from './plugins/index.js';
+import { ConfError } from './plugin-api/plugin.js';
+import { ConfigError, checkPluginAttrNames } from './config.js';
 
 export interface RunnerOptions {
   /** Unix socket path to listen on. */
@@ -30,6 +32,8 @@ export interface RunnerOptions {
   readonly maxPayloadBytes?: number;
   /** Per-plugin settings (`plugin_attr` in the config file), read with host.settings(name). */
   readonly settings?: Readonly<Record<string, unknown>>;
+  /** How long to wait between tries when the metrics address is in use. Default 1000 ms. */
+  readonly metricsRetryMs?: number;
   /** Clock for conf expiry (tests). */
   readonly now?: () => number;
 }
@@ -39,11 +43,22 @@ export interface Runner {
   readonly host: PluginHost;
   readonly registry: PluginRegistry;
   readonly confs: ConfCache;
+  /** Where metrics are served; undefined when off, or while the address is still in use by another process. */
   readonly metricsUrl: string | undefined;
+  /** Resolves with the metrics URL once the metrics listener is bound (never when metrics are off). */
+  readonly metricsReady: Promise<string>;
   /** Open connections from APISIX. */
   connectionCount(): number;
-  /** Stops accepting, finishes in-flight RPCs (bounded), closes plugins' clients, removes the socket. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, finishes in-flight RPCs (bounded), closes plugins' clients and removes the
+   * socket file if it is still this runner's.
+   */
+  close(options?: DrainOptions): Promise<void>;
+}
+
+/** The metrics address cannot be served for a reason other than being in use (bad host, no permission). */
+export class MetricsAddressError extends Error {
+  readonly code = 'A6_ERR_METRICS_ADDRESS';
 }
 
 /** Starts a runner listening on `options.socketPath`. */
@@ -61,8 +76,18 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     onClose: (task) => closeTasks.push(task),
   };
 
-  const registry = new PluginRegistry();
-  for (const plugin of await (options.plugins ?? builtinPlugins)(host)) registry.register(plugin);
+  const rejected = registerCountTable(metricsRegistry, 'apisix_runner_conf_rejected_total', 'Plugin confs rejected at PrepareConf, by plugin and reason', ['plugin', 'reason']);
+  const registry = new PluginRegistry({ onReject: (plugin, reason) => rejected.inc(plugin, reason) });
+  let plugins: readonly Plugin<unknown>[];
+  try {
+    plugins = await (options.plugins ?? builtinPlugins)(host);
+  } catch (err) {
+    // A plugin reads its plugin_attr settings when it is built: name the config key to fix.
+    if (err instanceof ConfError) throw new ConfigError(`invalid plugin_attr.${err.message}; fix it in the config file`);
+    throw err;
+  }
+  for (const plugin of plugins) registry.register(plugin);
+  checkPluginAttrNames(settings, registry.names());
 
   const confExpireSeconds = options.confExpireSeconds ?? 3600;
   const confs = new ConfCache({
@@ -92,14 +117,38 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
   let metricsServer: Server | undefined;
   let metricsUrl: string | undefined;
-  if (options.metricsAddress) {
+  let closed = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let metricsBound: (url: string) => void = () => undefined;
+  const metricsReady = new Promise<string>((resolve) => (metricsBound = resolve));
+  const metricsAddress = options.metricsAddress;
+  if (metricsAddress) {
+    const retryMs = options.metricsRetryMs ?? 1000;
+    const bindMetrics = async (attempt: number): Promise<void> => {
+      try {
+        const started = await startMetricsServer(metricsAddress, metricsRegistry);
+        if (closed) {
+          started.server.close();
+          return;
+        }
+        metricsServer = started.server;
+        metricsUrl = started.url;
+        if (attempt > 1) logger.info({ metrics: metricsUrl, attempt }, 'metrics listener bound');
+        metricsBound(started.url);
+      } catch (err) {
+        // During `apisix reload` the old runner still holds the port for up to a second: serve
+        // APISIX now and keep trying, rather than fail the start over an observability port.
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        if (attempt === 1) logger.warn({ metricsAddress, retryMs }, `metrics address ${metricsAddress} is in use (another runner during a reload?): serving RPCs without metrics and retrying until it is free`);
+        retryTimer = setTimeout(() => void bindMetrics(attempt + 1).catch((e: unknown) => logger.error({ err: e }, 'metrics listener failed')), retryMs);
+        retryTimer.unref();
+      }
+    };
     try {
-      const started = await startMetricsServer(options.metricsAddress, metricsRegistry);
-      metricsServer = started.server;
-      metricsUrl = started.url;
+      await bindMetrics(1);
     } catch (err) {
-      await server.close(0);
-      throw err;
+      await server.close({ graceMs: 0 });
+      throw new MetricsAddressError(`cannot serve metrics on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
     }
   }
 
@@ -109,12 +158,17 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     host,
     registry,
     confs,
-    metricsUrl,
+    get metricsUrl() {
+      return metricsUrl;
+    },
+    metricsReady,
     connectionCount: () => server.connectionCount,
-    close() {
+    close(drain?: DrainOptions) {
       closing ??= (async () => {
+        closed = true;
+        clearTimeout(retryTimer);
         clearInterval(sweeper);
-        await server.close();
+        await server.close(drain);
         if (metricsServer) {
           const s = metricsServer;
           s.closeAllConnections();
