@@ -25,6 +25,7 @@ export class RunnerServer {
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
   private accepting = true;
+  private stopped: Promise<void> = Promise.resolve();
   private identity: SocketIdentity | undefined;
   private connectionArrived: (() => void) | undefined;
   private watchdog: NodeJS.Timeout | undefined;
@@ -72,7 +73,6 @@ export class RunnerServer {
 
   private async drain(graceMs: number, untilHandedOver: boolean): Promise<void> {
     clearInterval(this.watchdog);
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     let expired = false;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
@@ -110,7 +110,7 @@ export class RunnerServer {
       this.deps.logger.warn({ connections: this.connections.size, graceMs }, 'drain time is over: closing the remaining connections');
     }
     for (const c of this.connections) c.destroy();
-    await stopped;
+    await this.stopped;
     if (!identity) return;
     if (await releaseSocketPath(this.socketPath, identity)) {
       this.deps.logger.info({ socket: this.socketPath }, 'removed the socket file');
@@ -120,7 +120,9 @@ export class RunnerServer {
   }
 
   private stopAccepting(): void {
+    if (!this.accepting) return;
     this.accepting = false;
+    this.stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.connectionArrived?.();
   }
 
