@@ -115,26 +115,7 @@ async function main(): Promise<void> {
     failStart(err);
   }
 
-  logger.info(
-    {
-      socket: config.socketPath,
-      confExpireSeconds: config.confExpireSeconds,
-      plugins: runner.registry.names(),
-      metrics: runner.metricsUrl ?? (config.metricsAddress ? `pending: ${config.metricsAddress} is in use` : undefined),
-      version: version(),
-      node: process.version,
-    },
-    'runner listening',
-  );
-  if (config.socketDefaulted) {
-    logger.info(
-      { snippet: `ext-plugin:\n  path_for_test: ${config.socketPath}\n` },
-      `not started by APISIX (no APISIX_LISTEN_ADDRESS): listening on ${config.socketPath}. ` +
-        `To use this runner from APISIX, either put "ext-plugin: cmd: [\\"node\\", \\"${process.argv[1]}\\"]" in APISIX's config.yaml ` +
-        `(APISIX then starts it), or, while developing, point APISIX at this socket with "ext-plugin: path_for_test: ${config.socketPath}"`,
-    );
-  }
-
+  // Handlers first: whoever reads "runner listening" may send SIGTERM at once.
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -161,6 +142,26 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  logger.info(
+    {
+      socket: config.socketPath,
+      confExpireSeconds: config.confExpireSeconds,
+      plugins: runner.registry.names(),
+      metrics: runner.metricsUrl ?? (config.metricsAddress ? `pending: ${config.metricsAddress} is in use` : undefined),
+      version: version(),
+      node: process.version,
+    },
+    'runner listening',
+  );
+  if (config.socketDefaulted) {
+    logger.info(
+      { snippet: `ext-plugin:\n  path_for_test: ${config.socketPath}\n` },
+      `not started by APISIX (no APISIX_LISTEN_ADDRESS): listening on ${config.socketPath}. ` +
+        `To use this runner from APISIX, either put "ext-plugin: cmd: [\\"node\\", \\"${process.argv[1]}\\"]" in APISIX's config.yaml ` +
+        `(APISIX then starts it), or, while developing, point APISIX at this socket with "ext-plugin: path_for_test: ${config.socketPath}"`,
+    );
+  }
 }
 
 void main();

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, killAllCli, spawnCli, untilListening } from '../reliability/cli-process.js';
+import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../reliability/cli-process.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
@@ -51,7 +51,8 @@ describe('CLI', () => {
     writeFileSync(join(dir, 'empty.mjs'), 'export const nothing = 1;\n');
     for (const [file, message] of [['broken.mjs', 'cannot load plugin module'], ['empty.mjs', 'must export (default) a plugin object']] as const) {
       const s = spawnCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
-      expect(await s.exited).toBe(1);
+      expect(await s.exited).toBe(2);
+      expect(s.output()).toContain('apisix-ts-plugin-runner: cannot start: ');
       expect(s.output()).toContain(message);
       expect(s.output()).toContain(file);
       expect(existsSync(join(dir, 'p.sock'))).toBe(false);
@@ -71,13 +72,15 @@ describe('CLI', () => {
     await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 77, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
     const question = await conn.readFrame(5000);
     expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'remote_addr' } });
-    // The call is in flight (waiting for our answer) when the runner is told to stop.
+    // The call is in flight (waiting for our answer) when the runner is told to stop, and is
+    // answered only after the runner has said it is draining.
     s.child.kill('SIGTERM');
-    for (let i = 0; i < 100 && !s.output().includes('finishing in-flight'); i++) await new Promise((r) => setTimeout(r, 10));
+    await untilOutput(s, 'stopping: finishing in-flight RPCs');
     await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('1.2.3.4'));
     const reply = await conn.readFrame(5000);
     expect(decodeRunnerFrame(reply.type, reply.payload)).toMatchObject({ type: 'reqCall', id: 77, action: { kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-var', value: '1.2.3.4' }] } } });
     expect(await s.exited).toBe(0);
+    expect(s.output()).toContain('removed the socket file');
     expect(existsSync(socketPath)).toBe(false);
     conn.close();
   });
@@ -100,7 +103,8 @@ describe('CLI', () => {
 
     const d = spawnCli([], { APISIX_LISTEN_ADDRESS: '', TMPDIR: dir });
     await untilListening(d);
-    expect(d.output()).toContain('path_for_test');
+    // The snippet is its own log line, written after "runner listening".
+    await untilOutput(d, 'path_for_test');
     expect(d.output()).toContain(join(dir, 'apisix-ts-plugin-runner.sock'));
     d.child.kill('SIGTERM');
     expect(await d.exited).toBe(0);

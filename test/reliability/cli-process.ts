@@ -70,7 +70,7 @@ export async function eventually(check: () => boolean, tries = 300): Promise<boo
 export async function untilOutput(proc: CliProcess, text: string): Promise<void> {
   for (let i = 0; i < 800; i++) {
     if (proc.output().includes(text)) return;
-    if (proc.child.exitCode !== null && !proc.output().includes(text)) throw new Error(`process exited before writing ${JSON.stringify(text)}:\n${proc.output()}`);
+    if ((proc.child.exitCode !== null || proc.child.signalCode !== null) && !proc.output().includes(text)) throw new Error(`process exited before writing ${JSON.stringify(text)}:\n${proc.output()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`process did not write ${JSON.stringify(text)} within 20 s:\n${proc.output()}`);
