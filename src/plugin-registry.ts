@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CallContext, FailurePolicy, Logger, Plugin } from './plugin-api/plugin.js';
 import { ConfError } from './plugin-api/plugin.js';
 import type { TextPair } from './plugin-api/request.js';
+import { describeUnknownKey } from './config.js';
 
 /** One plugin of a route's chain, with its parsed conf. */
 export interface ChainEntry {
@@ -175,7 +176,7 @@ export class PluginRegistry {
     const properties = reg.plugin.confSchema?.['properties'];
     if (properties && typeof properties === 'object' && parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
       for (const key of Object.keys(parsed)) {
-        if (!(key in properties)) problems.push({ field: `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: `is not a known field of ${name} (known: ${Object.keys(properties).join(', ')})` });
+        if (!(key in properties)) problems.push({ field: `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: describeUnknownKey(key, Object.keys(properties), 'field') });
       }
     }
     if (reg.validate && !reg.validate(parsed)) {
