@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, HELP, resolveConfig } from './config.js';
-import { createLogger, openLogTarget, type LogTarget } from './observability/logger.js';
+import { LogFileError, createLogger, openLogTarget, type LogTarget } from './observability/logger.js';
 import { MetricsAddressError, startRunner, type Runner } from './runner.js';
 import { SocketPathError } from './server/socket-path.js';
 import { runCheck } from './check/command.js';
@@ -43,7 +43,7 @@ const EXIT_USAGE = 2;
 
 /** A fatal start error: one plain line on stderr (APISIX copies it into its error log), whatever the log target. */
 function failStart(err: unknown): never {
-  const mistake = err instanceof ConfigError || err instanceof SocketPathError || err instanceof MetricsAddressError;
+  const mistake = err instanceof ConfigError || err instanceof SocketPathError || err instanceof MetricsAddressError || err instanceof LogFileError;
   process.stderr.write(`apisix-ts-plugin-runner: cannot start: ${(err as Error)?.message ?? String(err)}\n`);
   process.exit(mistake ? EXIT_USAGE : EXIT_RUNTIME);
 }
@@ -57,8 +57,7 @@ async function main(): Promise<void> {
   try {
     command = resolveConfig(process.argv.slice(2), process.env);
   } catch (err) {
-    process.stderr.write(`apisix-ts-plugin-runner: ${(err as Error).message}\n`);
-    process.exit(EXIT_USAGE);
+    failStart(err);
   }
   if (command.kind === 'help') {
     process.stdout.write(HELP);
@@ -73,12 +72,15 @@ async function main(): Promise<void> {
   try {
     logTarget = openLogTarget(config.logFile);
   } catch (err) {
-    process.stderr.write(`apisix-ts-plugin-runner: cannot start: ${(err as Error).message}\n`);
-    process.exit(EXIT_USAGE);
+    failStart(err);
   }
   const logger = createLogger({ level: config.logLevel, target: logTarget });
   // logrotate's `postrotate kill -HUP`: reopen the file at its path; never die of SIGHUP.
   process.on('SIGHUP', () => {
+    if (!config.logFile) {
+      logger.info('SIGHUP received: logs go to stdout, nothing to reopen');
+      return;
+    }
     try {
       logTarget.reopen();
       logger.info({ file: config.logFile }, 'log file reopened (SIGHUP)');
