@@ -81,9 +81,12 @@ function listenOn(server: PathListener, path: string, backlog: number): Promise<
   });
 }
 
-/** A private name beside `path` (same directory, so rename() is atomic and stays on one file system). */
+/**
+ * A private name beside `path` (same directory, so rename() is atomic and stays on one file
+ * system), unique per process and short, so that it fits a socket address wherever the path does.
+ */
 function privateName(path: string, purpose: string): string {
-  return join(dirname(path), `.${basename(path).slice(0, 24)}.${process.pid}.${purpose}`);
+  return join(dirname(path), `.${process.pid}.${purpose}`);
 }
 
 /**
@@ -96,17 +99,15 @@ function privateName(path: string, purpose: string): string {
 export async function bindSocketPath(server: PathListener, path: string, backlog: number): Promise<SocketIdentity> {
   const temp = privateName(path, 'new');
   if (Buffer.byteLength(temp) > MAX_SOCKET_PATH_BYTES) {
-    // No room for a private name: bind in place. Only a stale socket can be there (inspected
-    // before), so there is no live runner to hand over from.
-    await unlinkIfSocket(path);
-    await listenOn(server, path, backlog);
-    await makeSocketReachable(path);
-    return identityOf(path);
+    // Binding in place is no option: Node removes a Unix listener's path when it closes, which
+    // would delete a newer runner's socket at the end of a reload overlap.
+    throw new SocketPathError(`socket path ${path} is too long to hand over safely (its folder leaves no room for ${basename(temp)}); use a shorter path`);
   }
   await unlinkIfSocket(temp);
   await listenOn(server, temp, backlog);
   await makeSocketReachable(temp);
   // Taken right after listening, before the rename: this inode is the file this runner created.
+  // (When the listener closes, Node unlinks the private name it bound, which is gone by then.)
   const identity = await identityOf(temp);
   await rename(temp, path);
   return identity;
