@@ -3,9 +3,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../reliability/cli-process.js';
-import { RawConnection } from '../harness/raw-connection.js';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { HELD_REPLY, holdCall } from '../lifecycle/fixtures.js';
 import { GET } from './test-runner.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
@@ -65,24 +64,15 @@ describe('CLI', () => {
     const s = spawnCli(['--plugin', SLOW_VAR_PLUGIN], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '60' });
     await untilListening(s);
     expect(s.output()).toMatch(/"plugins":\["say","rewrite","proxy-mirror","slow-var"\]/);
-    const client = new ApisixClient({ socketPath });
-    const token = await client.prepareConf('k', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
-    await client.close();
-    const conn = await RawConnection.connect(socketPath);
-    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 77, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-    const question = await conn.readFrame(5000);
-    expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'remote_addr' } });
+    const held = await holdCall(socketPath);
     // The call is in flight (waiting for our answer) when the runner is told to stop, and is
     // answered only after the runner has said it is draining.
     s.child.kill('SIGTERM');
     await untilOutput(s, 'stopping: finishing in-flight RPCs');
-    await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('1.2.3.4'));
-    const reply = await conn.readFrame(5000);
-    expect(decodeRunnerFrame(reply.type, reply.payload)).toMatchObject({ type: 'reqCall', id: 77, action: { kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-var', value: '1.2.3.4' }] } } });
+    expect(await held.finish()).toMatchObject({ ...HELD_REPLY, id: 9 });
     expect(await s.exited).toBe(0);
     expect(s.output()).toContain('removed the socket file');
     expect(existsSync(socketPath)).toBe(false);
-    conn.close();
   });
 
   it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {

@@ -1,21 +1,17 @@
 /** `apisix-ts-plugin-runner check`: route files validated before deploying, run as the real CLI. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { ROOT, killAllCli, spawnCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli } from '../reliability/cli-process.js';
+import { cleanUp, tempDir } from './fixtures.js';
 import { findConfSites } from '../../src/check/extract.js';
 import { GET, runnerWithClient } from '../core/test-runner.js';
 
 const FIXTURES = join(ROOT, 'test/fixtures/check');
 const fixture = (name: string): string => join(FIXTURES, name);
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanUp);
 
 async function check(args: string[]): Promise<{ code: number | null; lines: string[] }> {
   const p = spawnCli(['check', ...args]);
@@ -57,8 +53,7 @@ describe('check FILE...', () => {
   });
 
   it('knows the --plugin modules and the plugins of a --config file; a bad runner config is exit 2', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'a6check-'));
-    dirs.push(dir);
+    const dir = tempDir('a6check-');
     const routes = join(dir, 'routes.yaml');
     writeFileSync(routes, `routes:\n  - id: r\n    plugins:\n      ext-plugin-pre-req:\n        conf:\n          - name: slow-var\n            value: '{"vra":"x"}'\n`);
     const slowVar = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');

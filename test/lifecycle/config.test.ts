@@ -1,25 +1,15 @@
 /** Config precedence and config mistakes found at start, through resolveConfig and the real CLI. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, resolveConfig, type RunnerConfig } from '../../src/config.js';
-import { ROOT, killAllCli, spawnCli, startCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli, startCli } from '../reliability/cli-process.js';
+import { cleanUp, tempDir } from './fixtures.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6cfg-'));
-  dirs.push(d);
-  return d;
-}
+afterEach(cleanUp);
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}): RunnerConfig {
   const command = resolveConfig(argv, env);
@@ -37,7 +27,7 @@ describe('config precedence: flags > config file > environment > defaults', () =
 
   it('the environment over defaults, the file over the environment, flags over the file', () => {
     expect(run([], env)).toMatchObject({ socketPath: '/env.sock', confExpireSeconds: 30, logLevel: 'warn', metricsAddress: '127.0.0.1:3' });
-    const dir = tempDir();
+    const dir = tempDir('a6cfg-');
     const file = join(dir, 'runner.yaml');
     writeFileSync(file, 'socket: /file.sock\nconfExpireTime: 20\nlogLevel: error\nmetricsAddress: 127.0.0.1:2\ndrainTimeout: 500\n');
     expect(run(['--config', file], env)).toMatchObject({ socketPath: '/file.sock', confExpireSeconds: 20, logLevel: 'error', metricsAddress: '127.0.0.1:2', drainTimeoutMs: 500 });
@@ -47,7 +37,7 @@ describe('config precedence: flags > config file > environment > defaults', () =
   });
 
   it('APISIX_CONF_EXPIRE_TIME reaches the conf cache through the CLI: a token is forgotten after 1.2 × that many seconds', async () => {
-    const dir = tempDir();
+    const dir = tempDir('a6cfg-');
     const socketPath = join(dir, 'r.sock');
     const s = await startCli([], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '1' });
     expect(s.output()).toContain('"confExpireSeconds":1,');
@@ -75,7 +65,7 @@ describe('config precedence: flags > config file > environment > defaults', () =
 
 describe('config mistakes', () => {
   function fileWith(text: string, name = 'runner.yaml'): string {
-    const dir = tempDir();
+    const dir = tempDir('a6cfg-');
     writeFileSync(join(dir, name), text);
     return join(dir, name);
   }
@@ -97,7 +87,7 @@ describe('config mistakes', () => {
   });
 
   it('the CLI loads a plugin given relative to its config file, from any working directory', async () => {
-    const dir = tempDir();
+    const dir = tempDir('a6cfg-');
     mkdirSync(join(dir, 'plugins'));
     copyFileSync(join(ROOT, 'test/fixtures/plugins/whoami.mjs'), join(dir, 'plugins/whoami.mjs'));
     writeFileSync(join(dir, 'runner.yaml'), 'plugins: [plugins/whoami.mjs]\n');
@@ -106,7 +96,7 @@ describe('config mistakes', () => {
   });
 
   it('an unknown plugin under plugin_attr, or a bad setting of a known one, stops the start with exit 2 and one line', async () => {
-    const dir = tempDir();
+    const dir = tempDir('a6cfg-');
     writeFileSync(join(dir, 'typo.yaml'), 'plugin_attr:\n  proxy-mirorr:\n    timeout: { connect: 2s }\n');
     writeFileSync(join(dir, 'bad.yaml'), 'plugin_attr:\n  proxy-mirror:\n    timeout: { connect: soon }\n');
     const env = { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'r.sock')}` };

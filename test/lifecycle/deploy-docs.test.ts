@@ -6,10 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, eventually, killAllCli, spawnCli } from '../reliability/cli-process.js';
+import { ROOT, eventually, spawnCli } from '../reliability/cli-process.js';
+import { cleanUp, tempDir } from './fixtures.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
 
@@ -24,16 +24,11 @@ function block(name: string): string {
   return m[1]!;
 }
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanUp);
 
 /** Lays out /etc/apisix-ts-plugin-runner and /var/log/... of the page under a temp folder. */
 function install(): { etc: string; log: string } {
-  const root = mkdtempSync(join(tmpdir(), 'a6docs-'));
-  dirs.push(root);
+  const root = tempDir('a6docs-');
   const etc = join(root, 'etc');
   const logDir = join(root, 'log');
   mkdirSync(join(etc, 'plugins'), { recursive: true });

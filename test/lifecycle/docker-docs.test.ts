@@ -4,11 +4,11 @@
  * scraped over a container network without being published.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ROOT, killAllCli, startCli } from '../reliability/cli-process.js';
+import { ROOT, startCli } from '../reliability/cli-process.js';
+import { cleanUp, tempDir } from './fixtures.js';
 
 const README = readFileSync(join(ROOT, 'docker/README.md'), 'utf8');
 const DEPLOY = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8');
@@ -24,11 +24,7 @@ function copies(dockerfile: string): Map<string, string> {
   return new Map([...dockerfile.matchAll(/^COPY\s+(\S+)\s+(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
 }
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanUp);
 
 describe('docker/README.md: derived image and metrics', () => {
   const copied = copies(block(README, 'Dockerfile'));
@@ -45,8 +41,7 @@ describe('docker/README.md: derived image and metrics', () => {
   });
 
   it('the runner starts with that runner.yaml and plugin (metrics moved to loopback by a flag, which wins over the file)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'a6dock-'));
-    dirs.push(dir);
+    const dir = tempDir('a6dock-');
     mkdirSync(join(dir, 'plugins'));
     writeFileSync(join(dir, 'runner.yaml'), block(README, 'runner.yaml'));
     writeFileSync(join(dir, 'plugins/add-header.mjs'), block(DEPLOY, 'add-header.mjs'));

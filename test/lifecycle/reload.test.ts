@@ -6,47 +6,19 @@
  * new requests and finish the ones they have; the new workers connect to the path.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { lstatSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, killAllCli, spawnCli, startCli, untilOutput, eventually, type CliProcess } from '../reliability/cli-process.js';
-import { ApisixClient, RawConnection } from '../harness/apisix-client.js';
-import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { ROOT, spawnCli, startCli, untilOutput, eventually, type CliProcess } from '../reliability/cli-process.js';
+import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
-import { WHOAMI_ROUTE, callsBy, startLoad } from './load.js';
+import { WHOAMI_ROUTE, callsBy, startLoad, type Load } from './load.js';
+import { HELD_REPLY, cleanUp, holdCall, tempDir } from './fixtures.js';
 
 const PLUGINS = ['--plugin', join(ROOT, 'test/fixtures/plugins/whoami.mjs'), '--plugin', join(ROOT, 'test/fixtures/plugins/slow-var.mjs')];
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanUp);
 
-function socketIn(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6reload-'));
-  dirs.push(d);
-  return join(d, 'apisix-1.sock');
-}
-
-/** A call held open on the old runner: its ExtraInfo question stays unanswered until `finish`. */
-async function holdCall(socketPath: string): Promise<{ finish(): Promise<unknown> }> {
-  const client = new ApisixClient({ socketPath });
-  const token = await client.prepareConf('held', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
-  await client.close();
-  const conn = await RawConnection.connect(socketPath);
-  await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 9, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-  const question = await conn.readFrame(10_000);
-  expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo' });
-  return {
-    async finish() {
-      await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('1.2.3.4'));
-      const reply = await conn.readFrame(10_000);
-      conn.close();
-      return decodeRunnerFrame(reply.type, reply.payload);
-    },
-  };
-}
+const socketIn = (): string => join(tempDir('a6reload-'), 'apisix-1.sock');
 
 /** Which runner a fresh connection to the path reaches (a new APISIX worker's first call). */
 async function whoAnswers(socketPath: string): Promise<string> {
@@ -60,9 +32,20 @@ async function whoAnswers(socketPath: string): Promise<string> {
   }
 }
 
-const REWRITTEN = { type: 'reqCall', action: { kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-var', value: '1.2.3.4' }] } } };
-
-async function stopNewRunner(b: CliProcess, socketPath: string): Promise<void> {
+/**
+ * Once the old runner is gone: the new worker's calls keep being answered by the new runner,
+ * no call of either worker failed, the path reaches the new runner, and the new runner, when
+ * stopped in turn, removes the socket file it owns.
+ */
+async function afterOverlap(t: { socketPath: string; a: CliProcess; b: CliProcess; oldWorker: Load; newWorker: Load }): Promise<void> {
+  const { socketPath, a, b, oldWorker, newWorker } = t;
+  const before = callsBy(newWorker, b.pid);
+  expect(await eventually(() => callsBy(newWorker, b.pid) >= before + 20, 2000)).toBe(true);
+  await newWorker.stop();
+  expect(oldWorker.failures).toEqual([]);
+  expect(newWorker.failures).toEqual([]);
+  expect(callsBy(newWorker, a.pid)).toBe(0);
+  expect(await whoAnswers(socketPath)).toBe(String(b.pid));
   b.child.kill('SIGTERM');
   expect(await b.exited).toBe(0);
   expect(b.output()).toContain('removed the socket file');
@@ -89,19 +72,12 @@ describe('apisix reload: two runners on one socket path', () => {
     a.child.kill('SIGTERM');
     await untilOutput(a, 'stopping: finishing in-flight RPCs');
     // The held call was in flight at SIGTERM and is still answered.
-    expect(await held.finish()).toMatchObject(REWRITTEN);
+    expect(await held.finish()).toMatchObject(HELD_REPLY);
     expect(await a.exited).toBe(0);
     expect(a.output()).toContain('left the socket path alone: it now belongs to another runner');
     expect(a.output()).not.toContain('removed the socket file');
 
-    const before = callsBy(newWorker, b.pid);
-    expect(await eventually(() => callsBy(newWorker, b.pid) >= before + 20, 2000)).toBe(true);
-    await newWorker.stop();
-    expect(oldWorker.failures).toEqual([]);
-    expect(newWorker.failures).toEqual([]);
-    expect(callsBy(newWorker, a.pid)).toBe(0);
-    expect(await whoAnswers(socketPath)).toBe(String(b.pid));
-    await stopNewRunner(b, socketPath);
+    await afterOverlap({ socketPath, a, b, oldWorker, newWorker });
   });
 
   it('old runner gets SIGTERM while the new one is starting: calls in the gap are served by the old one, then the new one takes over', async () => {
@@ -129,17 +105,10 @@ describe('apisix reload: two runners on one socket path', () => {
     const newWorker = startLoad(socketPath);
     expect(await eventually(() => callsBy(newWorker, b.pid) >= 20, 2000)).toBe(true);
 
-    expect(await held.finish()).toMatchObject(REWRITTEN);
+    expect(await held.finish()).toMatchObject(HELD_REPLY);
     expect(await a.exited).toBe(0);
     expect(a.output()).toContain('left the socket path alone: it now belongs to another runner');
 
-    const before = callsBy(newWorker, b.pid);
-    expect(await eventually(() => callsBy(newWorker, b.pid) >= before + 20, 2000)).toBe(true);
-    await newWorker.stop();
-    expect(oldWorker.failures).toEqual([]);
-    expect(newWorker.failures).toEqual([]);
-    expect(callsBy(newWorker, a.pid)).toBe(0);
-    expect(await whoAnswers(socketPath)).toBe(String(b.pid));
-    await stopNewRunner(b, socketPath);
+    await afterOverlap({ socketPath, a, b, oldWorker, newWorker });
   });
 });

@@ -1,44 +1,23 @@
 /** What SIGTERM promises (README "Signals"), with a real runner process: drain, grace cut, hard exit. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, killAllCli, startCli, untilOutput } from '../reliability/cli-process.js';
-import { ApisixClient, RawConnection } from '../harness/apisix-client.js';
-import { RPC, decodeRunnerFrame, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { ROOT, startCli, untilOutput } from '../reliability/cli-process.js';
+import { RawConnection } from '../harness/apisix-client.js';
+import { cleanUp, holdCall, tempDir } from './fixtures.js';
 
 const SLOW_VAR = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 const HANG_ON_CLOSE = join(ROOT, 'test/fixtures/plugins/hang-on-close.mjs');
 
-const dirs: string[] = [];
-afterEach(() => {
-  killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(cleanUp);
 
-function socketIn(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6stop-'));
-  dirs.push(d);
-  return join(d, 'apisix-1.sock');
-}
-
-/** Starts a call whose ExtraInfo question the test never answers. */
-async function callLeftHanging(socketPath: string): Promise<RawConnection> {
-  const client = new ApisixClient({ socketPath });
-  const token = await client.prepareConf('k', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
-  await client.close();
-  const conn = await RawConnection.connect(socketPath);
-  await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 1, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-  const question = await conn.readFrame(10_000);
-  expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo' });
-  return conn;
-}
+const socketIn = (): string => join(tempDir('a6stop-'), 'apisix-1.sock');
 
 describe('SIGTERM', () => {
   it('an RPC still running when the drain time is over has its connection closed, and the runner exits 0 and removes its socket', async () => {
     const socketPath = socketIn();
     const s = await startCli(['--plugin', SLOW_VAR, '--drain-timeout', '300'], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
-    const conn = await callLeftHanging(socketPath);
+    const { conn } = await holdCall(socketPath);
     s.child.kill('SIGTERM');
     // The cause of the close is the drain cut, not an ExtraInfo timeout (60 s by default).
     await expect(conn.readFrame(20_000)).rejects.toThrow(/closed/);

@@ -1,26 +1,20 @@
 /** SIGHUP and log rotation, log-file and startup errors, and a metrics port still in use, with real runner processes. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually, killAllCli, spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { eventually, spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
+import { cleanUp, tempDir as makeTempDir } from './fixtures.js';
 
-const dirs: string[] = [];
 const servers: Server[] = [];
 afterEach(async () => {
-  killAllCli();
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  cleanUp();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6sig-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = (): string => makeTempDir('a6sig-');
 
 function read(path: string): string {
   return existsSync(path) ? readFileSync(path, 'utf8') : '';

@@ -1,23 +1,18 @@
 /** The socket path's ownership rules, with real listeners in this process. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bindSocketPath, inspectSocketPath, ownsSocketPath, releaseSocketPath } from '../../src/server/socket-path.js';
+import { cleanUp, tempDir } from './fixtures.js';
 
-const dirs: string[] = [];
 const servers: Server[] = [];
 afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  cleanUp();
 });
 
-function pathIn(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6path-'));
-  dirs.push(d);
-  return join(d, 'apisix-1.sock');
-}
+const pathIn = (): string => join(tempDir('a6path-'), 'apisix-1.sock');
 
 /** A listener that answers each connection with its own name, then closes it. */
 function named(name: string): Server {
@@ -41,8 +36,7 @@ function whoAnswers(path: string): Promise<string> {
 
 describe('socket path ownership', () => {
   it('a path with no room for the private name beside it is refused with a message', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'a6path-'));
-    dirs.push(dir);
+    const dir = tempDir('a6path-');
     const deep = join(dir, 'd'.repeat(100 - dir.length));
     mkdirSync(deep);
     await expect(bindSocketPath(named('x'), join(deep, 's'), 16)).rejects.toThrow(/too long to hand over safely.*use a shorter path/);
