@@ -1,12 +1,11 @@
 import type { Registry } from 'prom-client';
-import type { Server } from 'node:http';
 import type { Plugin, PluginHost } from './plugin-api/index.js';
 import { ConfCache } from './conf-cache.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { RunnerServer, type DrainOptions } from './server/runner-server.js';
 import { MAX_PAYLOAD_BYTES } from './protocol/frame.js';
 import { createLogger, type RunnerLogger } from './observability/logger.js';
-import { RpcMetrics, createRegistry, registerCountTable, startMetricsServer } from './observability/metrics.js';
+import { RpcMetrics, createRegistry, registerConfRejected, serveMetrics, type MetricsListener } from './observability/metrics.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { builtinPlugins } from './plugins/index.js';
 import { ConfError } from './plugin-api/plugin.js';
@@ -45,8 +44,6 @@ export interface Runner {
   readonly confs: ConfCache;
   /** Where metrics are served; undefined when off, or while the address is still in use by another process. */
   readonly metricsUrl: string | undefined;
-  /** Resolves with the metrics URL once the metrics listener is bound (never when metrics are off). */
-  readonly metricsReady: Promise<string>;
   /** Open connections from APISIX. */
   connectionCount(): number;
   /**
@@ -76,7 +73,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     onClose: (task) => closeTasks.push(task),
   };
 
-  const rejected = registerCountTable(metricsRegistry, 'apisix_runner_conf_rejected_total', 'Plugin confs rejected at PrepareConf, by plugin and reason', ['plugin', 'reason']);
+  const rejected = registerConfRejected(metricsRegistry);
   const registry = new PluginRegistry({ onReject: (plugin, reason) => rejected.inc(plugin, reason) });
   let plugins: readonly Plugin<unknown>[];
   try {
@@ -115,40 +112,13 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   });
   await server.listen();
 
-  let metricsServer: Server | undefined;
-  let metricsUrl: string | undefined;
-  let closed = false;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let metricsBound: (url: string) => void = () => undefined;
-  const metricsReady = new Promise<string>((resolve) => (metricsBound = resolve));
-  const metricsAddress = options.metricsAddress;
-  if (metricsAddress) {
-    const retryMs = options.metricsRetryMs ?? 1000;
-    const bindMetrics = async (attempt: number): Promise<void> => {
-      try {
-        const started = await startMetricsServer(metricsAddress, metricsRegistry);
-        if (closed) {
-          started.server.close();
-          return;
-        }
-        metricsServer = started.server;
-        metricsUrl = started.url;
-        if (attempt > 1) logger.info({ metrics: metricsUrl, attempt }, 'metrics listener bound');
-        metricsBound(started.url);
-      } catch (err) {
-        // During `apisix reload` the old runner still holds the port for up to a second: serve
-        // APISIX now and keep trying, rather than fail the start over an observability port.
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-        if (attempt === 1) logger.warn({ metricsAddress, retryMs }, `metrics address ${metricsAddress} is in use (another runner during a reload?): serving RPCs without metrics and retrying until it is free`);
-        retryTimer = setTimeout(() => void bindMetrics(attempt + 1).catch((e: unknown) => logger.error({ err: e }, 'metrics listener failed')), retryMs);
-        retryTimer.unref();
-      }
-    };
+  let metrics: MetricsListener | undefined;
+  if (options.metricsAddress) {
     try {
-      await bindMetrics(1);
+      metrics = await serveMetrics(options.metricsAddress, metricsRegistry, logger, options.metricsRetryMs);
     } catch (err) {
       await server.close({ graceMs: 0 });
-      throw new MetricsAddressError(`cannot serve metrics on ${metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
+      throw new MetricsAddressError(`cannot serve metrics on ${options.metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
     }
   }
 
@@ -159,21 +129,14 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     registry,
     confs,
     get metricsUrl() {
-      return metricsUrl;
+      return metrics?.url;
     },
-    metricsReady,
     connectionCount: () => server.connectionCount,
     close(drain?: DrainOptions) {
       closing ??= (async () => {
-        closed = true;
-        clearTimeout(retryTimer);
         clearInterval(sweeper);
         await server.close(drain);
-        if (metricsServer) {
-          const s = metricsServer;
-          s.closeAllConnections();
-          await new Promise<void>((resolve) => s.close(() => resolve()));
-        }
+        await metrics?.close();
         await Promise.allSettled(closeTasks.map((t) => t()));
         confs.clear();
       })();

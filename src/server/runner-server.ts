@@ -92,11 +92,17 @@ export class RunnerServer {
     if (!untilHandedOver) this.stopAccepting();
     void handedOver.then(() => this.stopAccepting());
 
+    // True when the drain time ended while some RPC was still running (its connection is then cut).
+    let cut = false;
+    const allIdle = async (): Promise<void> => {
+      const idle = Promise.all([...this.connections].map((c) => c.whenIdle())).then(() => true);
+      cut = !(await Promise.race([idle, deadline.then(() => false)]));
+    };
     for (;;) {
-      await Promise.race([Promise.all([...this.connections].map((c) => c.whenIdle())), deadline]);
+      await allIdle();
       if (expired || !this.accepting) {
         // Connections accepted after the last look are drained as well.
-        if (!expired) await Promise.race([Promise.all([...this.connections].map((c) => c.whenIdle())), deadline]);
+        if (!expired) await allIdle();
         break;
       }
       // Every connection is idle and the path is still ours: wait for a new connection, a successor
@@ -106,9 +112,7 @@ export class RunnerServer {
     }
     clearTimeout(timer);
     this.stopAccepting();
-    if (expired && this.connections.size > 0) {
-      this.deps.logger.warn({ connections: this.connections.size, graceMs }, 'drain time is over: closing the remaining connections');
-    }
+    if (cut) this.deps.logger.warn({ connections: this.connections.size, graceMs }, 'drain time is over: closing connections with RPCs still running');
     for (const c of this.connections) c.destroy();
     await this.stopped;
     if (!identity) return;

@@ -72,6 +72,7 @@ describe('CLI', () => {
     expect(await held.finish()).toMatchObject({ ...HELD_REPLY, id: 9 });
     expect(await s.exited).toBe(0);
     expect(s.output()).toContain('removed the socket file');
+    expect(s.output()).not.toContain('drain time is over');
     expect(existsSync(socketPath)).toBe(false);
   });
 

@@ -22,7 +22,7 @@ describe('SIGTERM', () => {
     // The cause of the close is the drain cut, not an ExtraInfo timeout (60 s by default).
     await expect(conn.readFrame(20_000)).rejects.toThrow(/closed/);
     expect(await s.exited).toBe(0);
-    expect(s.output()).toContain('drain time is over: closing the remaining connections');
+    expect(s.output()).toContain('drain time is over: closing connections with RPCs still running');
     expect(s.output()).toContain('"msg":"stopped"');
     expect(existsSync(socketPath)).toBe(false);
   });
