@@ -4,6 +4,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { parseListenAddress } from './server/socket-path.js';
+import { ConfError } from './plugin-api/plugin.js';
 
 /** Everything the CLI needs to start a runner. */
 export interface RunnerConfig {
@@ -108,6 +109,14 @@ export function describeUnknownKey(key: string, known: readonly string[], what =
     .sort((x, y) => x.d - y.d)[0];
   const hint = close ? `did you mean "${close.k}"?; ` : '';
   return `unknown ${what} "${key}" (${hint}known: ${known.join(', ') || 'none'})`;
+}
+
+/**
+ * A plugin reads its plugin_attr settings when it is built and throws ConfError on a bad one:
+ * turned into a ConfigError naming the config key to fix. Other errors pass through.
+ */
+export function pluginAttrError(err: unknown): unknown {
+  return err instanceof ConfError ? new ConfigError(`invalid plugin_attr.${err.message}; fix it in the config file`) : err;
 }
 
 /** A plugin_attr entry for a plugin no one registered is a typo (`proxy-mirorr:`), not a no-op. */

@@ -8,8 +8,7 @@ import { createLogger, type RunnerLogger } from './observability/logger.js';
 import { RpcMetrics, createRegistry, registerConfRejected, serveMetrics, type MetricsListener } from './observability/metrics.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { builtinPlugins } from './plugins/index.js';
-import { ConfError } from './plugin-api/plugin.js';
-import { ConfigError, checkPluginAttrNames } from './config.js';
+import { checkPluginAttrNames, pluginAttrError } from './config.js';
 
 export interface RunnerOptions {
   /** Unix socket path to listen on. */
@@ -79,9 +78,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   try {
     plugins = await (options.plugins ?? builtinPlugins)(host);
   } catch (err) {
-    // A plugin reads its plugin_attr settings when it is built: name the config key to fix.
-    if (err instanceof ConfError) throw new ConfigError(`invalid plugin_attr.${err.message}; fix it in the config file`);
-    throw err;
+    throw pluginAttrError(err);
   }
   for (const plugin of plugins) registry.register(plugin);
   checkPluginAttrNames(settings, registry.names());

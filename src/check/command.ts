@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import pino from 'pino';
 import type { Plugin, PluginHost } from '../plugin-api/index.js';
-import { ConfigError, checkPluginAttrNames, readConfigFile } from '../config.js';
+import { ConfigError, checkPluginAttrNames, pluginAttrError, readConfigFile } from '../config.js';
 import { PluginRegistry } from '../plugin-registry.js';
 import { builtinPlugins } from '../plugins/index.js';
 import { createRegistry } from '../observability/metrics.js';
@@ -80,7 +80,8 @@ export async function runCheck(argv: readonly string[], deps: CheckDeps): Promis
     const user = await deps.loadPlugins([...(config.plugins ?? []), ...(values.plugin ?? [])], host);
     for (const p of [...builtinPlugins(host), ...user]) registry.register(p);
     checkPluginAttrNames(settings, registry.names());
-  } catch (e) {
+  } catch (caught) {
+    const e = pluginAttrError(caught);
     err(`apisix-ts-plugin-runner check: ${(e as Error).message}`);
     await Promise.allSettled(closeTasks.map((t) => t()));
     return e instanceof ConfigError ? 2 : 1;

@@ -66,6 +66,10 @@ describe('check FILE...', () => {
     const bad = await check(['--config', join(dir, 'typo.yaml'), routes]);
     expect(bad.code).toBe(2);
     expect(bad.lines).toEqual([expect.stringMatching(/^apisix-ts-plugin-runner check: plugin_attr: unknown plugin "proxy-mirorr"/)]);
+    writeFileSync(join(dir, 'bad-attr.yaml'), 'plugin_attr:\n  proxy-mirror: { max_queue: -1 }\n');
+    const badAttr = await check(['--config', join(dir, 'bad-attr.yaml'), routes]);
+    expect(badAttr.code).toBe(2);
+    expect(badAttr.lines).toEqual([expect.stringMatching(/^apisix-ts-plugin-runner check: invalid plugin_attr\.proxy-mirror\.max_queue.*; fix it in the config file$/)]);
   });
 
   it('no file, or an unknown flag, is a usage error (exit 2); an unreadable file is a problem (exit 1)', async () => {
