@@ -57,13 +57,17 @@ export async function runCheck(argv: readonly string[], deps: CheckDeps): Promis
   try {
     ({ values, positionals: files } = parseArgs({
       args: [...argv],
-      options: { config: { type: 'string', short: 'c' }, plugin: { type: 'string', short: 'p', multiple: true } },
+      options: { config: { type: 'string', short: 'c' }, plugin: { type: 'string', short: 'p', multiple: true }, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: true,
     }));
   } catch (e) {
     err(`apisix-ts-plugin-runner check: ${(e as Error).message}; ${CHECK_USAGE}`);
     return 2;
+  }
+  if (values.help) {
+    out(CHECK_USAGE);
+    return 0;
   }
   if (files.length === 0) {
     err(`apisix-ts-plugin-runner check: no file given; ${CHECK_USAGE}`);

@@ -74,6 +74,7 @@ describe('check FILE...', () => {
 
   it('no file, or an unknown flag, is a usage error (exit 2); an unreadable file is a problem (exit 1)', async () => {
     expect((await check([])).code).toBe(2);
+    expect(await check(['--help'])).toEqual({ code: 0, lines: [expect.stringMatching(/^usage: apisix-ts-plugin-runner check /)] });
     expect((await check(['--bogus', fixture('clean.yaml')])).code).toBe(2);
     const missing = await check([join(FIXTURES, 'missing.yaml')]);
     expect(missing.code).toBe(1);

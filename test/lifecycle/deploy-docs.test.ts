@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, eventually, spawnCli } from '../reliability/cli-process.js';
 import { cleanUp, tempDir } from './fixtures.js';
@@ -63,6 +63,26 @@ describe('docs/deploy.md', () => {
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);
     expect(read(log)).toContain('"msg":"stopped"');
+  });
+
+  it('the upgrade commands swap the install folder for a symlink to the new version in one rename', () => {
+    const root = tempDir('a6docs-');
+    const lines = block('upgrade').trim().split('\n');
+    expect(lines.at(-1)).toBe('apisix reload');
+    // The page's first line copies a build (package.json dist node_modules) from the working directory.
+    const build = join(root, 'build');
+    mkdirSync(join(build, 'dist'), { recursive: true });
+    mkdirSync(join(build, 'node_modules'));
+    writeFileSync(join(build, 'package.json'), '{"version":"0.2.0"}');
+    writeFileSync(join(build, 'dist/cli.js'), '');
+    const script = lines.slice(0, -1).join('\n').replaceAll('sudo ', '').replaceAll('/opt/', `${root}/opt/`);
+    // Before: the install folder is a symlink to the old version (the page's first-time step).
+    mkdirSync(join(root, 'opt/apisix-ts-plugin-runner-0.1.0'), { recursive: true });
+    symlinkSync(join(root, 'opt/apisix-ts-plugin-runner-0.1.0'), join(root, 'opt/apisix-ts-plugin-runner'));
+    execFileSync('sh', ['-e', '-c', script], { cwd: build });
+    expect(readlinkSync(join(root, 'opt/apisix-ts-plugin-runner'))).toBe(join(root, 'opt/apisix-ts-plugin-runner-0.2.0'));
+    expect(existsSync(join(root, 'opt/apisix-ts-plugin-runner/dist/cli.js'))).toBe(true);
+    expect(existsSync(join(root, 'opt/apisix-ts-plugin-runner.new'))).toBe(false);
   });
 
   it('check prints what the page shows, and exits 1', async () => {
