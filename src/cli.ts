@@ -93,7 +93,9 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => {
     // State may be corrupt: exit and let APISIX respawn the runner (it waits 3 s).
     logger.fatal({ err }, 'uncaught exception (a bug: please report it); exiting so that APISIX restarts the runner');
-    process.exit(1);
+    // APISIX's error log gets stderr even when the runner logs to its own file.
+    if (config.logFile) process.stderr.write(`apisix-ts-plugin-runner: exiting on an uncaught exception: ${err.stack ?? err.message}\n`);
+    process.exit(EXIT_RUNTIME);
   });
 
   let runner: Runner;

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, spawnCli, startCli, untilOutput, eventually, type CliProcess } from '../reliability/cli-process.js';
+import { ROOT, listeningUnixSockets, spawnCli, startCli, untilOutput, eventually, type CliProcess } from '../reliability/cli-process.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
 import { WHOAMI_ROUTE, callsBy, startLoad, type Load } from './load.js';
@@ -69,8 +69,13 @@ describe('apisix reload: two runners on one socket path', () => {
 
     // nginx's old workers take no new requests once reloaded; then the old agent SIGTERMs A.
     await oldWorker.stop();
+    expect(listeningUnixSockets(a.pid)).toHaveLength(1);
     a.child.kill('SIGTERM');
     await untilOutput(a, 'stopping: finishing in-flight RPCs');
+    // The path is B's: A closes its listener at once, while its held call is still open.
+    await untilOutput(a, 'the socket path now belongs to another runner: no longer accepting');
+    expect(await eventually(() => listeningUnixSockets(a.pid).length === 0)).toBe(true);
+    expect(a.child.exitCode).toBeNull();
     // The held call was in flight at SIGTERM and is still answered.
     expect(await held.finish()).toMatchObject(HELD_REPLY);
     expect(await a.exited).toBe(0);
@@ -94,6 +99,7 @@ describe('apisix reload: two runners on one socket path', () => {
     // No runner has replaced A yet: a new connection (a new worker's call) is still served by A,
     // where refusing it would be a 503 (APISIX does not retry a failed connect).
     expect(await whoAnswers(socketPath)).toBe(String(a.pid));
+    expect(listeningUnixSockets(a.pid)).toHaveLength(1);
     const during = callsBy(oldWorker, a.pid);
     expect(await eventually(() => callsBy(oldWorker, a.pid) >= during + 20, 2000)).toBe(true);
     await oldWorker.stop();
@@ -102,6 +108,7 @@ describe('apisix reload: two runners on one socket path', () => {
     await untilOutput(b, '"msg":"runner listening"');
     expect(b.output()).toContain('took the socket path over from a runner still listening on it');
     await untilOutput(a, 'the socket path now belongs to another runner: no longer accepting');
+    expect(await eventually(() => listeningUnixSockets(a.pid).length === 0)).toBe(true);
     const newWorker = startLoad(socketPath);
     expect(await eventually(() => callsBy(newWorker, b.pid) >= 20, 2000)).toBe(true);
 

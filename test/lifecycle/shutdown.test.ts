@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startCli, untilOutput } from '../reliability/cli-process.js';
+import { ROOT, listeningUnixSockets, startCli, untilOutput } from '../reliability/cli-process.js';
 import { RawConnection } from '../harness/apisix-client.js';
 import { cleanUp, holdCall, tempDir } from './fixtures.js';
 
@@ -30,10 +30,12 @@ describe('SIGTERM', () => {
   it('when the drain ends, the listener is closed: a connect after that is refused while the process is still shutting down', async () => {
     const socketPath = socketIn();
     const s = await startCli(['--plugin', HANG_ON_CLOSE, '--drain-timeout', '200'], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
+    expect(listeningUnixSockets(s.pid)).toEqual([join(socketPath, '..', `.${s.pid}.new`)]);
     s.child.kill('SIGTERM');
     // The plugin's close hook never ends, so the process outlives its listener until the hard exit.
     await untilOutput(s, 'removed the socket file');
     expect(s.child.exitCode).toBeNull();
+    expect(listeningUnixSockets(s.pid)).toEqual([]);
     await expect(RawConnection.connect(socketPath, 1000)).rejects.toThrow(/ENOENT|ECONNREFUSED/);
     // Hard exit: the close hook never finished, yet the process exits, before APISIX's SIGKILL.
     expect(await s.exited).toBe(0);
