@@ -42,6 +42,7 @@ async function afterOverlap(t: { socketPath: string; a: CliProcess; b: CliProces
   const before = callsBy(newWorker, b.pid);
   expect(await eventually(() => callsBy(newWorker, b.pid) >= before + 20, 2000)).toBe(true);
   await newWorker.stop();
+  console.log(`[figures] reload overlap: old worker ${callsBy(oldWorker, a.pid)} calls on the old runner, new worker ${callsBy(newWorker, b.pid)} on the new one; failures ${oldWorker.failures.length + newWorker.failures.length}`);
   expect(oldWorker.failures).toEqual([]);
   expect(newWorker.failures).toEqual([]);
   expect(callsBy(newWorker, a.pid)).toBe(0);
