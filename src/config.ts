@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { parseListenAddress } from './server/socket-path.js';
+import { ConfError } from './plugin-api/plugin.js';
 
 /** Everything the CLI needs to start a runner. */
 export interface RunnerConfig {
@@ -16,6 +17,9 @@ export interface RunnerConfig {
   readonly logFile: string | undefined;
   readonly metricsAddress: string | undefined;
   readonly extraInfoTimeoutMs: number;
+  /** How long in-flight RPCs may run after SIGTERM before their connections are closed. */
+  readonly drainTimeoutMs: number;
+  /** Absolute paths of user plugin modules (relative ones in a config file are resolved against its folder). */
   readonly pluginPaths: readonly string[];
   readonly pluginAttr: Readonly<Record<string, unknown>>;
 }
@@ -25,6 +29,8 @@ export const DEFAULT_SOCKET_PATH = join(tmpdir(), 'apisix-ts-plugin-runner.sock'
 export const HELP = `apisix-ts-plugin-runner — external plugin runner for Apache APISIX
 
 Usage: apisix-ts-plugin-runner [options]
+       apisix-ts-plugin-runner check [--config <file>] [--plugin <path>]... FILE...
+       apisix-ts-plugin-runner init <dir>
 APISIX starts it from ext-plugin.cmd and sets APISIX_LISTEN_ADDRESS and APISIX_CONF_EXPIRE_TIME.
 
 Options (flags win over the config file, which wins over the environment and defaults):
@@ -41,8 +47,18 @@ Options (flags win over the config file, which wins over the environment and def
       --metrics-address <h:p>    serve Prometheus metrics on http://h:p/metrics (off by default;
                                  env RUNNER_METRICS_ADDRESS; use a loopback address)
       --extra-info-timeout <ms>  wait for one ExtraInfo answer before closing the connection (default 60000)
+      --drain-timeout <ms>       after SIGTERM, how long in-flight RPCs may run (default 700; APISIX
+                                 kills the runner about 1 s after SIGTERM)
   -h, --help                     print this help
   -v, --version                  print the version
+
+Commands:
+  check FILE...                  validate the ext-plugin confs of routes before deploying them
+                                 (standalone apisix.yaml, Admin API JSON, ADC or ApisixRoute YAML)
+  init <dir>                     scaffold a plugin project (TypeScript, a test with the testing kit)
+
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens --log-file (log rotation).
+Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration mistake.
 
 Config file example (YAML):
   logLevel: info
@@ -65,14 +81,55 @@ interface FileConfig {
   logFile?: string;
   metricsAddress?: string;
   extraInfoTimeout?: number;
+  drainTimeout?: number;
   plugins?: string[];
   plugin_attr?: Record<string, unknown>;
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-const FILE_KEYS = new Set(['socket', 'confExpireTime', 'maxConfs', 'logLevel', 'logFile', 'metricsAddress', 'extraInfoTimeout', 'plugins', 'plugin_attr']);
+const FILE_KEYS = new Set(['socket', 'confExpireTime', 'maxConfs', 'logLevel', 'logFile', 'metricsAddress', 'extraInfoTimeout', 'drainTimeout', 'plugins', 'plugin_attr']);
 
-function readConfigFile(path: string): FileConfig {
+/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** `unknown key "timout" (did you mean "timeout"?; known: ...)`: one wording for every unknown name. */
+export function describeUnknownKey(key: string, known: readonly string[], what = 'key'): string {
+  const close = known
+    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
+    .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)))
+    .sort((x, y) => x.d - y.d)[0];
+  const hint = close ? `did you mean "${close.k}"?; ` : '';
+  return `unknown ${what} "${key}" (${hint}known: ${known.join(', ') || 'none'})`;
+}
+
+/**
+ * A plugin reads its plugin_attr settings when it is built and throws ConfError on a bad one:
+ * turned into a ConfigError naming the config key to fix. Other errors pass through.
+ */
+export function pluginAttrError(err: unknown): unknown {
+  return err instanceof ConfError ? new ConfigError(`invalid plugin_attr.${err.message}; fix it in the config file`) : err;
+}
+
+/** A plugin_attr entry for a plugin no one registered is a typo (`proxy-mirorr:`), not a no-op. */
+export function checkPluginAttrNames(settings: Readonly<Record<string, unknown>>, names: readonly string[]): void {
+  for (const key of Object.keys(settings)) {
+    if (!names.includes(key)) throw new ConfigError(`plugin_attr: ${describeUnknownKey(key, names, 'plugin')}; fix the config file`);
+  }
+}
+
+/** Reads and checks a config file; relative plugin paths in it are made absolute against its folder. */
+export function readConfigFile(path: string): FileConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -88,9 +145,19 @@ function readConfigFile(path: string): FileConfig {
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path} must hold an object`);
   for (const key of Object.keys(parsed)) {
-    if (!FILE_KEYS.has(key)) throw new ConfigError(`config file ${path}: unknown key "${key}" (known: ${[...FILE_KEYS].join(', ')})`);
+    if (!FILE_KEYS.has(key)) throw new ConfigError(`config file ${path}: ${describeUnknownKey(key, [...FILE_KEYS])}`);
   }
-  return parsed as FileConfig;
+  const config = parsed as FileConfig & Record<string, unknown>;
+  const plugins: unknown = config.plugins;
+  if (plugins !== undefined && (!Array.isArray(plugins) || !plugins.every((p) => typeof p === 'string' && p !== ''))) {
+    throw new ConfigError(`config file ${path}: "plugins" must be a list of module paths, e.g. plugins: [./my-plugin.js], got ${JSON.stringify(plugins)}`);
+  }
+  const attr: unknown = config.plugin_attr;
+  if (attr !== undefined && attr !== null && (typeof attr !== 'object' || Array.isArray(attr))) {
+    throw new ConfigError(`config file ${path}: "plugin_attr" must be a map keyed by plugin name, e.g. plugin_attr: { proxy-mirror: { timeout: ... } }`);
+  }
+  const folder = dirname(resolve(path));
+  return { ...config, plugins: plugins?.map((p) => (isAbsolute(p) ? p : resolve(folder, p))) };
 }
 
 function positiveNumber(name: string, value: unknown): number {
@@ -117,6 +184,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
         'log-file': { type: 'string' },
         'metrics-address': { type: 'string' },
         'extra-info-timeout': { type: 'string' },
+        'drain-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -135,7 +203,6 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
   const logLevel = values['log-level'] ?? file.logLevel ?? env['RUNNER_LOG_LEVEL'] ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`log level must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
   const pluginAttr = file.plugin_attr ?? {};
-  if (typeof pluginAttr !== 'object' || Array.isArray(pluginAttr)) throw new ConfigError('plugin_attr must be an object keyed by plugin name');
 
   return {
     kind: 'run',
@@ -148,7 +215,8 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
       logFile: values['log-file'] ?? file.logFile,
       metricsAddress: values['metrics-address'] ?? file.metricsAddress ?? env['RUNNER_METRICS_ADDRESS'],
       extraInfoTimeoutMs: positiveNumber('extra info timeout', values['extra-info-timeout'] ?? file.extraInfoTimeout ?? 60_000),
-      pluginPaths: [...(file.plugins ?? []), ...(values.plugin ?? [])],
+      drainTimeoutMs: positiveNumber('drain timeout', values['drain-timeout'] ?? file.drainTimeout ?? 700),
+      pluginPaths: [...(file.plugins ?? []), ...(values.plugin ?? []).map((p) => resolve(p))],
       pluginAttr,
     },
   };

@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CallContext, FailurePolicy, Logger, Plugin } from './plugin-api/plugin.js';
 import { ConfError } from './plugin-api/plugin.js';
 import type { TextPair } from './plugin-api/request.js';
+import { describeUnknownKey } from './config.js';
 
 /** One plugin of a route's chain, with its parsed conf. */
 export interface ChainEntry {
@@ -50,10 +51,23 @@ function describeAjvError(e: ErrorObject): { field: string; message: string } {
   return { field: field || '/', message };
 }
 
+/** Why PrepareConf rejected a conf entry (the `reason` label of apisix_runner_conf_rejected_total). */
+export type RejectReason = 'unknown_plugin' | 'invalid_json' | 'schema' | 'parse_conf';
+
+export interface PluginRegistryOptions {
+  /** Called once per rejected conf entry (a PrepareConf is compiled once per key). */
+  readonly onReject?: (plugin: string, reason: RejectReason) => void;
+}
+
 /** Holds the plugins a runner knows and compiles route confs against their schemas. */
 export class PluginRegistry {
   private readonly plugins = new Map<string, Registered>();
   private readonly ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
+  private readonly onReject: (plugin: string, reason: RejectReason) => void;
+
+  constructor(options: PluginRegistryOptions = {}) {
+    this.onReject = options.onReject ?? (() => undefined);
+  }
 
   /** Adds a plugin; its schema is compiled now so that a broken schema fails at start, not per route. */
   register(plugin: Plugin<unknown>): void {
@@ -91,6 +105,7 @@ export class PluginRegistry {
       const problem = (field: string, message: string, policy: FailurePolicy): ConfProblem => ({ plugin: name, index, field, message, policy });
       const reg = this.plugins.get(name);
       if (!reg) {
+        this.onReject(name, 'unknown_plugin');
         fatal ??= problem('', `unknown plugin "${name}" (known: ${this.names().join(', ') || 'none'})`, 'closed');
         continue;
       }
@@ -99,12 +114,14 @@ export class PluginRegistry {
       try {
         parsed = value === undefined || value === '' ? {} : JSON.parse(value);
       } catch (err) {
+        this.onReject(name, 'invalid_json');
         const p = problem('', `conf is not valid JSON: ${(err as Error).message}`, policy);
         if (policy === 'open') skipped.push(p);
         else fatal ??= p;
         continue;
       }
       if (reg.validate && !reg.validate(parsed)) {
+        this.onReject(name, 'schema');
         const first = describeAjvError(reg.validate.errors![0]!);
         const all = reg.validate.errors!.map((e) => {
           const d = describeAjvError(e);
@@ -120,6 +137,7 @@ export class PluginRegistry {
         try {
           confValue = reg.plugin.parseConf(parsed, { routeKey, index, logger: logger.child({ plugin: name }) });
         } catch (err) {
+          this.onReject(name, 'parse_conf');
           const field = err instanceof ConfError ? err.field : '';
           const message = err instanceof ConfError ? err.message : `parseConf failed: ${(err as Error)?.message ?? String(err)}`;
           const p = problem(field, message, policy);
@@ -138,6 +156,45 @@ export class PluginRegistry {
       hasResponsePlugins: entries.some((e) => typeof e.plugin.onResponse === 'function'),
       context: { routeKey, logger: logger.child({ route: routeKey }) },
     };
+  }
+
+  /**
+   * Checks one conf entry as PrepareConf would, and stricter: a top-level field the plugin's
+   * schema does not list is an error here (a typo such as `sampl_ratio` is otherwise ignored).
+   * For `check`, before deploying; returns every problem found, empty when the entry is good.
+   */
+  check(name: string, value: string | undefined, logger: Logger): Array<{ field: string; message: string }> {
+    const reg = this.plugins.get(name);
+    if (!reg) return [{ field: '', message: `unknown plugin "${name}" (known: ${this.names().join(', ') || 'none'})` }];
+    let parsed: unknown;
+    try {
+      parsed = value === undefined || value === '' ? {} : JSON.parse(value);
+    } catch (err) {
+      return [{ field: '', message: `value is not valid JSON: ${(err as Error).message}` }];
+    }
+    const problems: Array<{ field: string; message: string }> = [];
+    const properties = reg.plugin.confSchema?.['properties'];
+    if (properties && typeof properties === 'object' && parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      for (const key of Object.keys(parsed)) {
+        if (!(key in properties)) problems.push({ field: `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: describeUnknownKey(key, Object.keys(properties), 'field') });
+      }
+    }
+    if (reg.validate && !reg.validate(parsed)) {
+      for (const e of reg.validate.errors!) {
+        const d = describeAjvError(e);
+        if (!problems.some((p) => p.field === d.field)) problems.push(d);
+      }
+      return problems;
+    }
+    if (reg.plugin.parseConf) {
+      try {
+        const conf = reg.plugin.parseConf(parsed, { routeKey: 'check', index: 0, logger });
+        reg.plugin.releaseConf?.(conf);
+      } catch (err) {
+        problems.push(err instanceof ConfError ? { field: err.field || '/', message: err.message.replace(`${err.field}: `, '') } : { field: '/', message: `parseConf failed: ${(err as Error)?.message ?? String(err)}` });
+      }
+    }
+    return problems;
   }
 
   /** Gives plugins the chance to release what a conf holds. */

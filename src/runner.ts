@@ -1,14 +1,14 @@
 import type { Registry } from 'prom-client';
-import type { Server } from 'node:http';
 import type { Plugin, PluginHost } from './plugin-api/index.js';
 import { ConfCache } from './conf-cache.js';
 import { PluginRegistry } from './plugin-registry.js';
-import { RunnerServer } from './server/runner-server.js';
+import { RunnerServer, type DrainOptions } from './server/runner-server.js';
 import { MAX_PAYLOAD_BYTES } from './protocol/frame.js';
 import { createLogger, type RunnerLogger } from './observability/logger.js';
-import { RpcMetrics, createRegistry, startMetricsServer } from './observability/metrics.js';
+import { RpcMetrics, createRegistry, registerConfRejected, serveMetrics, type MetricsListener } from './observability/metrics.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { builtinPlugins } from './plugins/index.js';
+import { checkPluginAttrNames, pluginAttrError } from './config.js';
 
 export interface RunnerOptions {
   /** Unix socket path to listen on. */
@@ -30,6 +30,8 @@ export interface RunnerOptions {
   readonly maxPayloadBytes?: number;
   /** Per-plugin settings (`plugin_attr` in the config file), read with host.settings(name). */
   readonly settings?: Readonly<Record<string, unknown>>;
+  /** How long to wait between tries when the metrics address is in use. Default 1000 ms. */
+  readonly metricsRetryMs?: number;
   /** Clock for conf expiry (tests). */
   readonly now?: () => number;
 }
@@ -39,11 +41,20 @@ export interface Runner {
   readonly host: PluginHost;
   readonly registry: PluginRegistry;
   readonly confs: ConfCache;
+  /** Where metrics are served; undefined when off, or while the address is still in use by another process. */
   readonly metricsUrl: string | undefined;
   /** Open connections from APISIX. */
   connectionCount(): number;
-  /** Stops accepting, finishes in-flight RPCs (bounded), closes plugins' clients, removes the socket. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, finishes in-flight RPCs (bounded), closes plugins' clients and removes the
+   * socket file if it is still this runner's.
+   */
+  close(options?: DrainOptions): Promise<void>;
+}
+
+/** The metrics address cannot be served for a reason other than being in use (bad host, no permission). */
+export class MetricsAddressError extends Error {
+  readonly code = 'A6_ERR_METRICS_ADDRESS';
 }
 
 /** Starts a runner listening on `options.socketPath`. */
@@ -61,8 +72,16 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     onClose: (task) => closeTasks.push(task),
   };
 
-  const registry = new PluginRegistry();
-  for (const plugin of await (options.plugins ?? builtinPlugins)(host)) registry.register(plugin);
+  const rejected = registerConfRejected(metricsRegistry);
+  const registry = new PluginRegistry({ onReject: (plugin, reason) => rejected.inc(plugin, reason) });
+  let plugins: readonly Plugin<unknown>[];
+  try {
+    plugins = await (options.plugins ?? builtinPlugins)(host);
+  } catch (err) {
+    throw pluginAttrError(err);
+  }
+  for (const plugin of plugins) registry.register(plugin);
+  checkPluginAttrNames(settings, registry.names());
 
   const confExpireSeconds = options.confExpireSeconds ?? 3600;
   const confs = new ConfCache({
@@ -90,16 +109,13 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   });
   await server.listen();
 
-  let metricsServer: Server | undefined;
-  let metricsUrl: string | undefined;
+  let metrics: MetricsListener | undefined;
   if (options.metricsAddress) {
     try {
-      const started = await startMetricsServer(options.metricsAddress, metricsRegistry);
-      metricsServer = started.server;
-      metricsUrl = started.url;
+      metrics = await serveMetrics(options.metricsAddress, metricsRegistry, logger, options.metricsRetryMs);
     } catch (err) {
-      await server.close(0);
-      throw err;
+      await server.close({ graceMs: 0 });
+      throw new MetricsAddressError(`cannot serve metrics on ${options.metricsAddress}: ${(err as Error).message}; choose another --metrics-address`);
     }
   }
 
@@ -109,17 +125,15 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     host,
     registry,
     confs,
-    metricsUrl,
+    get metricsUrl() {
+      return metrics?.url;
+    },
     connectionCount: () => server.connectionCount,
-    close() {
+    close(drain?: DrainOptions) {
       closing ??= (async () => {
         clearInterval(sweeper);
-        await server.close();
-        if (metricsServer) {
-          const s = metricsServer;
-          s.closeAllConnections();
-          await new Promise<void>((resolve) => s.close(() => resolve()));
-        }
+        await server.close(drain);
+        await metrics?.close();
         await Promise.allSettled(closeTasks.map((t) => t()));
         confs.clear();
       })();

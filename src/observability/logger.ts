@@ -7,6 +7,32 @@ export interface LoggerOptions {
   readonly level?: string;
   /** Write to this file instead of stdout (APISIX copies stdout into its error log at warn). */
   readonly file?: string | undefined;
+  /** An already opened target (openLogTarget), so the caller can reopen it on SIGHUP. */
+  readonly target?: LogTarget;
+}
+
+/** Where log lines go, reopenable for log rotation. */
+export interface LogTarget {
+  readonly stream: pino.DestinationStream;
+  /** Opens the file path again (after logrotate renamed it); a no-op for stdout. */
+  reopen(): void;
+}
+
+/** The log file cannot be opened (missing permission, a directory in the way...). */
+export class LogFileError extends Error {
+  readonly code = 'A6_ERR_LOG_FILE';
+}
+
+/** Opens the log file (synchronously, so a bad path fails the start) or stdout. */
+export function openLogTarget(file?: string): LogTarget {
+  if (!file) return { stream: pino.destination({ fd: 1, sync: true }), reopen: () => undefined };
+  let stream;
+  try {
+    stream = pino.destination({ dest: file, mkdir: true, sync: true });
+  } catch (err) {
+    throw new LogFileError(`cannot open log file ${file}: ${(err as Error).message}; fix --log-file (or logFile) or the permissions of its folder`);
+  }
+  return { stream, reopen: () => stream.reopen() };
 }
 
 /** Header values that must never reach a log line, wherever they appear in a logged object. */
@@ -48,9 +74,7 @@ export function scrubLogObject(value: unknown, depth = 0): unknown {
 
 /** Builds the runner's JSON logger. */
 export function createLogger(options: LoggerOptions = {}): RunnerLogger {
-  const destination = options.file
-    ? pino.destination({ dest: options.file, mkdir: true, sync: true })
-    : pino.destination({ fd: 1, sync: true });
+  const destination = (options.target ?? openLogTarget(options.file)).stream;
   return pino(
     {
       name: 'apisix-ts-plugin-runner',

@@ -158,3 +158,64 @@ export async function startMetricsServer(address: string, registry: Registry): P
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return { server, url: `http://${shownHost}:${actualPort}/metrics` };
 }
+
+/** Conf entries PrepareConf rejected, by plugin and reason (see PluginRegistry's RejectReason). */
+export function registerConfRejected(registry: Registry): CountTable {
+  return registerCountTable(registry, 'apisix_runner_conf_rejected_total', 'Plugin conf entries rejected at PrepareConf, by plugin and reason', ['plugin', 'reason']);
+}
+
+/** The metrics endpoint, bound now or as soon as its port is free. */
+export interface MetricsListener {
+  /** undefined while the port is still in use by another process. */
+  readonly url: string | undefined;
+  close(): Promise<void>;
+}
+
+interface MetricsLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * Serves `GET /metrics`; when the port is in use, keeps trying every `retryMs` instead of
+ * failing. During `apisix reload` the old runner holds the port until it exits (about a
+ * second): the new runner must serve APISIX meanwhile rather than fail over an observability
+ * port. Any other error (bad address, no permission) is thrown at once.
+ */
+export async function serveMetrics(address: string, registry: Registry, log: MetricsLog, retryMs = 1000): Promise<MetricsListener> {
+  let server: Server | undefined;
+  let url: string | undefined;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+  const attempt = async (n: number): Promise<void> => {
+    try {
+      const started = await startMetricsServer(address, registry);
+      if (closed) {
+        started.server.close();
+        return;
+      }
+      ({ server, url } = started);
+      if (n > 1) log.info({ metrics: url, attempt: n }, 'metrics listener bound');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if (n === 1) log.warn({ metricsAddress: address, retryMs }, `metrics address ${address} is in use (another runner during a reload?): serving RPCs without metrics and retrying until it is free`);
+      retry = setTimeout(() => void attempt(n + 1).catch((e: unknown) => log.error({ err: e }, 'metrics listener failed')), retryMs);
+      retry.unref();
+    }
+  };
+  await attempt(1);
+  return {
+    get url() {
+      return url;
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retry);
+      const s = server;
+      if (!s) return;
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+  };
+}

@@ -109,7 +109,7 @@ describe('user plugin modules outside the repository', () => {
     expect(exitCode).toBe(2);
     const lines = output.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^apisix-ts-plugin-runner: cannot load plugin module .*needs-dep\.mjs: Cannot find package 'some-dependency-not-installed'/);
+    expect(lines[0]).toMatch(/^apisix-ts-plugin-runner: cannot start: cannot load plugin module .*needs-dep\.mjs: Cannot find package 'some-dependency-not-installed'/);
     expect(lines[0]).toContain('npm install in its folder');
   });
 

@@ -2,10 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, killAllCli, spawnCli, untilListening } from '../reliability/cli-process.js';
-import { RawConnection } from '../harness/raw-connection.js';
+import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../reliability/cli-process.js';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { HELD_REPLY, holdCall } from '../lifecycle/fixtures.js';
 import { GET } from './test-runner.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
@@ -26,7 +25,7 @@ describe('CLI', () => {
   it('--help lists every option and the APISIX environment', async () => {
     const s = spawnCli(['--help']);
     expect(await s.exited).toBe(0);
-    for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
+    for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', '--drain-timeout', 'check FILE', 'SIGHUP', 'Exit codes', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
       expect(s.output()).toContain(opt);
     }
   });
@@ -52,6 +51,7 @@ describe('CLI', () => {
     for (const [file, message] of [['broken.mjs', 'cannot load plugin module'], ['empty.mjs', 'must export (default) a plugin object']] as const) {
       const s = spawnCli(['--plugin', join(dir, file)], { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'p.sock')}` });
       expect(await s.exited).toBe(2);
+      expect(s.output()).toContain('apisix-ts-plugin-runner: cannot start: ');
       expect(s.output()).toContain(message);
       expect(s.output()).toContain(file);
       expect(existsSync(join(dir, 'p.sock'))).toBe(false);
@@ -64,22 +64,16 @@ describe('CLI', () => {
     const s = spawnCli(['--plugin', SLOW_VAR_PLUGIN], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, APISIX_CONF_EXPIRE_TIME: '60' });
     await untilListening(s);
     expect(s.output()).toMatch(/"plugins":\["say","rewrite","proxy-mirror","slow-var"\]/);
-    const client = new ApisixClient({ socketPath });
-    const token = await client.prepareConf('k', [{ name: 'slow-var', value: '{"var":"remote_addr"}' }]);
-    await client.close();
-    const conn = await RawConnection.connect(socketPath);
-    await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 77, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-    const question = await conn.readFrame(5000);
-    expect(decodeRunnerFrame(question.type, question.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'remote_addr' } });
-    // The call is in flight (waiting for our answer) when the runner is told to stop.
+    const held = await holdCall(socketPath);
+    // The call is in flight (waiting for our answer) when the runner is told to stop, and is
+    // answered only after the runner has said it is draining.
     s.child.kill('SIGTERM');
-    for (let i = 0; i < 100 && !s.output().includes('finishing in-flight'); i++) await new Promise((r) => setTimeout(r, 10));
-    await conn.send(RPC.EXTRA_INFO, encodeExtraInfoResp('1.2.3.4'));
-    const reply = await conn.readFrame(5000);
-    expect(decodeRunnerFrame(reply.type, reply.payload)).toMatchObject({ type: 'reqCall', id: 77, action: { kind: 'rewrite', rewrite: { respHeaders: [{ name: 'x-var', value: '1.2.3.4' }] } } });
+    await untilOutput(s, 'stopping: finishing in-flight RPCs');
+    expect(await held.finish()).toMatchObject({ ...HELD_REPLY, id: 9 });
     expect(await s.exited).toBe(0);
+    expect(s.output()).toContain('removed the socket file');
+    expect(s.output()).not.toContain('drain time is over');
     expect(existsSync(socketPath)).toBe(false);
-    conn.close();
   });
 
   it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {
@@ -100,7 +94,8 @@ describe('CLI', () => {
 
     const d = spawnCli([], { APISIX_LISTEN_ADDRESS: '', TMPDIR: dir });
     await untilListening(d);
-    expect(d.output()).toContain('path_for_test');
+    // The snippet is its own log line, written after "runner listening".
+    await untilOutput(d, 'path_for_test');
     expect(d.output()).toContain(join(dir, 'apisix-ts-plugin-runner.sock'));
     d.child.kill('SIGTERM');
     expect(await d.exited).toBe(0);

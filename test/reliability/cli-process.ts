@@ -1,6 +1,6 @@
 /** The runner as APISIX runs it: the CLI in a child process, with its output captured. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -64,4 +64,38 @@ export async function eventually(check: () => boolean, tries = 300): Promise<boo
     await new Promise((r) => setTimeout(r, 10));
   }
   return check();
+}
+
+/** Waits (bounded, 20 s) until a CLI process has written `text`; fails with its output otherwise. */
+export async function untilOutput(proc: CliProcess, text: string): Promise<void> {
+  for (let i = 0; i < 800; i++) {
+    if (proc.output().includes(text)) return;
+    if ((proc.child.exitCode !== null || proc.child.signalCode !== null) && !proc.output().includes(text)) throw new Error(`process exited before writing ${JSON.stringify(text)}:\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`process did not write ${JSON.stringify(text)} within 20 s:\n${proc.output()}`);
+}
+
+/**
+ * The Unix sockets a process is listening on, by the name each was bound to (Linux /proc:
+ * the process's socket fds, matched with the listening entries of /proc/net/unix). Shows
+ * whether a runner still accepts, even after its socket file was renamed or replaced.
+ */
+export function listeningUnixSockets(pid: number): string[] {
+  const owned = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) owned.add(m[1]!);
+    } catch {
+      // fd closed meanwhile
+    }
+  }
+  const SO_ACCEPTCON = 0x10000;
+  return readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length >= 7 && (Number.parseInt(f[3]!, 16) & SO_ACCEPTCON) !== 0 && owned.has(f[6]!))
+    .map((f) => f[7] ?? '');
 }
