@@ -25,7 +25,7 @@ describe('CLI', () => {
   it('--help lists every option and the APISIX environment', async () => {
     const s = spawnCli(['--help']);
     expect(await s.exited).toBe(0);
-    for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', '--drain-timeout', 'check FILE', 'SIGHUP', 'Exit codes', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
+    for (const opt of ['--config', '--socket', '--conf-expire-time', '--max-confs', '--plugin', '--log-level', '--log-file', '--metrics-address', '--extra-info-timeout', '--drain-timeout', 'check FILE', 'init <dir>', 'SIGHUP', 'Exit codes', 'APISIX_LISTEN_ADDRESS', 'APISIX_CONF_EXPIRE_TIME']) {
       expect(s.output()).toContain(opt);
     }
   });
