@@ -59,7 +59,11 @@ export type RequestOutcome = StopOutcome | RewriteOutcome | NoneOutcome | ErrorO
 export interface ResponseChangeOutcome extends Asked {
   readonly kind: 'response';
   readonly status: number | undefined;
-  /** The headers the client receives (upstream headers minus removed plus set), or undefined when none changed. */
+  /**
+   * The headers the client receives: the upstream's minus removed plus set, with the framing the
+   * runner sets (content-length of the body sent; hop-by-hop headers dropped). The runner always
+   * sends the full set, because APISIX replaces the client's headers with the list it gets.
+   */
   readonly headers: readonly TextPair[] | undefined;
   readonly body: Buffer | undefined;
 }

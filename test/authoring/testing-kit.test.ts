@@ -37,8 +37,13 @@ describe('in-process runs', () => {
     expect(out.body?.toString()).toBe('[abc]');
   });
 
-  it('post-resp with no change keeps everything of the upstream (all undefined)', async () => {
-    expect(await runResponse(observer, [{ name: 'observer' }], upstream)).toMatchObject({ kind: 'response', status: undefined, headers: undefined, body: undefined });
+  it('post-resp with no change keeps the upstream status and body, and sends its headers as they were', async () => {
+    expect(await runResponse(observer, [{ name: 'observer' }], upstream)).toMatchObject({
+      kind: 'response',
+      status: undefined,
+      headers: [{ name: 'Content-Type', value: 'text/plain' }, { name: 'Server', value: 'up' }],
+      body: undefined,
+    });
   });
 
   it('post-resp: a body the test does not give is an error naming it', async () => {
