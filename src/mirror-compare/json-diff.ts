@@ -1,0 +1,73 @@
+/**
+ * Structural comparison of two parsed JSON documents: object key order is ignored, numbers are
+ * compared as numbers (`1.0` equals `1`; integers beyond 2^53 compare as the doubles JSON.parse
+ * gives), arrays element by element in order. Ignored paths are skipped with their subtrees.
+ */
+import { shortValue, type FieldDifference } from './field-difference.js';
+import { isIgnored, toPointer, type IgnorePattern } from './json-pointer-pattern.js';
+
+/** At most this many differing fields are reported per comparison; the walk stops there. */
+export const MAX_JSON_DIFFERENCES = 64;
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+function display(v: Json | undefined): string | null {
+  return v === undefined ? null : shortValue(JSON.stringify(v));
+}
+
+function kind(v: Json): 'null' | 'array' | 'object' | 'boolean' | 'number' | 'string' {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v as 'object' | 'boolean' | 'number' | 'string';
+}
+
+/** The differing fields of two JSON values, named `body:<pointer>`. */
+export function diffJson(
+  primary: unknown,
+  candidate: unknown,
+  ignore: readonly IgnorePattern[],
+  limit = MAX_JSON_DIFFERENCES,
+): FieldDifference[] {
+  const out: FieldDifference[] = [];
+  const path: string[] = [];
+
+  const walk = (a: Json | undefined, b: Json | undefined): void => {
+    if (out.length >= limit || isIgnored(ignore, path)) return;
+    if (a === undefined || b === undefined) {
+      if (a !== b) out.push({ field: `body:${toPointer(path)}`, primary: display(a), candidate: display(b) });
+      return;
+    }
+    const ka = kind(a);
+    if (ka !== kind(b)) {
+      out.push({ field: `body:${toPointer(path)}`, primary: display(a), candidate: display(b) });
+      return;
+    }
+    if (ka === 'array') {
+      const xa = a as Json[];
+      const xb = b as Json[];
+      const n = Math.max(xa.length, xb.length);
+      for (let i = 0; i < n && out.length < limit; i++) {
+        path.push(String(i));
+        walk(xa[i], xb[i]);
+        path.pop();
+      }
+      return;
+    }
+    if (ka === 'object') {
+      const oa = a as Record<string, Json>;
+      const ob = b as Record<string, Json>;
+      const keys = new Set([...Object.keys(oa), ...Object.keys(ob)]);
+      for (const k of [...keys].sort()) {
+        if (out.length >= limit) return;
+        path.push(k);
+        walk(Object.hasOwn(oa, k) ? oa[k] : undefined, Object.hasOwn(ob, k) ? ob[k] : undefined);
+        path.pop();
+      }
+      return;
+    }
+    if (a !== b) out.push({ field: `body:${toPointer(path)}`, primary: display(a), candidate: display(b) });
+  };
+
+  walk(primary as Json, candidate as Json);
+  return out;
+}
