@@ -41,8 +41,11 @@ function example(x: DiffExample): string {
 <div class="side-by-side">${side('Real answer', x.primary)}${side(`Mirror answer (${x.target})`, x.candidate)}</div></article>`;
 }
 
+// `equal` has its own column next to compared and differ.
+const RESULT_COLUMNS = COMPARE_RESULTS.filter((r) => r !== 'equal');
+
 function route(r: CompareReport['routes'][number]): string {
-  const counts = COMPARE_RESULTS.map((k) => `<td data-result="${k}">${r.counts[k]}</td>`).join('');
+  const counts = RESULT_COLUMNS.map((k) => `<td data-result="${k}">${r.counts[k]}</td>`).join('');
   const fields = r.topFields.length === 0 ? '<p class="muted">No differing field.</p>'
     : `<table class="fields" data-testid="top-fields"><thead><tr><th>field</th><th>differed</th><th>share of compared</th><th>latest real</th><th>latest mirror</th></tr></thead><tbody>${
       r.topFields.map((f) => `<tr><td><code>${e(f.field)}</code></td><td>${f.count}</td><td>${percent(r.compared ? f.count / r.compared : 0)}</td><td>${value(f.primary)}</td><td>${value(f.candidate)}</td></tr>`).join('')}</tbody></table>`;
@@ -53,7 +56,7 @@ function route(r: CompareReport['routes'][number]): string {
   const examples = r.examples.length === 0 ? '<p class="muted">No difference kept.</p>' : r.examples.map(example).join('');
   return `<section class="route" data-testid="route" data-route="${e(r.route)}">
 <h2>Route <code>${e(r.route)}</code> <span class="muted">→ ${r.targets.map(e).join(', ')}</span></h2>
-<table class="summary"><thead><tr><th>compared</th><th>equal</th><th>differ</th><th>differ rate</th>${COMPARE_RESULTS.map((k) => `<th>${k}</th>`).join('')}<th>pending</th></tr></thead>
+<table class="summary"><thead><tr><th>compared</th><th>equal</th><th>differ</th><th>differ rate</th>${RESULT_COLUMNS.map((k) => `<th>${k}</th>`).join('')}<th>pending</th></tr></thead>
 <tbody><tr><td data-testid="compared">${r.compared}</td><td data-testid="equal">${r.equal}</td><td data-testid="differ">${r.differ}</td><td data-testid="differ-rate">${percent(r.differRate)}</td>${counts}<td>${r.pending.count}</td></tr></tbody></table>
 <h3>Top differing fields</h3>${fields}
 <h3>Noise fields</h3>${noise}
