@@ -85,29 +85,30 @@ export interface HeldAnswer {
 /** Fixed overhead charged per held answer besides its headers and body (object, arrays, strings). */
 const ANSWER_OVERHEAD_BYTES = 160;
 
-/** Reduces an answer to what the room keeps: whole bodies up to the cap, length and hash above. */
-export function holdAnswer(answer: MirrorAnswer | PrimaryAnswer, maxBodyBytes: number): HeldAnswer {
-  const fetched = !('bodyFetched' in answer) || answer.bodyFetched !== false;
+/**
+ * Reduces an answer to what the room keeps: whole bodies up to the cap, length and hash above;
+ * with `maxBodyBytes` undefined (bodies not compared) no body at all.
+ */
+export function holdAnswer(answer: MirrorAnswer | PrimaryAnswer, maxBodyBytes: number | undefined): HeldAnswer {
   let headerBytes = 0;
   for (const [name, value] of answer.headers) headerBytes += name.length + value.length + 32;
-  const whole = fetched && !answer.truncated;
-  const bodyBytes = whole ? answer.body.length : answer.bodyBytes;
-  let body: Buffer | undefined;
-  let sha: string | undefined = answer.bodySha256;
-  if (whole && answer.body.length <= maxBodyBytes) {
-    // Copy so the room never pins a larger buffer the body was sliced from.
-    body = Buffer.from(answer.body);
-  } else if (whole) {
-    sha = createHash('sha256').update(answer.body).digest('hex');
-  }
-  return {
+  const held = {
     status: answer.status,
     headers: answer.headers.map(([n, v]) => [n, v] as const),
-    body,
-    bodyBytes,
-    bodySha256: sha,
-    bodyFetched: fetched,
     durationMs: answer.durationMs,
-    heldBytes: ANSWER_OVERHEAD_BYTES + headerBytes + (body?.length ?? 0),
   };
+  const fetched = !('bodyFetched' in answer) || answer.bodyFetched !== false;
+  if (maxBodyBytes === undefined || !fetched) {
+    return { ...held, body: undefined, bodyBytes: undefined, bodySha256: undefined, bodyFetched: false, heldBytes: ANSWER_OVERHEAD_BYTES + headerBytes };
+  }
+  if (answer.truncated) {
+    return { ...held, body: undefined, bodyBytes: answer.bodyBytes, bodySha256: answer.bodySha256, bodyFetched: true, heldBytes: ANSWER_OVERHEAD_BYTES + headerBytes };
+  }
+  if (answer.body.length > maxBodyBytes) {
+    const sha = answer.bodySha256 ?? createHash('sha256').update(answer.body).digest('hex');
+    return { ...held, body: undefined, bodyBytes: answer.body.length, bodySha256: sha, bodyFetched: true, heldBytes: ANSWER_OVERHEAD_BYTES + headerBytes };
+  }
+  // Copied so the room never pins a larger buffer the body was sliced from.
+  const body = Buffer.from(answer.body);
+  return { ...held, body, bodyBytes: body.length, bodySha256: answer.bodySha256, bodyFetched: true, heldBytes: ANSWER_OVERHEAD_BYTES + headerBytes + body.length };
 }

@@ -12,7 +12,9 @@ export type SkipReason =
   /** The real answer never came within max_age (no ext-plugin-post-resp on the route, or APISIX failed the request first). */
   | 'no_primary'
   /** The pending store was full (count or bytes) and this, the oldest pair, gave way. */
-  | 'evicted';
+  | 'evicted'
+  /** The diff itself failed (a bug or a body it cannot handle); reported through onError. */
+  | 'compare_error';
 
 /** True for the results that mean both answers were compared. */
 export function isCompared(r: CompareResult): boolean {

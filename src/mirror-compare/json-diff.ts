@@ -9,10 +9,46 @@ import { isIgnored, toPointer, type IgnorePattern } from './json-pointer-pattern
 /** At most this many differing fields are reported per comparison; the walk stops there. */
 export const MAX_JSON_DIFFERENCES = 64;
 
+/**
+ * Deeper than this the walk does not recurse (a hostile body nested 10^5 levels would overflow
+ * the stack): the two subtrees are compared with an explicit stack and reported as one field.
+ */
+export const MAX_JSON_DEPTH = 100;
+
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 function display(v: Json | undefined): string | null {
-  return v === undefined ? null : shortValue(JSON.stringify(v));
+  if (v === undefined) return null;
+  try {
+    return shortValue(JSON.stringify(v));
+  } catch {
+    return '(too deeply nested to show)';
+  }
+}
+
+/** Structural equality without recursion (object key order ignored). */
+function deepEqual(x: Json, y: Json): boolean {
+  const stack: [Json, Json][] = [[x, y]];
+  while (stack.length) {
+    const [a, b] = stack.pop()!;
+    if (a === b) continue;
+    if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
+    if (Array.isArray(a)) {
+      const bb = b as Json[];
+      if (a.length !== bb.length) return false;
+      for (let i = 0; i < a.length; i++) stack.push([a[i]!, bb[i]!]);
+    } else {
+      const oa = a as Record<string, Json>;
+      const ob = b as Record<string, Json>;
+      const ka = Object.keys(oa);
+      if (ka.length !== Object.keys(ob).length) return false;
+      for (const k of ka) {
+        if (!Object.hasOwn(ob, k)) return false;
+        stack.push([oa[k]!, ob[k]!]);
+      }
+    }
+  }
+  return true;
 }
 
 function kind(v: Json): 'null' | 'array' | 'object' | 'boolean' | 'number' | 'string' {
@@ -35,6 +71,10 @@ export function diffJson(
     if (out.length >= limit || isIgnored(ignore, path)) return;
     if (a === undefined || b === undefined) {
       if (a !== b) out.push({ field: `body:${toPointer(path)}`, primary: display(a), candidate: display(b) });
+      return;
+    }
+    if (path.length >= MAX_JSON_DEPTH) {
+      if (!deepEqual(a, b)) out.push({ field: `body:${toPointer(path)}`, primary: '(nested deeper than the compare depth)', candidate: '(differs)' });
       return;
     }
     const ka = kind(a);

@@ -31,7 +31,7 @@ export function createCompareMetrics(registry: Registry): CompareMetrics {
   }));
   const skipped = reuse(registry, 'apisix_runner_mirror_compare_skipped_total', () => new Counter({
     name: 'apisix_runner_mirror_compare_skipped_total',
-    help: 'Pairs counted as skipped, by route, target and reason (no_primary, evicted).',
+    help: 'Pairs counted as skipped, by route, target and reason (no_primary, evicted, compare_error).',
     labelNames: ['route', 'target', 'reason'],
     registers: [registry],
   }));

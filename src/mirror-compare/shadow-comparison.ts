@@ -77,6 +77,8 @@ export interface ShadowComparisonOptions {
   readonly diffLog?: DiffSink;
   /** At most this many routes are tracked (pending stores, report). */
   readonly maxRoutes?: number;
+  /** Told about a comparison that failed unexpectedly (the pair is counted skipped, compare_error). */
+  readonly onError?: (err: Error) => void;
 }
 
 /** The report's data: per route, the summary plus noise and pending state. */
@@ -89,6 +91,8 @@ export interface CompareReport {
 }
 
 const ENTRY_OVERHEAD_BYTES = 256;
+/** Longest request path kept (the report shows paths; ids in long paths add nothing). */
+const MAX_PATH_CHARS = 1024;
 
 const noMetrics: CompareMetrics = { compared() {}, skipped() {}, latency() {}, pending() {} };
 
@@ -123,7 +127,8 @@ export class ShadowComparison {
       return true;
     }
     const q = req.path.indexOf('?');
-    entry = { route: req.route, method: req.method.toUpperCase(), path: q < 0 ? req.path : req.path.slice(0, q), slots: new Map([[req.target, slot]]) };
+    const path = (q < 0 ? req.path : req.path.slice(0, q)).slice(0, MAX_PATH_CHARS);
+    entry = { route: req.route, method: req.method.toUpperCase(), path, slots: new Map([[req.target, slot]]) };
     store.add(key, entry, this.bytesOf(key, entry));
     this.updatePending(req.route, store);
     return store.get(key) !== undefined;
@@ -162,8 +167,8 @@ export class ShadowComparison {
     const store = this.stores.get(route);
     const entry = store?.get(key);
     if (!store || !entry || entry.primary) return false;
-    const maxBytes = Math.max(...[...entry.slots.values()].map((s) => s.conf.body?.maxBytes ?? 0));
-    entry.primary = holdAnswer(answer, maxBytes);
+    const caps = [...entry.slots.values()].flatMap((s) => (s.conf.body ? [s.conf.body.maxBytes] : []));
+    entry.primary = holdAnswer(answer, caps.length ? Math.max(...caps) : undefined);
     entry.primaryMs = answer.durationMs ?? this.clock() - (store.createdAt(key) ?? this.clock());
     this.settle(store, key, entry);
     return true;
@@ -245,7 +250,7 @@ export class ShadowComparison {
     const entry = store?.get(key);
     const slot = entry?.slots.get(target);
     if (!store || !entry || !slot || slot.done || slot[side]) return;
-    slot[side] = isFailure(outcome) ? outcome : holdAnswer(outcome, slot.conf.body?.maxBytes ?? 0);
+    slot[side] = isFailure(outcome) ? outcome : holdAnswer(outcome, slot.conf.body?.maxBytes);
     this.settle(store, key, entry);
   }
 
@@ -283,6 +288,16 @@ export class ShadowComparison {
   }
 
   private finishCompared(entry: PendingRequest, slot: TargetSlot): void {
+    try {
+      this.compare(entry, slot);
+    } catch (err) {
+      // A body the diff cannot handle must not reach the request path that recorded the answer.
+      if (!slot.done) this.finishSkipped(entry, slot, 'compare_error');
+      this.options.onError?.(err as Error);
+    }
+  }
+
+  private compare(entry: PendingRequest, slot: TargetSlot): void {
     const primary = entry.primary!;
     const candidate = slot.mirror as HeldAnswer;
     const pattern = `${entry.method} ${pathPattern(entry.path)}`;

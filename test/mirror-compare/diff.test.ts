@@ -202,3 +202,23 @@ describe('answer diff and its result', () => {
     expect(diffAnswers('GET', held(json({})), held({ ...json({}), status: 201 }), off).differences).toEqual([]);
   });
 });
+
+describe('hostile and large inputs', () => {
+  it('JSON nested 10^5 levels deep is compared without recursion past the depth cap', () => {
+    const deep = (leaf: string) => JSON.parse('['.repeat(100_000) + leaf + ']'.repeat(100_000)) as unknown;
+    expect(diffJson(deep('1'), deep('1'), [])).toEqual([]);
+    const d = diffJson(deep('1'), deep('2'), []);
+    expect(d).toHaveLength(1);
+    expect(d[0]!.field).toBe(`body:${'/0'.repeat(100)}`);
+    const conf = parseCompareConf({});
+    const a = held({ ...json({}), body: Buffer.from('['.repeat(100_000) + '1' + ']'.repeat(100_000)) });
+    const b = held({ ...json({}), body: Buffer.from('['.repeat(100_000) + '2' + ']'.repeat(100_000)) });
+    expect(classify(diffAnswers('GET', a, b, conf).differences)).toBe('differ_body');
+  });
+
+  it('a route that does not compare bodies holds none: no bytes, no hash', () => {
+    const a = holdAnswer({ ...json({ big: 'x'.repeat(10_000) }) }, undefined);
+    expect([a.body, a.bodyBytes, a.bodySha256, a.bodyFetched]).toEqual([undefined, undefined, undefined, false]);
+    expect(a.heldBytes).toBeLessThan(300);
+  });
+});

@@ -334,3 +334,19 @@ describe('memory', () => {
     expect(await count('skipped')).toBe(0);
   });
 });
+
+describe('never throws into the caller', () => {
+  it('a comparison that fails is counted skipped (compare_error) and reported through onError', async () => {
+    const registry = new Registry();
+    const errors: Error[] = [];
+    const c = new ShadowComparison({ registry, onError: (e) => errors.push(e) });
+    const broken: CompareConf = { ...parseCompareConf({}), headers: { mode: 'ignore', names: { has: () => { throw new Error('broken selection'); } } as unknown as Set<string> } };
+    c.expect('x', { route: ROUTE, target: TARGET, method: 'GET', path: '/', conf: broken });
+    c.recordMirror(ROUTE, 'x', TARGET, { status: 200, headers: [['a', '1']], body: Buffer.alloc(0), truncated: false, durationMs: 1 });
+    expect(() => c.recordPrimary(ROUTE, 'x', { status: 200, headers: [['a', '1']], body: Buffer.alloc(0), truncated: false })).not.toThrow();
+    expect(errors.map((e) => e.message)).toEqual(['broken selection']);
+    const text = await registry.metrics();
+    expect(sample(text, 'apisix_runner_mirror_compare_skipped_total', { reason: 'compare_error' })).toBe(1);
+    expect(c.pending(ROUTE)).toEqual({ count: 0, bytes: 0 });
+  });
+});
