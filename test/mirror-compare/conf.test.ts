@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { ConfError } from '../../src/plugin-api/index.js';
 import {
   DEFAULT_BODY_MAX_BYTES, DEFAULT_IGNORED_HEADERS, DEFAULT_MAX_AGE_MS, DEFAULT_MAX_PENDING,
@@ -78,5 +80,31 @@ describe('compare conf', () => {
     const raw = { body: { ignore: ['/ts'] } };
     parseCompareConf(raw);
     expect(raw).toEqual({ body: { ignore: ['/ts'] } });
+  });
+});
+
+describe('docs/compare.md', () => {
+  const doc = readFileSync(new URL('../../docs/compare.md', import.meta.url), 'utf8');
+  const blocks = (lang: string) => [...doc.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+
+  it('its JSON example and the compare blocks of its apisix.yaml routes are valid', () => {
+    const json = blocks('json');
+    expect(json).toHaveLength(1);
+    const example = JSON.parse(json[0]!) as { compare: unknown };
+    expect(parseCompareConf(example.compare).secondary).toBe('http://v1-b.internal:8080');
+    const [yamlText] = blocks('yaml');
+    const routes = (parseYaml(yamlText!) as { routes: { plugins: Record<string, { conf: { name: string; value: string }[] }> }[] }).routes;
+    const phases = Object.keys(routes[0]!.plugins).sort();
+    expect(phases).toEqual(['ext-plugin-post-resp', 'ext-plugin-pre-req']);
+    for (const phase of phases) {
+      for (const entry of routes[0]!.plugins[phase]!.conf) {
+        const conf = parseCompareConf((JSON.parse(entry.value) as { compare: unknown }).compare);
+        expect(conf.body?.ignore.map((p) => p.source)).toEqual(['/generated_at']);
+      }
+    }
+  });
+
+  it('lists the default ignored headers the code uses', () => {
+    for (const h of DEFAULT_IGNORED_HEADERS) expect(doc).toContain(`\`${h}\``);
   });
 });
