@@ -350,3 +350,24 @@ describe('never throws into the caller', () => {
     expect(c.pending(ROUTE)).toEqual({ count: 0, bytes: 0 });
   });
 });
+
+describe('the sweep timer', () => {
+  it('start() expires pairs on its own timer (no call needed); stop() ends it and drops what waits', async () => {
+    let now = 0;
+    const { c, count } = room({ clock: () => now });
+    const conf = parseCompareConf({ max_age: 1000 });
+    c.expect('a', { route: ROUTE, target: TARGET, method: 'GET', path: '/', conf });
+    c.recordPrimary(ROUTE, 'a', { status: 200, headers: [], body: Buffer.from('ok'), truncated: false });
+    c.expect('b', { route: ROUTE, target: TARGET, method: 'GET', path: '/', conf });
+    now = 1000;
+    c.start(5);
+    const deadline = Date.now() + 10_000;
+    while (c.pending(ROUTE).count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(await count('mirror_timeout')).toBe(1);
+    expect(await count('skipped')).toBe(1);
+    c.expect('c', { route: ROUTE, target: TARGET, method: 'GET', path: '/', conf });
+    c.stop();
+    expect(c.pending(ROUTE).count).toBe(0);
+    expect(await count('skipped')).toBe(2);
+  });
+});
