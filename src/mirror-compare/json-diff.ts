@@ -96,11 +96,18 @@ export function diffJson(
     if (ka === 'object') {
       const oa = a as Record<string, Json>;
       const ob = b as Record<string, Json>;
-      const keys = new Set([...Object.keys(oa), ...Object.keys(ob)]);
-      for (const k of [...keys].sort()) {
+      // The primary's members in its order, then the candidate's extra ones: no set, no sort.
+      for (const k of Object.keys(oa)) {
         if (out.length >= limit) return;
         path.push(k);
-        walk(Object.hasOwn(oa, k) ? oa[k] : undefined, Object.hasOwn(ob, k) ? ob[k] : undefined);
+        walk(oa[k], Object.hasOwn(ob, k) ? ob[k] : undefined);
+        path.pop();
+      }
+      for (const k of Object.keys(ob)) {
+        if (out.length >= limit) return;
+        if (Object.hasOwn(oa, k)) continue;
+        path.push(k);
+        walk(undefined, ob[k]);
         path.pop();
       }
       return;

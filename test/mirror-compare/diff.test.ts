@@ -35,14 +35,14 @@ describe('JSON structural diff', () => {
     expect(diffJson(a, b, [])).toEqual([]);
   });
 
-  it('reports each differing leaf with both values, absent members as null, arrays in order', () => {
+  it('reports each differing leaf with both values (primary order, then candidate-only members), absent members as null, arrays in order', () => {
     const d = diffJson({ a: 1, list: [1, 2, 3], o: { k: 'v' } }, { a: '1', list: [1, 3], o: {}, extra: true }, []);
     expect(d).toEqual([
       { field: 'body:/a', primary: '1', candidate: '"1"' },
-      { field: 'body:/extra', primary: null, candidate: 'true' },
       { field: 'body:/list/1', primary: '2', candidate: '3' },
       { field: 'body:/list/2', primary: '3', candidate: null },
       { field: 'body:/o/k', primary: '"v"', candidate: null },
+      { field: 'body:/extra', primary: null, candidate: 'true' },
     ]);
   });
 
@@ -146,8 +146,9 @@ describe('body diff', () => {
 
   it('JSON that does not parse falls back to text equality', () => {
     const a = held({ ...json({}), body: Buffer.from('{"a":') });
-    const b = held({ ...json({}), body: Buffer.from('{"a":') });
-    expect(diffBodies('GET', a, b, conf.body)).toEqual({ how: 'text', differences: [] });
+    const b = held({ ...json({}), body: Buffer.from('{"a":1') });
+    expect(diffBodies('GET', a, held({ ...json({}), body: Buffer.from('{"a":') }), conf.body).differences).toEqual([]);
+    expect(diffBodies('GET', a, b, conf.body)).toEqual({ how: 'text', differences: [{ field: 'body', primary: '{"a": (5 bytes)', candidate: '{"a":1 (6 bytes)' }] });
   });
 
   it('bodies over the cap are compared by length and SHA-256 and are not held in memory', () => {

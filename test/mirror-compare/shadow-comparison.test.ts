@@ -201,6 +201,23 @@ describe('answers that are not JSON or have no body', () => {
   });
 });
 
+describe('credentials in real answers', () => {
+  it('differing api keys and token members are counted but shown redacted; set-cookie compared by name only', async () => {
+    const { c, count } = room();
+    await pair(c, 's', parseCompareConf({}), `${v1.url}/secret`, `${v2.url}/secret`);
+    expect(await count('differ_body')).toBe(1);
+    const [route] = c.report().routes;
+    expect(route!.topFields.map((f) => [f.field, f.primary, f.candidate])).toEqual([
+      ['body:/token', '[redacted]', '[redacted]'],
+      ['body:/user', '"alice"', '"bob"'],
+      ['header:x-api-key', '[redacted]', '[redacted]'],
+    ]);
+    const shown = JSON.stringify(route!.examples);
+    for (const secret of ['key-v1', 'key-v2', 'tok-v1', 'tok-v2', 'sid=']) expect(shown).not.toContain(secret);
+    expect(route!.examples[0]!.candidate.headers).toContainEqual(['set-cookie', '[redacted]']);
+  });
+});
+
 describe('pairs that cannot be compared', () => {
   const conf = parseCompareConf({ max_age: 1000 });
   const primary: PrimaryAnswer = { status: 200, headers: [], body: Buffer.from('ok'), truncated: false };
