@@ -30,7 +30,7 @@ export interface RunnerOptions {
   readonly maxPayloadBytes?: number;
   /** Per-plugin settings (`plugin_attr` in the config file), read with host.settings(name). */
   readonly settings?: Readonly<Record<string, unknown>>;
-  /** Clock for conf expiry (tests). */
+  /** Clock for conf expiry and the rate-limited problem log (tests). */
   readonly now?: () => number;
 }
 
@@ -84,7 +84,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     registry,
     logger,
     metrics: rpcMetrics,
-    problems: new RateLimitedLog(10_000),
+    problems: new RateLimitedLog(10_000, options.now),
     extraInfoTimeoutMs: options.extraInfoTimeoutMs ?? 60_000,
     maxPayloadBytes: Math.min(options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES),
   });
