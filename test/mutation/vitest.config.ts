@@ -25,6 +25,7 @@ export default defineConfig({
       'test/plugins/proxy-mirror/conf-rules.test.ts',
       'test/plugins/proxy-mirror/copy-builder-rules.test.ts',
       'test/plugins/proxy-mirror/http-mirror.test.ts',
+      'test/plugins/proxy-mirror/promises.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
