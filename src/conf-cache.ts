@@ -66,7 +66,7 @@ export class ConfCache {
 
   /** The live entry for an idempotency key, refreshed, or undefined. */
   refresh(key: string): ConfEntry | undefined {
-    if (key === '') return undefined;
+    // '' (keyless) is never a key of byKey, so a keyless conf is never shared.
     const entry = this.byKey.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
@@ -82,10 +82,11 @@ export class ConfCache {
   /** Stores a compiled chain under a fresh token. An empty key is never shared. */
   put(key: string, chain: CompiledChain): ConfEntry {
     this.sweep();
-    const old = key === '' ? undefined : this.byKey.get(key);
+    const old = this.byKey.get(key);
     if (old) this.remove(old);
     while (this.byToken.size >= this.options.maxEntries) {
-      const oldest = this.byKey.values().next().value ?? this.byToken.values().next().value;
+      // Every entry, keyless ones too, is in byKey, oldest first. None only with maxEntries <= 0.
+      const oldest = this.byKey.values().next().value;
       if (!oldest) break;
       this.remove(oldest);
     }

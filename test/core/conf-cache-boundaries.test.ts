@@ -205,3 +205,15 @@ describe('ConfCache keyless confs (PrepareConf without a key)', () => {
     expect(cache.size).toBe(3);
   });
 });
+
+describe('ConfCache bound edge', () => {
+  it('a bound of 0 still holds the conf just prepared (it acts as 1) and never loops', () => {
+    const { cache, evicted } = cacheAt({ maxEntries: 0 });
+    const a = cache.put('a', chain());
+    expect(cache.get(a.token)?.key).toBe('a');
+    const b = cache.put('b', chain());
+    expect(evicted).toEqual(['a']);
+    expect(cache.get(b.token)?.key).toBe('b');
+    expect(cache.size).toBe(1);
+  });
+});

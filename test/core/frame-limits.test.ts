@@ -96,6 +96,48 @@ describe('FrameDecoder: what it keeps between chunks', () => {
     expect(d.bufferedBytes).toBe(0);
   });
 
+  it('holds the chunks of an incomplete frame as received and joins them once, when the frame is complete', () => {
+    // Joining on every chunk would copy a 16 MiB frame in 64 KiB reads about 256 times.
+    const f = encodeFrame(2, Buffer.alloc(100, 7));
+    const chunks = [f.subarray(0, 2), f.subarray(2, 4), f.subarray(4, 50), f.subarray(50)];
+    const d = new FrameDecoder(100); // the payload is exactly at the limit
+    const out: Buffer[] = [];
+    const push = (c: Buffer): void => d.push(c, (_t, p) => out.push(Buffer.from(p)));
+    push(chunks[0]!);
+    // The first piece is a copy (2 bytes of memory, not the 104-byte frame buffer).
+    expect(retained(d)[0]!.buffer.byteLength).toBe(2);
+    push(chunks[1]!); // the header is now complete: 4 bytes, the payload is not
+    push(chunks[2]!);
+    expect(out).toEqual([]);
+    expect(d.bufferedBytes).toBe(50);
+    expect(retained(d)).toHaveLength(3);
+    expect(retained(d)[1]).toBe(chunks[1]);
+    expect(retained(d)[2]).toBe(chunks[2]);
+    push(chunks[3]!);
+    expect(out).toEqual([Buffer.alloc(100, 7)]);
+    expect(retained(d)).toEqual([]);
+  });
+
+  it('waits for a header split across chunks before judging its length (1 MiB announced, limit just above)', () => {
+    const d = new FrameDecoder(0x100005);
+    // Bytes 1-2 alone would read as 0x100000; the third length byte decides.
+    expect(() => d.push(Buffer.from([2, 0x10, 0x00]), () => undefined)).not.toThrow();
+    expect(d.bufferedBytes).toBe(3);
+    let err: unknown;
+    try { d.push(Buffer.from([0x06]), () => undefined); } catch (e) { err = e; }
+    expect(err).toMatchObject({ length: 0x100006, limit: 0x100005 });
+    // After a whole frame in the same chunk, 3 header bytes decide nothing yet, even when
+    // their first two bytes already exceed the limit: the error comes with the full length.
+    const d2 = new FrameDecoder(1000);
+    const out: number[] = [];
+    d2.push(Buffer.concat([encodeFrame(1, Buffer.from('x')), Buffer.from([2, 0x10, 0x00])]), (t) => out.push(t));
+    expect(out).toEqual([1]);
+    expect(d2.bufferedBytes).toBe(3);
+    let err2: unknown;
+    try { d2.push(Buffer.from([0x01]), () => undefined); } catch (e) { err2 = e; }
+    expect(err2).toMatchObject({ length: 0x100001, limit: 1000 });
+  });
+
   it('keeps nothing when a chunk ends exactly on a frame boundary', () => {
     const d = new FrameDecoder();
     decodeAll(d, [Buffer.concat([encodeFrame(1, Buffer.from('a')), encodeFrame(1, Buffer.from('b'))])]);

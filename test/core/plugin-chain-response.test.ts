@@ -126,6 +126,36 @@ describe('odd throws and return values', () => {
     expect(req.log).toEqual(['a', 'b']);
   });
 
+  it('a plugin without onResponse is passed over on the response path', () => {
+    const { logger, lines } = capturingLogger();
+    const requestOnly = definePlugin<unknown>({ name: 'req-only', onRequest: () => undefined });
+    const c = compile(logger, requestOnly, plugin('b', 'ok'));
+    const res = response();
+    expect(runResponseChain(c.entries, res, c.context)).toBeUndefined();
+    expect(res.log).toEqual(['b']);
+    expect(lines.filter((l) => l['level'] === 50)).toEqual([]);
+  });
+
+  it('a returned object whose then is not a function is not a promise: the chain goes on synchronously', () => {
+    const { logger } = capturingLogger();
+    const odd = definePlugin<unknown>({
+      name: 'then-not-fn',
+      onRequest: (_c, req) => {
+        (req as unknown as { log: string[] }).log.push('then-not-fn');
+        return { then: 'not a function' } as unknown as void;
+      },
+    });
+    const c = compile(logger, odd, plugin('b', 'ok'));
+    const req = request();
+    expect(runRequestChain(c.entries, req, c.context)).toBeUndefined();
+    expect(req.log).toEqual(['then-not-fn', 'b']);
+  });
+
+  it('the errors carry stable codes', () => {
+    expect(new CallAbortedError('x').code).toBe('A6_ERR_CALL_ABORTED');
+    expect(new PluginFailedError('p', new Error('e')).code).toBe('A6_ERR_PLUGIN_FAILED');
+  });
+
   it('a plugin without onRequest is passed over', () => {
     const { logger } = capturingLogger();
     const observer = definePlugin<unknown>({ name: 'resp-only', onResponse: () => undefined });

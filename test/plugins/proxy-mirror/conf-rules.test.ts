@@ -250,3 +250,67 @@ describe('unknown fields', () => {
     expect(unknownFields(['host'])).toEqual([]);
   });
 });
+
+describe('what the operator reads', () => {
+  it('each refusal says what the field must be (the text goes into the PrepareConf error line)', () => {
+    const cases: Array<[() => unknown, string, string]> = [
+      [() => parseProxyMirrorConf(7, DEFAULT_SETTINGS), '', 'conf must be a JSON object'],
+      [() => parseProxyMirrorConf({ host: 'ftp://x' }, DEFAULT_SETTINGS), '/host', 'must be scheme://host[:port] with scheme http, https, grpc or grpcs and no path (got "ftp://x")'],
+      [() => parse({ path: 'm' }), '/path', 'must start with "/" and contain no "?" or "&"'],
+      [() => parse({ path_concat_mode: 'x' }), '/path_concat_mode', 'must be "replace" or "prefix"'],
+      [() => parse({ sample_ratio: 2 }), '/sample_ratio', 'must be a number in [0.00001, 1]'],
+      [() => parse({ sample_key: 'x' }), '/sample_key', 'must be "header:NAME", "arg:NAME" or "var:NAME"'],
+      [() => parse({ methods: [] }), '/methods', 'must be a non-empty array of methods'],
+      [() => parse({ methods: [1] }), '/methods/0', 'must be a method name'],
+      [() => parse({ headers: 1 }), '/headers', 'must be an object {set, remove}'],
+      [() => parse({ headers: { set: 1 } }), '/headers/set', 'must be an object of header name -> value'],
+      [() => parse({ headers: { set: { a: 'x\n' } } }), '/headers/set/a', 'must be a string without CR, LF or NUL'],
+      [() => parse({ headers: { remove: 1 } }), '/headers/remove', 'must be an array of header names'],
+      [() => parse({ headers: { remove: [''] } }), '/headers/remove/0', 'must be a header name'],
+      [() => parse({ max_body_size: -1 }), '/max_body_size', `must be an integer in [0, ${MAX_FRAME_BODY_BYTES}]`],
+      [() => parse({ body_over_limit: 'x' }), '/body_over_limit', 'must be "skip" or "send_without_body"'],
+      [() => parse({ query: 'x' }), '/query', 'must be "raw" or "rebuilt"'],
+      [() => parse({ tls_verify: 1 }), '/tls_verify', 'must be a boolean'],
+      [() => parse({ mark_header: '' }), '/mark_header', 'must be a header name'],
+      [() => parse({ grpc_methods: 1 }), '/grpc_methods', 'must be an array of "/package.Service/Method" paths'],
+      [() => parse({ grpc_methods: ['x'] }), '/grpc_methods/0', 'must look like "/package.Service/Method" or "/package.Service/*"'],
+      [() => parse({ timeout: 1 }), '/timeout', 'must be an object {connect, read, send}'],
+      [() => parseSettings([]), 'proxy-mirror', 'settings must be an object'],
+      [() => parseSettings({ tls_ca: 1 }), 'proxy-mirror.tls_ca', 'must be PEM text'],
+    ];
+    for (const [fn, field, text] of cases) {
+      const err = confError(fn);
+      expect(err.field, text).toBe(field);
+      expect(err.message, field).toContain(text);
+    }
+  });
+});
+
+describe('values of the wrong type that would read as valid text', () => {
+  it('a one-element array is not the string it prints as', () => {
+    expect(confError(() => parseDuration(['2s'], '/timeout/read')).field).toBe('/timeout/read');
+    expect(confError(() => parse({ path: ['/m'] })).field).toBe('/path');
+    expect(confError(() => parse({ sample_key: ['header:x'] })).field).toBe('/sample_key');
+    expect(confError(() => parse({ grpc_methods: [['/a.S/M']] })).field).toBe('/grpc_methods/0');
+  });
+
+  it('patterns are anchored at both ends', () => {
+    expect(confError(() => parse({ sample_key: 'xheader:a' })).field).toBe('/sample_key');
+    expect(confError(() => parse({ grpc_methods: ['x/a.S/M'] })).field).toBe('/grpc_methods/0');
+    expect(confError(() => parse({ grpc_methods: ['/a.S/M/extra'] })).field).toBe('/grpc_methods/0');
+  });
+});
+
+describe('defaults', () => {
+  it('60 s timeouts, the frame body cap, 32 in flight, 256 queued, 64 MiB queued, 10 s log interval, 500 ms grace', () => {
+    expect(DEFAULT_SETTINGS).toEqual({
+      timeout: { connectMs: 60_000, sendMs: 60_000, readMs: 60_000 },
+      maxBodySize: MAX_FRAME_BODY_BYTES,
+      limits: { maxConcurrency: 32, maxQueue: 256, maxQueueBytes: 67_108_864 },
+      tlsCa: undefined,
+      logIntervalMs: 10_000,
+      closeGraceMs: 500,
+    });
+    expect(parse({}).target.timeouts).toEqual({ connectMs: 60_000, sendMs: 60_000, readMs: 60_000 });
+  });
+});

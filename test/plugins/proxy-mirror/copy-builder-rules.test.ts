@@ -34,6 +34,11 @@ describe('copy headers', () => {
     expect(buildCopyHeaders([{ name: 'connection', value: '' }, { name: 'x', value: '1' }], noEdits, noCtx)).toEqual([['x', '1']]);
   });
 
+  it('only a Connection header names hop-by-hop headers: another header\'s value naming one does not', () => {
+    const out = buildCopyHeaders([{ name: 'x-list', value: 'x-kept, host' }, { name: 'x-kept', value: '1' }, { name: 'host', value: 'h' }], noEdits, noCtx);
+    expect(out).toEqual([['x-list', 'x-kept, host'], ['x-kept', '1'], ['host', 'h']]);
+  });
+
   it('leaves out HTTP/2 pseudo-headers and entries without a value; lower-cases names', () => {
     const out = buildCopyHeaders([
       { name: ':authority', value: 'h' }, { name: ':path', value: '/x' }, { name: 'X-No-Value', value: undefined }, { name: 'X-Case', value: 'v' },

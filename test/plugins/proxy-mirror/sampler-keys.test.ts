@@ -106,6 +106,8 @@ describe('isSampled', () => {
       expect(isSampled(0.05, key(source, 'missing'), request({}), random), source).toBe(false);
       expect(random.draws).toBe(2);
     }
+    // Strict there too: a draw equal to the ratio is not sampled.
+    expect(await isSampled(0.25, key('var', 'missing'), request({}), fixedRandom(0.25))).toBe(false);
     const random = fixedRandom(0.1);
     expect(await isSampled(0.5, key('var', 'missing'), request({}), random)).toBe(true);
     expect(await isSampled(0.05, key('var', 'missing'), request({}), random)).toBe(false);
