@@ -9,6 +9,8 @@ export interface ConfCacheOptions {
   readonly now?: () => number;
   /** Called for every conf that leaves the cache (expired, evicted, cleared). */
   readonly onEvict?: (chain: CompiledChain, key: string) => void;
+  /** The first token handed out, in [1, 2^32 - 1] (default: a random one); for tests of the wrap-around. */
+  readonly firstToken?: number;
 }
 
 export interface ConfEntry {
@@ -25,17 +27,26 @@ export interface ConfEntry {
  */
 export class ConfCache {
   private readonly byToken = new Map<number, ConfEntry>();
-  /** Insertion order = preparation order, which is also expiry order (one TTL for all). */
-  private readonly byKey = new Map<string, ConfEntry>();
+  /**
+   * Insertion order = preparation order, which is also expiry order (one TTL for all).
+   * Keyless entries are tracked here under their token, a number, which no key (a string from
+   * the wire) can ever equal.
+   */
+  private readonly byKey = new Map<string | number, ConfEntry>();
   /**
    * Starts at a random point: after a restart, an APISIX worker that has not flushed its
    * cache yet may still send a token of the old process, which must not name another route here.
    */
-  private nextToken = 1 + randomInt(0xfffffffe);
+  private nextToken: number;
   private readonly now: () => number;
 
   constructor(private readonly options: ConfCacheOptions) {
     this.now = options.now ?? Date.now;
+    const first = options.firstToken;
+    if (first !== undefined && !(Number.isInteger(first) && first >= 1 && first <= 0xffffffff)) {
+      throw new RangeError(`firstToken must be an integer in [1, 4294967295], got ${first}`);
+    }
+    this.nextToken = first ?? 1 + randomInt(0xfffffffe);
   }
 
   get size(): number {
@@ -55,7 +66,7 @@ export class ConfCache {
 
   /** The live entry for an idempotency key, refreshed, or undefined. */
   refresh(key: string): ConfEntry | undefined {
-    if (key === '') return undefined;
+    // '' (keyless) is never a key of byKey, so a keyless conf is never shared.
     const entry = this.byKey.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= this.now()) {
@@ -71,17 +82,17 @@ export class ConfCache {
   /** Stores a compiled chain under a fresh token. An empty key is never shared. */
   put(key: string, chain: CompiledChain): ConfEntry {
     this.sweep();
-    const old = key === '' ? undefined : this.byKey.get(key);
+    const old = this.byKey.get(key);
     if (old) this.remove(old);
     while (this.byToken.size >= this.options.maxEntries) {
-      const oldest = this.byKey.values().next().value ?? this.byToken.values().next().value;
+      // Every entry, keyless ones too, is in byKey, oldest first. None only with maxEntries <= 0.
+      const oldest = this.byKey.values().next().value;
       if (!oldest) break;
       this.remove(oldest);
     }
     const entry: ConfEntry = { token: this.allocateToken(), key, chain, expiresAt: this.now() + this.options.ttlMs };
     this.byToken.set(entry.token, entry);
-    // Keyless entries are still tracked for expiry order under a unique internal key.
-    this.byKey.set(key === '' ? `\u0000${entry.token}` : key, entry);
+    this.byKey.set(key === '' ? entry.token : key, entry);
     return entry;
   }
 
@@ -104,7 +115,7 @@ export class ConfCache {
   private remove(entry: ConfEntry): void {
     if (this.byToken.get(entry.token) !== entry) return;
     this.byToken.delete(entry.token);
-    this.byKey.delete(entry.key === '' ? `\u0000${entry.token}` : entry.key);
+    this.byKey.delete(entry.key === '' ? entry.token : entry.key);
     this.options.onEvict?.(entry.chain, entry.key);
   }
 

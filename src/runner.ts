@@ -32,7 +32,7 @@ export interface RunnerOptions {
   readonly settings?: Readonly<Record<string, unknown>>;
   /** How long to wait between tries when the metrics address is in use. Default 1000 ms. */
   readonly metricsRetryMs?: number;
-  /** Clock for conf expiry (tests). */
+  /** Clock for conf expiry and the rate-limited problem log (tests). */
   readonly now?: () => number;
 }
 
@@ -103,7 +103,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     registry,
     logger,
     metrics: rpcMetrics,
-    problems: new RateLimitedLog(10_000),
+    problems: new RateLimitedLog(10_000, options.now),
     extraInfoTimeoutMs: options.extraInfoTimeoutMs ?? 60_000,
     maxPayloadBytes: Math.min(options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES),
   });

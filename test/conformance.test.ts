@@ -34,6 +34,7 @@ import {
   nestedTableAt,
   type Entry,
 } from './harness/apisix-codec.js';
+import { readRunnerAnswer, readRunnerFrameBytes } from './harness/independent-reader.js';
 import { loadVectors, jsonBytes, jsonEntries, type Vector, type JsonEntry } from './harness/conformance-vectors.js';
 
 const vectors = loadVectors();
@@ -313,6 +314,10 @@ describe.each(fromRunner.map((v) => [v.json.name, v] as const))('runner -> APISI
     expect(storedFields(v.payload, FIELDS[json.message]!)).toEqual(json.root_table.fields_present);
   });
 
+  it('the recorded bytes read the same with the independent reader (generated accessors only, no runner code)', () => {
+    expect(normalize(readRunnerFrameBytes(v.frame))).toStrictEqual(expectedReply(json.message, c));
+  });
+
   it("the runner's encoders build an answer APISIX reads the same way", () => {
     const built = buildWithRunner(json.message, c);
     expect(built[0]).toBe(json.frame_type);
@@ -322,6 +327,9 @@ describe.each(fromRunner.map((v) => [v.json.name, v] as const))('runner -> APISI
     const frames = decodeFrames(built);
     expect(frames.length).toBe(1);
     expect(normalize(decodeRunnerFrame(frames[0]!.type, frames[0]!.payload))).toStrictEqual(expectedReply(json.message, c));
+    // A mistake shared by the runner's encoder and its verifier/SHAPES would pass the line
+    // above; the independent reader shares neither.
+    expect(normalize(readRunnerFrameBytes(built))).toStrictEqual(expectedReply(json.message, c));
   });
 
   if (json.action_table) {
@@ -340,6 +348,7 @@ describe.each(fromRunner.map((v) => [v.json.name, v] as const))('runner -> APISI
     it('the reused-builder bytes decode the same', () => {
       const reused = Buffer.from(json.reused_builder!.reused_builder_payload_hex, 'hex');
       expect(normalize(decodeRunnerFrame(json.frame_type, reused))).toStrictEqual(expectedReply(json.message, c));
+      expect(normalize(readRunnerAnswer(json.frame_type, reused))).toStrictEqual(expectedReply(json.message, c));
     });
   }
 });
@@ -351,6 +360,17 @@ describe('the checks catch misreads', () => {
     const at = bad.indexOf(Buffer.from('/hello'));
     bad[at + 1] = 'j'.charCodeAt(0);
     expect(() => checkRunnerReads(v.json.message, bad, v.json.content)).toThrow();
+  });
+
+  it('the independent reader sees a one-byte change in a runner answer', () => {
+    const v = fromRunner.find((x) => x.json.name === 'runner_http_req_call_resp_stop')!;
+    expect(normalize(readRunnerFrameBytes(v.frame))).toStrictEqual(expectedReply(v.json.message, v.json.content));
+    const bad = Buffer.from(v.frame);
+    const at = bad.indexOf(Buffer.from('foo'));
+    expect(at).toBeGreaterThan(0);
+    bad[at] = 'g'.charCodeAt(0);
+    expect(normalize(readRunnerFrameBytes(bad))).not.toStrictEqual(expectedReply(v.json.message, v.json.content));
+    expect(() => readRunnerFrameBytes(bad.subarray(0, bad.length - 1))).toThrow(/header announces/);
   });
 
   it('absent vs empty value is told apart', () => {

@@ -109,7 +109,10 @@ export class FrameDecoder {
       offset = frameEnd;
     }
     if (offset < end) {
-      const rest = data.subarray(offset);
+      // Keep a copy of the partial frame, not a view: a view would pin the whole chunk (up to
+      // a socket read's 64 KiB) for a few bytes. Unpooled, so it pins no shared slab either.
+      const rest = Buffer.allocUnsafeSlow(end - offset);
+      data.copy(rest, 0, offset);
       this.pending.push(rest);
       this.pendingBytes = rest.length;
     }

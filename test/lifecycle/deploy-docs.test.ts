@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, eventually, spawnCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli } from '../reliability/cli-process.js';
+import { waitUntil } from '../harness/wait.js';
 import { cleanUp, tempDir } from './fixtures.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
@@ -44,7 +45,7 @@ describe('docs/deploy.md', () => {
     const { etc, log } = install();
     const socketPath = join(etc, 'r.sock');
     const s = spawnCli(['--config', join(etc, 'runner.yaml')], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
-    expect(await eventually(() => read(log).includes('"msg":"runner listening"'), 2000)).toBe(true);
+    await waitUntil(() => read(log).includes('"msg":"runner listening"'), 'read(log).includes(\'"msg":"runner listening"\')', { limitMs: 20000 });
     expect(read(log)).toContain('"plugins":["say","rewrite","proxy-mirror","add-header"]');
     const client = new ApisixClient({ socketPath });
     const outcome = await client.httpReqCall({ key: 'k', conf: [{ name: 'add-header', value: '{"name":"x-team","value":"edge"}' }] }, GET);
@@ -58,7 +59,7 @@ describe('docs/deploy.md', () => {
     // The pattern names the runner's command line; here the temp config path is what is unique
     // to it. Run through `sh -c`, as logrotate runs it: the shell must survive its own pkill.
     execFileSync('sh', ['-c', postrotate.replace(pattern, `'[/]${join(etc, 'runner.yaml').slice(1)}'`)]);
-    expect(await eventually(() => read(log).includes('log file reopened (SIGHUP)'), 2000)).toBe(true);
+    await waitUntil(() => read(log).includes('log file reopened (SIGHUP)'), 'read(log).includes(\'log file reopened (SIGHUP)\')', { limitMs: 20000 });
     expect(s.child.exitCode).toBeNull();
     s.child.kill('SIGTERM');
     expect(await s.exited).toBe(0);

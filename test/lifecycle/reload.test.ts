@@ -8,7 +8,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, listeningUnixSockets, spawnCli, startCli, untilOutput, eventually, type CliProcess } from '../reliability/cli-process.js';
+import { ROOT, listeningUnixSockets, spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { waitUntil } from '../harness/wait.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
 import { WHOAMI_ROUTE, callsBy, startLoad, type Load } from './load.js';
@@ -40,7 +41,7 @@ async function whoAnswers(socketPath: string): Promise<string> {
 async function afterOverlap(t: { socketPath: string; a: CliProcess; b: CliProcess; oldWorker: Load; newWorker: Load }): Promise<void> {
   const { socketPath, a, b, oldWorker, newWorker } = t;
   const before = callsBy(newWorker, b.pid);
-  expect(await eventually(() => callsBy(newWorker, b.pid) >= before + 20, 2000)).toBe(true);
+  await waitUntil(() => callsBy(newWorker, b.pid) >= before + 20, 'callsBy(newWorker, b.pid) >= before + 20', { limitMs: 20000 });
   await newWorker.stop();
   console.log(`[figures] reload overlap: old worker ${callsBy(oldWorker, a.pid)} calls on the old runner, new worker ${callsBy(newWorker, b.pid)} on the new one; failures ${oldWorker.failures.length + newWorker.failures.length}`);
   expect(oldWorker.failures).toEqual([]);
@@ -60,12 +61,12 @@ describe('apisix reload: two runners on one socket path', () => {
     const a = await startCli(PLUGINS, env);
     const oldWorker = startLoad(socketPath);
     const held = await holdCall(socketPath);
-    expect(await eventually(() => callsBy(oldWorker, a.pid) >= 20, 2000)).toBe(true);
+    await waitUntil(() => callsBy(oldWorker, a.pid) >= 20, 'callsBy(oldWorker, a.pid) >= 20', { limitMs: 20000 });
 
     const b = await startCli(PLUGINS, env);
     expect(b.output()).toContain('took the socket path over from a runner still listening on it');
     const newWorker = startLoad(socketPath);
-    expect(await eventually(() => callsBy(newWorker, b.pid) >= 20, 2000)).toBe(true);
+    await waitUntil(() => callsBy(newWorker, b.pid) >= 20, 'callsBy(newWorker, b.pid) >= 20', { limitMs: 20000 });
     expect(await whoAnswers(socketPath)).toBe(String(b.pid));
 
     // nginx's old workers take no new requests once reloaded; then the old agent SIGTERMs A.
@@ -75,7 +76,7 @@ describe('apisix reload: two runners on one socket path', () => {
     await untilOutput(a, 'stopping: finishing in-flight RPCs');
     // The path is B's: A closes its listener at once, while its held call is still open.
     await untilOutput(a, 'the socket path now belongs to another runner: no longer accepting');
-    expect(await eventually(() => listeningUnixSockets(a.pid).length === 0)).toBe(true);
+    await waitUntil(() => listeningUnixSockets(a.pid).length === 0, 'listeningUnixSockets(a.pid).length === 0', { limitMs: 3000 });
     expect(a.child.exitCode).toBeNull();
     // The held call was in flight at SIGTERM and is still answered.
     expect(await held.finish()).toMatchObject(HELD_REPLY);
@@ -93,7 +94,7 @@ describe('apisix reload: two runners on one socket path', () => {
     const a = await startCli([...PLUGINS, '--drain-timeout', '60000'], env);
     const oldWorker = startLoad(socketPath);
     const held = await holdCall(socketPath);
-    expect(await eventually(() => callsBy(oldWorker, a.pid) >= 20, 2000)).toBe(true);
+    await waitUntil(() => callsBy(oldWorker, a.pid) >= 20, 'callsBy(oldWorker, a.pid) >= 20', { limitMs: 20000 });
 
     a.child.kill('SIGTERM');
     await untilOutput(a, 'stopping: finishing in-flight RPCs');
@@ -102,16 +103,16 @@ describe('apisix reload: two runners on one socket path', () => {
     expect(await whoAnswers(socketPath)).toBe(String(a.pid));
     expect(listeningUnixSockets(a.pid)).toHaveLength(1);
     const during = callsBy(oldWorker, a.pid);
-    expect(await eventually(() => callsBy(oldWorker, a.pid) >= during + 20, 2000)).toBe(true);
+    await waitUntil(() => callsBy(oldWorker, a.pid) >= during + 20, 'callsBy(oldWorker, a.pid) >= during + 20', { limitMs: 20000 });
     await oldWorker.stop();
 
     const b = spawnCli(PLUGINS, env);
     await untilOutput(b, '"msg":"runner listening"');
     expect(b.output()).toContain('took the socket path over from a runner still listening on it');
     await untilOutput(a, 'the socket path now belongs to another runner: no longer accepting');
-    expect(await eventually(() => listeningUnixSockets(a.pid).length === 0)).toBe(true);
+    await waitUntil(() => listeningUnixSockets(a.pid).length === 0, 'listeningUnixSockets(a.pid).length === 0', { limitMs: 3000 });
     const newWorker = startLoad(socketPath);
-    expect(await eventually(() => callsBy(newWorker, b.pid) >= 20, 2000)).toBe(true);
+    await waitUntil(() => callsBy(newWorker, b.pid) >= 20, 'callsBy(newWorker, b.pid) >= 20', { limitMs: 20000 });
 
     expect(await held.finish()).toMatchObject(HELD_REPLY);
     expect(await a.exited).toBe(0);

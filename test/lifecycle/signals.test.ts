@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { eventually, spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { waitUntil } from '../harness/wait.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { GET } from '../core/test-runner.js';
 import { cleanUp, tempDir as makeTempDir } from './fixtures.js';
@@ -44,11 +45,11 @@ describe('signals and logs', () => {
     const log = join(dir, 'runner.log');
     // The runner writes to the file, not stdout: wait on the file.
     const s = spawnCli(['--log-file', log], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
-    expect(await eventually(() => read(log).includes('"msg":"runner listening"'), 2000)).toBe(true);
+    await waitUntil(() => read(log).includes('"msg":"runner listening"'), 'read(log).includes(\'"msg":"runner listening"\')', { limitMs: 20000 });
     // What logrotate does (docs/deploy.md): rename, then `postrotate kill -HUP`.
     renameSync(log, `${log}.1`);
     s.child.kill('SIGHUP');
-    expect(await eventually(() => read(log).includes('log file reopened (SIGHUP)'), 2000)).toBe(true);
+    await waitUntil(() => read(log).includes('log file reopened (SIGHUP)'), 'read(log).includes(\'log file reopened (SIGHUP)\')', { limitMs: 20000 });
     expect(s.child.exitCode).toBeNull();
     expect(await sayHi(socketPath)).toBe('hi');
     s.child.kill('SIGTERM');

@@ -57,13 +57,11 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-/** Polls `check` every 10 ms until it holds or `tries` run out; returns its last value. */
-export async function eventually(check: () => boolean, tries = 300): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return check();
+/** The soft limit on open files of a process (Linux /proc), or undefined when unlimited or unknown. */
+export function openFileLimit(pid: number | 'self' = 'self'): number | undefined {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  const soft = line?.split(/\s{2,}/)[1];
+  return soft === undefined || soft === 'unlimited' ? undefined : Number(soft);
 }
 
 /** Waits (bounded, 20 s) until a CLI process has written `text`; fails with its output otherwise. */

@@ -4,17 +4,19 @@
  * (what APISIX's respawn looks like from a worker).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
 import { createSayPlugin } from '../../src/plugins/say/index.js';
 import { ApisixClient, type ReqCallOutcome } from '../harness/apisix-client.js';
 import { ConnectionClosedError, RawConnection } from '../harness/raw-connection.js';
-import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
+import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
+import { decodeFrameBytes, readReply } from '../harness/frames.js';
+import { createTempDir } from '../harness/temp-dir.js';
+import { waitUntil } from '../harness/wait.js';
 import { GET, runnerWithClient } from '../core/test-runner.js';
-import { ROOT, eventually, fdCount, killAllCli, startCli } from './cli-process.js';
+import { ROOT, fdCount, killAllCli, openFileLimit, startCli } from './cli-process.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 const SAY = [{ name: 'say', value: '{"body":"ok"}' }];
@@ -26,17 +28,14 @@ afterEach(async () => {
 });
 
 function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6f-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
+  const d = createTempDir('a6f-');
+  cleanups.push(d.remove);
+  return d.path;
 }
 
 const call = (id: number, token: number) => encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([10, 0, 0, 1]), method: 'GET', path: '/', args: [], headers: [] });
 
-async function read(conn: RawConnection): Promise<RunnerReply> {
-  const f = await conn.readFrame(3000);
-  return decodeRunnerFrame(f.type, f.payload);
-}
+const read = (conn: RawConnection): Promise<RunnerReply> => readReply(conn, 3000);
 
 /** Sends an RPC and reads its answer; returns 'closed' when the connection turned out to be gone. */
 async function tryCall(conn: RawConnection, id: number, token: number): Promise<RunnerReply | 'closed'> {
@@ -64,7 +63,7 @@ describe('the next RPC on a connection the runner has given up on', () => {
     expect(await read(conn)).toEqual({ type: 'error', code: 0 });
     expect(await tryCall(conn, 1, token)).toBe('closed');
     await conn.closed;
-    expect(await eventually(() => runner.connectionCount() === 1)).toBe(true); // the client's pooled one
+    await waitUntil(() => runner.connectionCount() === 1, "only the client's pooled connection left");
   });
 
   it('a client that ignores the FIN (half-open) and sends the next RPC gets no answer; the runner frees the connection once it closes', async () => {
@@ -77,16 +76,20 @@ describe('the next RPC on a connection the runner has given up on', () => {
     sock.on('end', () => (ended = true));
     sock.on('error', () => undefined);
     sock.write(Buffer.from([2, 0, 0x10, 0]));
-    expect(await eventually(() => ended)).toBe(true);
+    await waitUntil(() => ended, "the runner's FIN");
     const errFrame = Buffer.concat(received);
-    expect(decodeRunnerFrame(errFrame[0]!, errFrame.subarray(4))).toEqual({ type: 'error', code: 0 });
+    expect(decodeFrameBytes(errFrame)).toEqual({ type: 'error', code: 0 });
     // The runner's side is finished (EOF seen): whatever is sent now is not answered.
-    sock.write(Buffer.concat([Buffer.from([2, 0, 0, 0]), Buffer.from(call(2, token))]).subarray(0, 4));
-    sock.write(Buffer.from(call(2, token)));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(Buffer.concat(received).length).toBe(errFrame.length);
-    sock.destroy();
-    expect(await eventually(() => runner.connectionCount() === 1)).toBe(true);
+    const next = Buffer.from(call(2, token));
+    const header = Buffer.from([2, (next.length >> 16) & 0xff, (next.length >> 8) & 0xff, next.length & 0xff]);
+    sock.write(Buffer.concat([header, next]), () => undefined);
+    // Then we end our side too. The socket closes only once both sides have ended, and every
+    // byte the runner wrote arrives before 'close': whatever it would have answered is in `received`.
+    const closed = new Promise((r) => sock.once('close', r));
+    sock.end();
+    await closed;
+    expect(Buffer.concat(received)).toEqual(errFrame);
+    await waitUntil(() => runner.connectionCount() === 1, "only the client's pooled connection left");
   });
 
   it('after an unanswered ExtraInfo question timed out: the late answer and the next RPC see a clean close', async () => {
@@ -116,8 +119,21 @@ describe('the next RPC on a connection the runner has given up on', () => {
   });
 });
 
+/**
+ * 1,000 connections need 1,000 fds in this process and in the runner. Node raises its soft
+ * open-file limit to the hard one at start, so the limit read here is what both processes get;
+ * under a lower limit (`ulimit -n 1024`) the test uses fewer connections and says so, and
+ * below 300 fds it skips with the reason in its title.
+ */
+const FD_LIMIT = openFileLimit();
+/** fds kept free for everything else the processes hold (vitest, pipes, the event loop). */
+const FD_HEADROOM = 200;
+const CONNECTIONS = Math.min(1000, (FD_LIMIT ?? Infinity) - FD_HEADROOM);
+const FD_REASON = CONNECTIONS < 1000 ? ` (not 1,000: the open-file limit is ${FD_LIMIT})` : '';
+
 describe('many connections', () => {
-  it('1,000 connections open at once are all served, and the runner returns to its baseline fds after they close', async () => {
+  it.skipIf(CONNECTIONS < 100)(`${CONNECTIONS} connections open at once are all served, and the runner returns to its baseline fds after they close${FD_REASON}${CONNECTIONS < 100 ? ' [skipped: too few fds]' : ''}`, async () => {
+    if (FD_REASON) console.log(`[figures] many connections: using ${CONNECTIONS}${FD_REASON}`);
     const dir = tempDir();
     const socketPath = join(dir, 'r.sock');
     const cli = await startCli([], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
@@ -132,21 +148,20 @@ describe('many connections', () => {
       if (now === baseline && i >= 5) break;
       baseline = now;
     }
-    const N = 1000;
+    const N = CONNECTIONS;
     const conns = await Promise.all(Array.from({ length: N }, () => RawConnection.connect(socketPath, 10_000)));
     cleanups.push(() => conns.forEach((c) => c.close()));
     const replies = await Promise.all(conns.map(async (c, i) => {
       await c.send(RPC.HTTP_REQ_CALL, call(i + 1, token));
-      const f = await c.readFrame(20_000);
-      return decodeRunnerFrame(f.type, f.payload);
+      return readReply(c, 20_000);
     }));
     replies.forEach((r, i) => expect(r).toMatchObject({ type: 'reqCall', id: i + 1, action: { kind: 'stop' } }));
     const peak = fdCount(cli.pid);
     expect(peak).toBeGreaterThanOrEqual(baseline + N);
     conns.forEach((c) => c.close());
     await Promise.all(conns.map((c) => c.closed));
-    expect(await eventually(() => fdCount(cli.pid) <= baseline, 500)).toBe(true);
-    console.log(`[figures] 1000 connections: runner fds baseline ${baseline}, peak ${peak}, after close ${fdCount(cli.pid)}`);
+    await waitUntil(() => fdCount(cli.pid) <= baseline, 'the runner back to its baseline fds');
+    console.log(`[figures] ${N} connections: runner fds baseline ${baseline}, peak ${peak}, after close ${fdCount(cli.pid)}`);
     cli.child.kill('SIGTERM');
     expect(await cli.exited).toBe(0);
   });
@@ -215,7 +230,7 @@ describe('SIGTERM under load', () => {
     const state: { sigtermAt: number | undefined; stop: boolean } = { sigtermAt: undefined, stop: false };
     const stats: LoadStats = { replies: 0, closed: 0, corrupt: [], heldAtSigterm: 0, heldAnswered: 0, stopped: 0 };
     const loops = Array.from({ length: 40 }, (_, w) => loadLoop(socketPath, token, w + 1, 100, state, stats));
-    expect(await eventually(() => stats.replies >= 200, 1000)).toBe(true);
+    await waitUntil(() => stats.replies >= 200, '200 replies under load');
     state.sigtermAt = Date.now();
     cli.child.kill('SIGTERM');
     const code = await cli.exited;
@@ -255,24 +270,30 @@ describe('runner restart while the client keeps retrying (APISIX respawn)', () =
       }
     })();
 
-    await eventually(() => outcomes.length >= 3);
+    await waitUntil(() => outcomes.length >= 3, '3 calls answered by the first process');
+    expect(outcomes.every((o) => o.kind === 'stop')).toBe(true);
     a.child.kill('SIGKILL'); // a crash: the socket file stays behind
     await a.exited;
-    expect(await eventually(() => outcomes.some((o) => o.kind === 'error'))).toBe(true);
+    await waitUntil(() => outcomes.some((o) => o.kind === 'error'), 'a call failing while no runner runs');
     // From here on every outcome is an error (no runner) or an answer of the new process.
     const before = outcomes.length;
     const b = await startCli([], env);
-    expect(await eventually(() => outcomes.slice(before).some((o) => o.kind === 'stop'), 500)).toBe(true);
+    await waitUntil(() => outcomes.slice(before).some((o) => o.kind === 'stop'), 'a call answered by the new process');
     stop = true;
     await retrying;
 
     const errors = outcomes.filter((o) => o.kind === 'error');
-    for (const e of errors) expect(e.kind === 'error' && e.error).toMatch(/failed to connect|closed|conf token not found/);
+    // What a crash can do to a call, as APISIX would see it: the socket is gone or refuses
+    // (failed to connect), the connection closes, or it is reset (ECONNRESET) / broken (EPIPE)
+    // when the process dies with the call in flight; then the new process does not know the token.
+    for (const e of errors) expect(e.kind === 'error' && e.error).toMatch(/failed to connect|closed|ECONNRESET|EPIPE|conf token not found/);
     // The first call on the new process used the old token and was re-prepared.
     const firstOnB = outcomes.slice(before).find((o) => o.kind === 'stop');
     expect(firstOnB).toMatchObject({ kind: 'stop', tries: 2 });
-    expect(client.cachedToken(route.key)).toBeDefined();
-    expect(oldToken).toBeDefined();
+    // The new process gave a new token (each process starts its tokens at a random point).
+    expect(typeof oldToken).toBe('number');
+    expect(typeof client.cachedToken(route.key)).toBe('number');
+    expect(client.cachedToken(route.key)).not.toBe(oldToken);
     b.child.kill('SIGTERM');
     expect(await b.exited).toBe(0);
   });

@@ -7,9 +7,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { FrameDecoder, FrameTooLargeError, encodeFrame } from '../../src/protocol/frame.js';
 import { startRunner, type Runner } from '../../src/runner.js';
@@ -17,7 +14,9 @@ import { createSayPlugin } from '../../src/plugins/say/index.js';
 import type { Plugin } from '../../src/plugin-api/index.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { ConnectionClosedError, RawConnection } from '../harness/raw-connection.js';
-import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
+import { RPC, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
+import { readReply as readFrameReply } from '../harness/frames.js';
+import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 import { mutatedPayloadArb, validPayloadArb } from './arbitraries.js';
 import { FC_RUNS, FC_SOCKET_RUNS, fcParams, timeoutFor } from './fc-config.js';
 
@@ -150,14 +149,14 @@ function model(stream: Uint8Array): StreamModel {
 }
 
 let runner: Runner;
-let dir: string;
+let dir: TempDir;
 let socketPath: string;
 let token: number;
 const SAY = [{ name: 'say', value: '{"body":"still here"}' }];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'a6fp-'));
-  socketPath = join(dir, 'r.sock');
+  dir = createTempDir('a6fp-');
+  socketPath = dir.file('r.sock');
   runner = await startRunner({
     socketPath,
     logger: pino({ level: 'silent' }),
@@ -171,7 +170,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runner.close();
-  rmSync(dir, { recursive: true, force: true });
+  dir.remove();
 });
 
 const goodCall = (id: number) => encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([10, 0, 0, 1]), method: 'GET', path: '/ok', args: [], headers: [] });
@@ -194,11 +193,8 @@ function expectDefinedAnswer(sent: TestFrame, reply: RunnerReply): void {
   }
 }
 
-async function readReply(conn: RawConnection): Promise<RunnerReply> {
-  const f = await conn.readFrame(3000);
-  // decodeRunnerFrame verifies the reply: a corrupt frame would throw here.
-  return decodeRunnerFrame(f.type, f.payload);
-}
+/** decodeRunnerFrame verifies the reply: a corrupt frame would throw here. */
+const readReply = (conn: RawConnection): Promise<RunnerReply> => readFrameReply(conn, 3000);
 
 /** Sends `stream` in chunks, checks every answer against the model, then proves the runner still serves. */
 async function checkStream(stream: Uint8Array, sizes: readonly number[]): Promise<void> {

@@ -1,6 +1,7 @@
 /** Sends many PrepareConf RPCs over one connection, pipelined, and collects the tokens in order. */
 import { RawConnection } from '../harness/raw-connection.js';
-import { RPC, decodeRunnerFrame, encodePrepareConfReq } from '../harness/apisix-codec.js';
+import { RPC, encodePrepareConfReq } from '../harness/apisix-codec.js';
+import { readReply } from '../harness/frames.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
 
 /** One token per key, in order; `conf` is the same for every key. Writes in batches so replies drain. */
@@ -12,8 +13,7 @@ export async function prepareMany(socketPath: string, keys: readonly string[], c
       const slice = keys.slice(i, i + batch);
       await conn.sendRaw(Buffer.concat(slice.map((key) => encodeFrame(RPC.PREPARE_CONF, encodePrepareConfReq({ key, conf })))));
       for (let j = 0; j < slice.length; j++) {
-        const f = await conn.readFrame(10_000);
-        const reply = decodeRunnerFrame(f.type, f.payload);
+        const reply = await readReply(conn, 10_000);
         if (reply.type !== 'prepareConf') throw new Error(`PrepareConf of ${slice[j]} answered ${JSON.stringify(reply)}`);
         tokens.push(reply.confToken);
       }

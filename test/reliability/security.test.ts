@@ -5,9 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { startRunner, type Runner } from '../../src/runner.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -15,8 +15,11 @@ import { createSayPlugin } from '../../src/plugins/say/index.js';
 import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
-import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, encodePrepareConfReq } from '../harness/apisix-codec.js';
-import { eventually, killAllCli, startCli } from './cli-process.js';
+import { RPC, encodeHttpReqCallReq, encodePrepareConfReq } from '../harness/apisix-codec.js';
+import { decodeFrameBytes } from '../harness/frames.js';
+import { createTempDir } from '../harness/temp-dir.js';
+import { waitUntil } from '../harness/wait.js';
+import { killAllCli, startCli } from './cli-process.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -25,9 +28,9 @@ afterEach(async () => {
 });
 
 function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6s-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
+  const d = createTempDir('a6s-');
+  cleanups.push(d.remove);
+  return d.path;
 }
 
 async function runner(options: Partial<Parameters<typeof startRunner>[0]> & { socketPath: string }): Promise<Runner> {
@@ -37,6 +40,8 @@ async function runner(options: Partial<Parameters<typeof startRunner>[0]> & { so
 }
 
 const isRoot = process.getuid?.() === 0;
+/** An address of this machine other than loopback, to check that metrics are not served there. */
+const EXTERNAL_IPV4 = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 
 describe('the socket and an unprivileged APISIX worker', () => {
   it.skipIf(!isRoot)('a process running as nobody (uid/gid 65534) connects and is served [skipped when the tests do not run as root: cannot switch user]', async () => {
@@ -87,8 +92,8 @@ describe('the socket and an unprivileged APISIX worker', () => {
     const result = JSON.parse(out.trim().split('\n').at(-1)!) as { uid: number; gid: number; frames: string[] };
     expect(result).toMatchObject({ uid: 65534, gid: 65534 });
     const [prepared, called] = result.frames.map((h) => Buffer.from(h, 'hex'));
-    expect(decodeRunnerFrame(prepared![0]!, prepared!.subarray(4))).toEqual({ type: 'prepareConf', confToken: token });
-    expect(decodeRunnerFrame(called![0]!, called!.subarray(4))).toMatchObject({ type: 'reqCall', id: 9, action: { kind: 'stop', stop: { body: Buffer.from('hi nobody') } } });
+    expect(decodeFrameBytes(prepared!)).toEqual({ type: 'prepareConf', confToken: token });
+    expect(decodeFrameBytes(called!)).toMatchObject({ type: 'reqCall', id: 9, action: { kind: 'stop', stop: { body: Buffer.from('hi nobody') } } });
   });
 });
 
@@ -102,16 +107,20 @@ describe('metrics listen on loopback unless told otherwise', () => {
       const url = new URL(r.metricsUrl!);
       expect(url.hostname).toBe('127.0.0.1');
       expect((await fetch(url)).status).toBe(200);
-      // Not reachable on the machine's other addresses.
-      const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
-      if (external) {
-        const refused = await new Promise<boolean>((resolve) => {
-          const s = createConnection({ host: external.address, port: Number(url.port) });
-          s.once('connect', () => { s.destroy(); resolve(false); });
-          s.once('error', () => resolve(true));
-        });
-        expect(refused).toBe(true);
-      }
+    }
+  });
+
+  it.skipIf(!EXTERNAL_IPV4)(`are not reachable on the machine's other addresses${EXTERNAL_IPV4 ? '' : ' [skipped: this host has no external IPv4 address to try]'}`, async () => {
+    const dir = tempDir();
+    for (const [i, address] of ['0', '127.0.0.1:0'].entries()) {
+      const r = await runner({ socketPath: join(dir, `x${i}.sock`), logger: createLogger({ level: 'silent' }), metricsAddress: address });
+      const url = new URL(r.metricsUrl!);
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = createConnection({ host: EXTERNAL_IPV4!, port: Number(url.port) });
+        s.once('connect', () => { s.destroy(); resolve(false); });
+        s.once('error', () => resolve(true));
+      });
+      expect(refused).toBe(true);
     }
   });
 
@@ -224,7 +233,7 @@ describe('a dead mirror target cannot flood the log', () => {
     const elapsedMs = Date.now() - started;
     const failed = (): Array<Record<string, unknown>> => cli.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l['target'] === target && l['outcome'] === 'error' && /failed/.test(String(l['msg'])));
-    expect(await eventually(() => failed().length > 0)).toBe(true);
+    await waitUntil(() => failed().length > 0, 'a mirror failure logged');
     await new Promise((r) => setTimeout(r, 100));
     const lines = failed();
     // Bounded by time, not by traffic: at most one line per interval (+1 for the first).

@@ -25,18 +25,6 @@ export function hashToUnit(key: string): number {
   return (h >>> 0) / 0x1_0000_0000;
 }
 
-/** Reads the sampling key of a request; a `var:` key costs one ExtraInfo round trip. */
-export async function readSampleKey(key: SampleKey, req: HttpRequest): Promise<string | undefined> {
-  switch (key.source) {
-    case 'header': return req.header(key.name);
-    case 'arg': return req.arg(key.name);
-    case 'var': {
-      const v = await req.var(key.name);
-      return v === '' ? undefined : v;
-    }
-  }
-}
-
 /**
  * The sampling decision for one request and one target: synchronous unless the key is an
  * nginx variable (one ExtraInfo round trip), so unsampled requests cost no promise.

@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import {
-  RecordingTarget, call, expectOk, headerValues, mirrorRoute, startMirrorRunner, until, type MirrorRunner,
+  RecordingTarget, call, expectOk, headerValues, mirrorRoute, startMirrorRunner, type MirrorRunner,
 } from './fixtures.js';
+import { waitUntil } from '../../harness/wait.js';
 
 let target: RecordingTarget;
 let other: RecordingTarget;
@@ -191,7 +192,7 @@ describe('proxy-mirror over the runner: the HTTP copy', () => {
   });
 
   it('counts each copy sent and its status class', async () => {
-    await until(async () => (await mr.metric('apisix_runner_mirror_requests_total', { target: target.url, outcome: 'sent' }))
+    await waitUntil(async () => (await mr.metric('apisix_runner_mirror_requests_total', { target: target.url, outcome: 'sent' }))
       === (await mr.metric('apisix_runner_mirror_requests_total', { target: target.url, outcome: '2xx' })), 'all copies answered');
     expect(await mr.metric('apisix_runner_mirror_requests_total', { target: target.url, outcome: '2xx' })).toBe(target.received.length);
   });
@@ -204,18 +205,26 @@ describe('proxy-mirror: invalid conf fails open', () => {
       [{ host: target.url, timeout: { connect: '5 seconds' } }, '/timeout/connect'],
       [{ host: target.url, sample_ratio: 0 }, '/sample_ratio'],
     ] as const;
-    for (const [conf, field] of badHosts) {
+    // Decisions about `target`: a copy started or queued-then-started (sent), skipped or dropped.
+    // Counted when the copy is submitted, in the call's after-reply tasks.
+    const decisions = async (): Promise<number> => (await Promise.all(['sent', 'skipped', 'dropped'].map((outcome) =>
+      mr.metric('apisix_runner_mirror_requests_total', { target: target.url, outcome })))).reduce((a, b) => a + b, 0);
+    for (const [i, [conf, field]] of badHosts.entries()) {
       const k = key();
       const before = target.received.length;
+      const decidedBefore = await decisions();
       // A valid second entry still works: only the bad one is left out.
-      const o = expectOk(await mr.client.httpReqCall(mirrorRoute(k, conf, { host: other.url }), call()));
+      const o = expectOk(await mr.client.httpReqCall(mirrorRoute(k, conf, { host: other.url, path: `/fail-open-${i}` }), call()));
       expect(o.kind).toBe('none');
       const line = mr.logs.find((l) => l['route'] === k && l['plugin'] === 'proxy-mirror');
       expect(line, JSON.stringify(conf)).toBeDefined();
       expect(line!['field']).toBe(field);
       expect(String(line!['msg'])).toContain(field);
+      // The good entry's copy arrived, so this call's after-reply tasks have run: had the bad
+      // entry stayed in the chain (it comes first), its copy would have been submitted before.
+      await waitUntil(() => other.received.some((r) => r.url === `/fail-open-${i}`), `the good entry's copy for ${field}`);
+      expect(await decisions()).toBe(decidedBefore);
       expect(target.received.length).toBe(before);
     }
-    await other.waitFor(1);
   });
 });

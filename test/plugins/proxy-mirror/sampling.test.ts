@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { hashToUnit } from '../../../src/plugins/proxy-mirror/sampler.js';
-import { RecordingTarget, call, expectOk, headerValues, mirrorRoute, seededRandom, startMirrorRunner, until, type MirrorRunner } from './fixtures.js';
+import { RecordingTarget, call, expectOk, headerValues, mirrorRoute, seededRandom, startMirrorRunner, type MirrorRunner } from './fixtures.js';
+import { waitUntil } from '../../harness/wait.js';
 
 let target: RecordingTarget;
 let mr: MirrorRunner;
@@ -49,12 +50,21 @@ describe('proxy-mirror sampling through the runner', () => {
     await target.waitFor(before + 50);
   });
 
-  it('mirrors nothing when the random source is always above the smallest ratio', async () => {
+  it('accepts the smallest ratio 0.00001: a draw above it is not sampled, a draw below it is', async () => {
     rand = () => 0.99999;
+    draws = 0;
     const before = await sentTo('sent');
-    const route = mirrorRoute('route#s3#ext-plugin-pre-req#1', { host: target.url, sample_ratio: 0.00001 });
+    const notSampled = (): Promise<number> => mr.metric('apisix_runner_mirror_skipped_total', { target: target.url, reason: 'not_sampled' });
+    const notSampledBefore = await notSampled();
+    const route = mirrorRoute('route#s3#ext-plugin-pre-req#1', { host: target.url, sample_ratio: 0.00001, path: '/smallest' });
     for (let i = 0; i < 50; i++) expectOk(await mr.client.httpReqCall(route, call()));
+    // The plugin is in the chain and decided each time (a rejected conf would draw nothing).
+    expect(draws).toBe(50);
+    expect(await notSampled()).toBe(notSampledBefore + 50);
     expect(await sentTo('sent')).toBe(before);
+    rand = () => 0.000009;
+    expectOk(await mr.client.httpReqCall(route, call()));
+    await waitUntil(() => target.received.some((r) => r.url === '/smallest'), 'the copy drawn below 0.00001');
   });
 
   it('samples deterministically by header, arg or var key, and randomly when the key is absent', async () => {
@@ -64,10 +74,13 @@ describe('proxy-mirror sampling through the runner', () => {
     expect(want.length).toBeGreaterThan(20);
     expect(want.length).toBeLessThan(80);
 
+    // Every request carries its user in `x-user` too, so the copies say which users were
+    // mirrored whatever the key's source (for arg:/var: keys the header is only a label).
+    const labelled = (u: string) => [{ name: 'host', value: 'h' }, { name: 'x-user', value: u }];
     const forms = [
-      ['header:X-User', (u: string) => call({ headers: [{ name: 'host', value: 'h' }, { name: 'x-user', value: u }] })],
-      ['arg:uid', (u: string) => call({ args: [{ name: 'uid', value: u }], vars: { args: `uid=${u}` } })],
-      ['var:remote_user', (u: string) => call({ vars: { remote_user: u } })],
+      ['header:X-User', (u: string) => call({ headers: labelled(u) })],
+      ['arg:uid', (u: string) => call({ headers: labelled(u), args: [{ name: 'uid', value: u }], vars: { args: `uid=${u}` } })],
+      ['var:remote_user', (u: string) => call({ headers: labelled(u), vars: { remote_user: u } })],
     ] as const;
     for (const [sampleKey, build] of forms) {
       rand = () => { throw new Error('random must not be drawn when the key is present'); };
@@ -76,14 +89,14 @@ describe('proxy-mirror sampling through the runner', () => {
       for (let round = 0; round < 2; round++) {
         for (const u of users) expectOk(await mr.client.httpReqCall(route, build(u)));
       }
-      await until(() => target.received.filter((r) => r.url.startsWith(path)).length >= want.length * 2, `${sampleKey} copies`);
-      await until(async () => (await sentTo('sent')) === (await sentTo('2xx')), 'copies answered');
+      await waitUntil(() => target.received.filter((r) => r.url.startsWith(path)).length >= want.length * 2, `${sampleKey} copies`);
+      await waitUntil(async () => (await sentTo('sent')) === (await sentTo('2xx')), 'copies answered');
       const got = target.received.filter((r) => r.url.startsWith(path));
       expect(got).toHaveLength(want.length * 2);
-      if (sampleKey.startsWith('header')) {
-        const mirroredUsers = [...new Set(got.map((r) => headerValues(r, 'x-user')[0]))].sort();
-        expect(mirroredUsers).toEqual([...want].sort());
-      }
+      // The same users, each twice (both rounds): the key decides, not chance.
+      const mirroredUsers = got.map((r) => headerValues(r, 'x-user')[0]).sort();
+      expect(mirroredUsers, sampleKey).toEqual([...want, ...want].sort());
+      if (sampleKey.startsWith('arg')) for (const r of got) expect(r.url).toBe(`${path}?uid=${headerValues(r, 'x-user')[0]}`);
     }
 
     // Key absent: falls back to the random source.

@@ -4,15 +4,14 @@
  * and expiry follows the injected clock. The memory figure is measured by bench/soak-confs.mjs.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { startRunner, type Runner } from '../../src/runner.js';
 import { createSayPlugin } from '../../src/plugins/say/index.js';
 import type { Plugin } from '../../src/plugin-api/index.js';
 import { RawConnection } from '../harness/raw-connection.js';
-import { RPC, decodeRunnerFrame, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { RPC, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { readReply } from '../harness/frames.js';
+import { createTempDir } from '../harness/temp-dir.js';
 import { prepareMany } from './prepare-many.js';
 
 const SAY = [{ name: 'say', value: '{"body":"ok"}' }];
@@ -22,11 +21,11 @@ afterEach(async () => {
 });
 
 async function start(options: { maxConfs?: number; confExpireSeconds?: number; now?: () => number }): Promise<Runner> {
-  const dir = mkdtempSync(join(tmpdir(), 'a6c-'));
-  const runner = await startRunner({ socketPath: join(dir, 'r.sock'), logger: pino({ level: 'silent' }), plugins: () => [createSayPlugin()] as Plugin<unknown>[], ...options });
+  const dir = createTempDir('a6c-');
+  const runner = await startRunner({ socketPath: dir.file('r.sock'), logger: pino({ level: 'silent' }), plugins: () => [createSayPlugin()] as Plugin<unknown>[], ...options });
   cleanups.push(async () => {
     await runner.close();
-    rmSync(dir, { recursive: true, force: true });
+    dir.remove();
   });
   return runner;
 }
@@ -37,8 +36,7 @@ async function callTokens(socketPath: string, tokens: readonly number[]): Promis
   const out: Array<'ok' | number> = [];
   for (const [i, token] of tokens.entries()) {
     await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: i + 1, confToken: token, srcIp: new Uint8Array([10, 0, 0, 1]), method: 'GET', path: '/', args: [], headers: [] }));
-    const f = await conn.readFrame(5000);
-    const r = decodeRunnerFrame(f.type, f.payload);
+    const r = await readReply(conn, 5000);
     out.push(r.type === 'error' ? r.code : 'ok');
   }
   conn.close();

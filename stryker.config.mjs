@@ -1,0 +1,28 @@
+// @ts-check
+/**
+ * Mutation testing (`npm run test:mutation`, not part of `npm test`): mutates the core and the
+ * mirror's decision logic and runs only the tests that cover each mutant (perTest coverage).
+ * Concurrency stays low because the machine running it is usually shared.
+ * @type {import('@stryker-mutator/api/core').PartialStrykerOptions}
+ */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'test/mutation/vitest.config.ts' },
+  coverageAnalysis: 'perTest',
+  concurrency: 2,
+  mutate: [
+    'src/protocol/frame.ts',
+    'src/conf-cache.ts',
+    'src/plugin-chain.ts',
+    'src/server/header-edits.ts',
+    'src/plugins/proxy-mirror/sampler.ts',
+    'src/plugins/proxy-mirror/copy-builder.ts',
+    'src/plugins/proxy-mirror/conf.ts',
+  ],
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/index.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  tempDirName: '.stryker-tmp',
+  timeoutMS: 20_000,
+  cleanTempDir: 'always',
+};
