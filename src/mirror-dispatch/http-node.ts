@@ -52,8 +52,11 @@ export function settleBreaker(
   breaker: CircuitBreaker, code: string | undefined,
 ): { state: 'open'; retryInMs: number } | { state: 'closed' } | undefined {
   if (code !== undefined && CONNECT_FAILURE_CODES.has(code)) {
+    // A failed probe keeps the node out with a longer delay, silently: only the transition
+    // from taking copies to not taking them is reported (one log line per outage).
+    const wasClosed = breaker.state === 'closed';
     const delay = breaker.failed();
-    return delay === undefined ? undefined : { state: 'open', retryInMs: Math.round(delay) };
+    return delay === undefined || !wasClosed ? undefined : { state: 'open', retryInMs: Math.round(delay) };
   }
   if (code === 'TARGET_DOWN' || code === 'CLOSED') {
     breaker.released();

@@ -53,6 +53,8 @@ export interface MirrorRunner {
 export async function startMirrorRunner(opts: {
   random?: () => number;
   now?: () => number;
+  /** Jitter of the circuit breakers' retry delays. */
+  jitter?: () => number;
   settings?: Record<string, unknown>;
 } = {}): Promise<MirrorRunner> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pm-'));
@@ -72,7 +74,7 @@ export async function startMirrorRunner(opts: {
     metrics: registry,
     settings: opts.settings ? { 'proxy-mirror': opts.settings } : {},
     plugins: (host) => {
-      plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now });
+      plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now, jitter: opts.jitter });
       return [plugin];
     },
   });
