@@ -4,13 +4,12 @@
  * and a jittered, growing retry lets one probe through. Real refused ports and real servers;
  * the plugin's clock and jitter are injected, so the counts are exact.
  */
-import http from 'node:http';
-import type net from 'node:net';
 import { describe, it, expect, afterEach } from 'vitest';
 import { CircuitBreaker } from '../../../src/mirror-dispatch/index.js';
 import {
   absentPort, call, expectOk, mirrorRoute, startMirrorRunner, until, type MirrorRunner,
 } from './fixtures.js';
+import { startCountingServer, type CountingServer } from './counting-server.js';
 
 let clock = 0;
 const cleanups: (() => Promise<void>)[] = [];
@@ -29,24 +28,10 @@ async function runner(): Promise<MirrorRunner> {
   return mr;
 }
 
-/** An HTTP server on a given port that counts TCP connections and requests. */
-async function listenOn(port: number): Promise<{ connections: () => number; requests: string[] }> {
-  let connections = 0;
-  const requests: string[] = [];
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      requests.push(req.url ?? '');
-      res.end('ok');
-    });
-  });
-  server.on('connection', (_s: net.Socket) => connections++);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return { connections: () => connections, requests };
+async function listenOn(port: number): Promise<CountingServer> {
+  const server = await startCountingServer({ port });
+  cleanups.push(() => server.close());
+  return server;
 }
 
 const post = (path: string) => call({
