@@ -148,6 +148,11 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         else body = fetched;
       }
       if (over !== undefined) {
+        if (over === 'grpc_unknown_length') {
+          // Counting alone hides why a gRPC target gets nothing: say it, once per interval.
+          limiter.warn(`${target}:grpc_unknown_length`, () => ({ target, route: ctx.routeKey, method: req.path }),
+            'proxy-mirror: gRPC call with a body of unknown length not copied; list its method in grpc_methods if it is unary or client-streaming');
+        }
         if (conf.target.grpc || conf.bodyOverLimit === 'skip') return skip(conf, over);
         metrics.bodyOmitted(target, over);
         body = Buffer.alloc(0);
