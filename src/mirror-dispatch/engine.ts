@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { DeadlineSweep } from './deadline-sweep.js';
 import { DispatchTarget } from './target.js';
+import { DispatchThreads } from './thread-pool.js';
 import type { DispatchObserver, TargetSpec } from './types.js';
 
 export interface EngineOptions {
@@ -18,6 +19,11 @@ export interface EngineOptions {
   readonly closeGraceMs: number;
   /** How often request deadlines are checked; default 50 ms. */
   readonly sweepEveryMs?: number;
+  /**
+   * Threads that send requests, this one included: 1 sends from this thread (nothing else
+   * started); N > 1 starts N - 1 worker threads that own the connection pools.
+   */
+  readonly threads?: number;
 }
 
 /** A key for everything that shapes a target's transport and limits. */
@@ -33,7 +39,12 @@ export class DispatchEngine {
   constructor(private readonly options: EngineOptions) {
     const realNow = (): number => performance.now();
     this.sweep = new DeadlineSweep(realNow, options.sweepEveryMs ?? 50);
+    const threads = options.threads ?? 1;
+    this.threads = threads > 1
+      ? new DispatchThreads(threads - 1, (i, reason, lost) => options.observer.threadRestarted(i, reason, lost))
+      : undefined;
     this.deps = {
+      threads: this.threads,
       observer: options.observer,
       now: options.now ?? realNow,
       random: options.random ?? Math.random,
@@ -43,6 +54,8 @@ export class DispatchEngine {
   }
 
   private readonly deps: ConstructorParameters<typeof DispatchTarget>[2];
+  /** Worker threads, when the engine runs with more than one thread. */
+  readonly threads: DispatchThreads | undefined;
 
   /** Takes a reference on the target of a spec (created on first use). */
   acquire(spec: TargetSpec): DispatchTarget {
@@ -84,5 +97,6 @@ export class DispatchEngine {
     this.targets.clear();
     await Promise.all(all.map((t) => t.close(this.options.closeGraceMs)));
     this.sweep.stop();
+    await this.threads?.close();
   }
 }

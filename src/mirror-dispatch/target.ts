@@ -12,6 +12,7 @@ import type { DeadlineSweep } from './deadline-sweep.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
 import { NodePicker } from './node-picker.js';
+import type { DispatchThreads } from './thread-pool.js';
 import type { DispatchObserver, DispatchRequest, NodeSpec, ResponseSink, SubmitResult, TargetSpec } from './types.js';
 
 /** What a target needs from its engine. */
@@ -24,6 +25,8 @@ export interface TargetDeps {
   readonly sweep: DeadlineSweep;
   /** Monotonic milliseconds for request deadlines (the real clock, even when `now` is a test's). */
   readonly deadlineNow: () => number;
+  /** Worker threads that own the nodes' pools; undefined: nodes live on this thread. */
+  readonly threads: DispatchThreads | undefined;
 }
 
 interface Queued {
@@ -56,6 +59,7 @@ export class DispatchTarget {
 
   private createNode(node: NodeSpec, tlsName?: string): NodeTransport {
     const breaker = new CircuitBreaker(this.spec.breaker, this.deps.now, this.deps.random);
+    if (this.deps.threads) return this.deps.threads.createNode(node, this.spec, breaker, tlsName);
     return this.spec.protocol === 'grpc'
       ? new GrpcNode(node, this.spec, breaker)
       : new HttpNode(node, this.spec, breaker, this.deps.sweep, this.deps.deadlineNow, tlsName);

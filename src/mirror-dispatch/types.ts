@@ -133,6 +133,8 @@ export interface DispatchObserver {
   nodeState(target: string, node: string, state: 'open' | 'closed', detail: { code?: string; retryInMs?: number }): void;
   /** The target's queue was full: a request was dropped. */
   dropped(target: string, load: { inflight: number; queued: number }): void;
+  /** A dispatch worker thread died and was restarted; `lost` requests in flight were counted as errors. */
+  threadRestarted(thread: number, reason: string, lost: number): void;
 }
 
 /** What `submit` did with a request. */

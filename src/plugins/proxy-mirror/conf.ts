@@ -2,6 +2,7 @@
  * Turns the validated conf JSON and the runner-wide settings into the object every request
  * of a route uses. All parsing happens here, once per PrepareConf, never per request.
  */
+import { availableParallelism } from 'node:os';
 import { ConfError } from '../../plugin-api/index.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
 import type { BreakerSettings, NodeSpec, TargetSpec } from '../../mirror-dispatch/index.js';
@@ -38,6 +39,11 @@ export interface ProxyMirrorSettings {
   readonly breaker: BreakerSettings;
   /** How often a host name target is resolved again (its addresses are its nodes). */
   readonly resolveEveryMs: number;
+  /**
+   * Threads that send copies, the RPC thread included: 1 sends them from the RPC thread;
+   * N > 1 hands them to N - 1 worker threads. Default: 2 with two cores or more, else 1.
+   */
+  readonly mirrorThreads: number;
 }
 
 /** Where copies go: a dispatch target plus what the plugin itself needs to know. */
@@ -97,7 +103,13 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   closeGraceMs: 500,
   breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
   resolveEveryMs: 30_000,
+  mirrorThreads: defaultMirrorThreads(),
 };
+
+/** Two threads (one worker) when a second core exists; the RPC thread alone otherwise. */
+export function defaultMirrorThreads(): number {
+  return availableParallelism() >= 2 ? 2 : 1;
+}
 
 const durationRe = new RegExp(DURATION_PATTERN);
 
@@ -162,6 +174,7 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
     logIntervalMs: raw['log_interval'] === undefined ? d.logIntervalMs : parseDuration(raw['log_interval'], 'proxy-mirror.log_interval'),
     closeGraceMs: raw['close_grace'] === undefined ? d.closeGraceMs : parseDuration(raw['close_grace'], 'proxy-mirror.close_grace'),
     breaker: parseBreaker(raw['breaker'], d.breaker),
+    mirrorThreads: intSetting(raw, 'mirror_threads', d.mirrorThreads, 1, 64),
     resolveEveryMs: raw['resolve_every'] === undefined ? d.resolveEveryMs : parseDuration(raw['resolve_every'], 'proxy-mirror.resolve_every'),
   };
 }

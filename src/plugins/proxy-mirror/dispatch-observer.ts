@@ -40,6 +40,10 @@ export function createDispatchObserver(metrics: MirrorMetrics, limiter: LogLimit
         logger.info({ target, node }, `proxy-mirror: mirror node ${node} reachable again; copies flow`);
       }
     },
+    threadRestarted(thread, reason, lost) {
+      metrics.threadRestarted();
+      logger.error({ thread, reason, lost }, `proxy-mirror: mirror thread ${thread} died (${reason}); restarted, ${lost} copies in flight counted as errors`);
+    },
     dropped(target, load) {
       limiter.warn(`${target}:dropped`, () => ({ target, ...load }), 'proxy-mirror: queue full, copy dropped');
     },

@@ -81,7 +81,9 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   const metrics: MirrorMetrics = createMirrorMetrics(host.metrics);
   const limiter = new LogLimiter(logger, settings.logIntervalMs, now);
   const observer = createDispatchObserver(metrics, limiter, logger);
-  const dispatcher = new DispatchEngine({ observer, now, random: deps.jitter ?? Math.random, closeGraceMs: settings.closeGraceMs });
+  const dispatcher = new DispatchEngine({
+    observer, now, random: deps.jitter ?? Math.random, closeGraceMs: settings.closeGraceMs, threads: settings.mirrorThreads,
+  });
   host.onClose(() => dispatcher.close());
 
   const skip = (conf: ProxyMirrorConf, reason: SkipReason): undefined => {

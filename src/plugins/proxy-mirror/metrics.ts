@@ -38,6 +38,8 @@ export interface MirrorMetrics {
   node(target: string, node: string, outcome: MirrorOutcome | 'sent'): void;
   /** Per node: 1 while it takes copies, 0 while its circuit breaker holds it out. */
   nodeUp(target: string, node: string, up: boolean): void;
+  /** A mirror worker thread died and was restarted. */
+  threadRestarted(): void;
 }
 
 function gauge(registry: Registry, name: string, help: string): Gauge<string> {
@@ -81,6 +83,12 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
     labelNames: ['target', 'node'],
     registers: [registry],
   });
+  const existingRestarts = registry.getSingleMetric('apisix_runner_mirror_thread_restarts_total');
+  const restarts = (existingRestarts as Counter<string> | undefined) ?? new Counter({
+    name: 'apisix_runner_mirror_thread_restarts_total',
+    help: 'Mirror worker threads that died and were restarted.',
+    registers: [registry],
+  });
   // Bound children per (target, node), then per outcome: no label hashing per copy.
   const nodeCounters = boundByTwo(() => new Map<string, { inc(): void }>());
   const nodeCounter = (target: string, node: string, outcome: string): { inc(): void } => {
@@ -113,5 +121,6 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
     },
     node: (target, node, outcome) => nodeCounter(target, node, outcome).inc(),
     nodeUp: (target, node, up) => nodeUp.labels(target, node).set(up ? 1 : 0),
+    threadRestarted: () => restarts.inc(),
   };
 }

@@ -72,7 +72,8 @@ export async function startMirrorRunner(opts: {
     socketPath,
     logger: pino({ level: 'info' }, sink),
     metrics: registry,
-    settings: opts.settings ? { 'proxy-mirror': opts.settings } : {},
+    // Copies from the RPC thread unless a test asks for worker threads (threads.test.ts).
+    settings: { 'proxy-mirror': { mirror_threads: 1, ...opts.settings } },
     plugins: (host) => {
       plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now, jitter: opts.jitter });
       return [plugin];

@@ -94,8 +94,8 @@ describe('proxy-mirror with a list of nodes', () => {
     const node = `http://127.0.0.1:${a!.port}`;
     for (let i = 1; i < 5; i++) expectOk(await mr.client.httpReqCall(route, call({ path: `/dns-${i}` })));
     await until(() => a!.requests.length === 5, 'five copies');
-    await until(async () => (await mr.metric('apisix_runner_mirror_node_requests_total', { target: host, node, outcome: '2xx' })) >= 1, 'node label is the address');
-    expect(await mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: '2xx' })).toBe(5);
+    await until(async () => (await mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: '2xx' })) === 5, 'five answers');
+    expect(await mr.metric('apisix_runner_mirror_node_requests_total', { target: host, node, outcome: '2xx' })).toBeGreaterThanOrEqual(1);
   });
 
   it('rejects a list mixing schemes, a gRPC list and a duplicate node, naming the field', async () => {

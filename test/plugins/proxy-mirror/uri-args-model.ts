@@ -43,6 +43,6 @@ export function getUriArgs(raw: string): TextPair[] {
     values.push(value);
   }
   const out: TextPair[] = [];
-  for (const [name, values] of byName) for (const value of values) out.push(value === undefined ? { name } : { name, value });
+  for (const [name, values] of byName) for (const value of values) out.push({ name, value });
   return out;
 }
