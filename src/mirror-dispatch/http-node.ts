@@ -5,10 +5,23 @@
  */
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { Pool, buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool, buildConnector } from 'undici';
 import { CircuitBreaker, CONNECT_FAILURE_CODES } from './circuit-breaker.js';
 import type { DeadlineSweep } from './deadline-sweep.js';
 import type { DispatchOutcome, DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
+
+type Undici = typeof import('undici');
+let undici: Undici | undefined;
+let loadingUndici: Promise<Undici> | undefined;
+/**
+ * Loads undici once, when the first HTTP node is created: its HTTP parser (WebAssembly) costs
+ * about 20 MiB of RSS, which a runner without mirror targets, or whose copies are sent from
+ * worker threads, never needs on its RPC thread.
+ */
+export function loadUndici(): Promise<Undici> {
+  loadingUndici ??= import('undici').then((m) => (undici = m));
+  return loadingUndici;
+}
 
 /** How much of an answer nobody reads is taken off the socket before it is cut off. */
 const DISCARD_LIMIT_BYTES = 1024 * 1024;
@@ -66,13 +79,18 @@ export function settleBreaker(
 }
 
 export class HttpNode implements NodeTransport {
-  private readonly pool: Pool;
+  private pool: Pool | undefined;
+  /** Requests that arrived before undici was loaded. */
+  private waiting: [DispatchRequest, ResponseSink | undefined, DoneCallback][] = [];
+  private readonly ready: Promise<void>;
+  private closed = false;
   /** TLS name checked on the node's certificate: the target's host name, never the copied Host. */
   private readonly servername: string;
+  private readonly deadlineSpan: number;
 
   constructor(
     readonly spec: NodeSpec,
-    target: TargetSpec,
+    private readonly target: TargetSpec,
     readonly breaker: CircuitBreaker,
     private readonly sweep: DeadlineSweep,
     private readonly now: () => number,
@@ -80,20 +98,40 @@ export class HttpNode implements NodeTransport {
     tlsName?: string,
   ) {
     const t = target.timeouts;
-    const name = tlsName ?? spec.hostname;
-    this.servername = name;
+    this.servername = tlsName ?? spec.hostname;
+    this.deadlineSpan = t.connectMs + t.sendMs + t.readMs;
+    if (undici) {
+      this.pool = this.createPool(undici);
+      this.ready = Promise.resolve();
+    } else {
+      this.ready = loadUndici().then((u) => {
+        if (this.closed) return;
+        this.pool = this.createPool(u);
+        for (const [req, sink, done] of this.waiting.splice(0)) this.send(req, sink, done);
+      }, (err: unknown) => {
+        for (const [, sink, done] of this.waiting.splice(0)) {
+          sink?.onFailure('error', 'UNDICI_LOAD');
+          done('error', 'UNDICI_LOAD', err instanceof Error ? err.message : String(err));
+        }
+      });
+    }
+  }
+
+  private createPool(u: Undici): Pool {
+    const t = this.target.timeouts;
+    const name = this.servername;
     // undici derives SNI and the certificate name from the request's Host header (the client's
     // host here) and reconnects whenever it changes; a fixed servername per node avoids both.
     // For an IP no SNI is sent (RFC 6066) and the certificate is checked against the IP.
-    const base = buildConnector({
+    const base = u.buildConnector({
       timeout: t.connectMs,
-      rejectUnauthorized: target.tlsVerify,
-      ...(target.tlsCa ? { ca: [...rootCertificates, target.tlsCa] } : {}),
+      rejectUnauthorized: this.target.tlsVerify,
+      ...(this.target.tlsCa ? { ca: [...rootCertificates, this.target.tlsCa] } : {}),
     });
     const sni = isIP(name) ? undefined : name;
     const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, cb);
-    this.pool = new Pool(spec.origin, {
-      connections: target.limits.maxConcurrency,
+    return new u.Pool(this.spec.origin, {
+      connections: this.target.limits.maxConcurrency,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 60_000,
@@ -103,12 +141,15 @@ export class HttpNode implements NodeTransport {
       bodyTimeout: t.readMs,
       connect,
     });
-    this.deadlineSpan = t.connectMs + t.sendMs + t.readMs;
   }
 
-  private readonly deadlineSpan: number;
-
   send(req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
+    const pool = this.pool;
+    if (!pool) {
+      if (this.closed) done('error', 'CLOSED', 'node closed');
+      else this.waiting.push([req, sink, done]);
+      return;
+    }
     let controller: Dispatcher.DispatchController | undefined;
     let timedOut = false;
     let finished = false;
@@ -177,19 +218,27 @@ export class HttpNode implements NodeTransport {
     // `servername` is a documented dispatch option missing from undici's DispatchOptions type.
     const options = { path: req.uri, method: req.method, headers: flatten(req.headers), body: req.body, servername: this.servername };
     try {
-      this.pool.dispatch(options as Dispatcher.DispatchOptions, handler);
+      pool.dispatch(options as Dispatcher.DispatchOptions, handler);
     } catch (err) {
       handler.onResponseError!(undefined as unknown as Dispatcher.DispatchController, err as Error);
     }
   }
 
   async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    await this.ready;
+    for (const [, sink, done] of this.waiting.splice(0)) {
+      sink?.onFailure('error', 'CLOSED');
+      done('error', 'CLOSED', 'node closed before undici loaded');
+    }
+    const pool = this.pool;
+    if (!pool) return;
     let timer: NodeJS.Timeout | undefined;
-    const graceful = this.pool.close().then(() => true, () => true);
+    const graceful = pool.close().then(() => true, () => true);
     const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), graceMs); timer.unref(); });
     const closed = await Promise.race([graceful, late]);
     if (timer) clearTimeout(timer);
-    if (!closed) await this.pool.destroy().catch(() => undefined);
+    if (!closed) await pool.destroy().catch(() => undefined);
   }
 }
 
