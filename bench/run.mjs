@@ -70,6 +70,8 @@ const rewrite = {
   name: 'rewrite',
   value: JSON.stringify({ path: '/anything', headers: { set: { 'x-bench': '1' } } }),
 };
+/** A 127.0.0.1 port with nobody listening (checked at start). */
+const DEAD_PORT = 9;
 const mirror = (port, ratio) => ({
   name: 'proxy-mirror',
   value: JSON.stringify({ host: `http://127.0.0.1:${port}`, sample_ratio: ratio }),
@@ -90,6 +92,9 @@ const CASES = [
   // Copies from a worker thread; the runner may use both cores (the second is shared with the
   // load generator and the sink), as "when a second core is available" asks.
   { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], cores: '0,1' },
+  // A target that refuses connections (port 9, discard, closed here): the breaker opens after
+  // three refused connects and the rest of the copies are skipped (target_down).
+  { id: 'mirror-dead', label: 'proxy-mirror 1 → refused port', conf: () => [mirror(DEAD_PORT, 1)], floor: 'floor', args: ['--mirror-threads', '1'] },
   {
     id: 'body',
     label: '1 KiB body via ExtraInfo',
