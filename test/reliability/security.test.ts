@@ -217,7 +217,13 @@ describe('a dead mirror target cannot flood the log', () => {
     await new Promise((r) => probe.close(r));
     const target = `http://127.0.0.1:${port}`;
     const intervalMs = 200;
-    writeFileSync(join(dir, 'c.json'), JSON.stringify({ plugin_attr: { 'proxy-mirror': { log_interval: `${intervalMs}ms` } } }));
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ plugin_attr: { 'proxy-mirror': {
+      log_interval: `${intervalMs}ms`,
+      // Every copy must try and fail, promptly: the breaker would otherwise take the dead target
+      // out after 3 refusals, and copies queued for a worker thread would be dropped as queue-full.
+      breaker: { failures: 1000 },
+      mirror_threads: 1,
+    } } }));
     const cli = await startCli(['--config', join(dir, 'c.json')], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
     const client = new ApisixClient({ socketPath });
     cleanups.push(() => client.close());
