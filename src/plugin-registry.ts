@@ -2,7 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { CallContext, FailurePolicy, Logger, Plugin } from './plugin-api/plugin.js';
 import { ConfError } from './plugin-api/plugin.js';
 import type { TextPair } from './plugin-api/request.js';
-import { describeUnknownKey } from './config.js';
+import { describeUnknownKey } from './unknown-key.js';
 
 /** One plugin of a route's chain, with its parsed conf. */
 export interface ChainEntry {

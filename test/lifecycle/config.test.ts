@@ -1,6 +1,6 @@
 /** Config precedence and config mistakes found at start, through resolveConfig and the real CLI. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, resolveConfig, type RunnerConfig } from '../../src/config.js';
 import { ROOT, spawnCli, startCli } from '../reliability/cli-process.js';
@@ -106,5 +106,23 @@ describe('config mistakes', () => {
     const bad = spawnCli(['--config', join(dir, 'bad.yaml')], env);
     expect(await bad.exited).toBe(2);
     expect(bad.output().trim()).toMatch(/^apisix-ts-plugin-runner: cannot start: invalid plugin_attr\.proxy-mirror\.timeout.*; fix it in the config file$/);
+  });
+
+  it('a misspelt key inside plugin_attr.proxy-mirror (or its timeout/breaker) stops the start like a top-level typo', async () => {
+    const dir = tempDir('a6cfg-');
+    const env = { APISIX_LISTEN_ADDRESS: `unix:${join(dir, 'r.sock')}` };
+    const cases = [
+      ['plugin_attr:\n  proxy-mirror:\n    timout: { connect: 2s }\n', /invalid plugin_attr\.proxy-mirror.*unknown setting "timout" \(did you mean "timeout"\?/],
+      ['plugin_attr:\n  proxy-mirror:\n    timeout: { conect: 2s }\n', /invalid plugin_attr\.proxy-mirror\.timeout.*unknown setting "conect" \(did you mean "connect"\?/],
+      ['plugin_attr:\n  proxy-mirror:\n    breaker: { failure: 5 }\n', /invalid plugin_attr\.proxy-mirror\.breaker.*unknown setting "failure" \(did you mean "failures"\?/],
+    ] as const;
+    for (const [i, [yaml, message]] of cases.entries()) {
+      writeFileSync(join(dir, `t${i}.yaml`), yaml);
+      const cli = spawnCli(['--config', join(dir, `t${i}.yaml`)], env);
+      expect(await cli.exited, yaml).toBe(2);
+      expect(cli.output().trim()).toMatch(/^apisix-ts-plugin-runner: cannot start: /);
+      expect(cli.output(), yaml).toMatch(message);
+      expect(existsSync(join(dir, 'r.sock'))).toBe(false);
+    }
   });
 });

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { ConfError } from '../../plugin-api/index.js';
+import { describeUnknownKey } from '../../unknown-key.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
 import type { BreakerSettings, NodeSpec, TargetSpec } from '../../mirror-dispatch/index.js';
 import { DURATION_PATTERN, HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, MAX_NODE_WEIGHT, PATH_PATTERN } from './schema.js';
@@ -141,9 +142,17 @@ function intSetting(raw: Record<string, unknown>, key: string, fallback: number,
   return v;
 }
 
-function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string): MirrorTimeouts {
+/** A runner setting nobody reads is a typo (`timout:`): stop the start rather than ignore it. */
+function rejectUnknownSettings(raw: Record<string, unknown>, known: readonly string[], field: string): void {
+  for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfError(field, describeUnknownKey(key, known, 'setting'));
+}
+
+const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every'] as const;
+
+function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string, strict = false): MirrorTimeouts {
   if (raw === undefined) return base;
   if (!isRecord(raw)) throw new ConfError(field, 'must be an object {connect, read, send}');
+  if (strict) rejectUnknownSettings(raw, ['connect', 'read', 'send'], field);
   return {
     connectMs: raw['connect'] === undefined ? base.connectMs : parseDuration(raw['connect'], `${field}/connect`),
     readMs: raw['read'] === undefined ? base.readMs : parseDuration(raw['read'], `${field}/read`),
@@ -159,11 +168,12 @@ function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string): Mirro
 export function parseSettings(raw: unknown): ProxyMirrorSettings {
   if (raw === undefined || raw === null) return DEFAULT_SETTINGS;
   if (!isRecord(raw)) throw new ConfError('proxy-mirror', 'settings must be an object');
+  rejectUnknownSettings(raw, SETTING_KEYS, 'proxy-mirror');
   const d = DEFAULT_SETTINGS;
   const tlsCa = raw['tls_ca'];
   if (tlsCa !== undefined && typeof tlsCa !== 'string') throw new ConfError('proxy-mirror.tls_ca', 'must be PEM text');
   return {
-    timeout: parseTimeouts(raw['timeout'], d.timeout, 'proxy-mirror.timeout'),
+    timeout: parseTimeouts(raw['timeout'], d.timeout, 'proxy-mirror.timeout', true),
     maxBodySize: intSetting(raw, 'max_body_size', d.maxBodySize, 0, MAX_FRAME_BODY_BYTES),
     limits: {
       maxConcurrency: intSetting(raw, 'max_concurrency', d.limits.maxConcurrency, 1, 10_000),
@@ -183,6 +193,7 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
 function parseBreaker(raw: unknown, d: BreakerSettings): BreakerSettings {
   if (raw === undefined) return d;
   if (!isRecord(raw)) throw new ConfError('proxy-mirror.breaker', 'must be an object {failures, retry_base, retry_max}');
+  rejectUnknownSettings(raw, ['failures', 'retry_base', 'retry_max'], 'proxy-mirror.breaker');
   const failures = intSetting(raw, 'failures', d.failures, 1, 1000);
   const baseMs = raw['retry_base'] === undefined ? d.baseMs : parseDuration(raw['retry_base'], 'proxy-mirror.breaker.retry_base');
   const maxMs = raw['retry_max'] === undefined ? Math.max(d.maxMs, baseMs) : parseDuration(raw['retry_max'], 'proxy-mirror.breaker.retry_max');
