@@ -70,6 +70,8 @@ const rewrite = {
   name: 'rewrite',
   value: JSON.stringify({ path: '/anything', headers: { set: { 'x-bench': '1' } } }),
 };
+/** A 127.0.0.1 port with nobody listening (checked at start). */
+const DEAD_PORT = 9;
 const mirror = (port, ratio) => ({
   name: 'proxy-mirror',
   value: JSON.stringify({ host: `http://127.0.0.1:${port}`, sample_ratio: ratio }),
@@ -86,7 +88,13 @@ const CASES = [
   { id: 'say', label: 'say (Stop)', conf: () => [say], floor: 'floor' },
   { id: 'rewrite', label: 'rewrite', conf: () => [rewrite], floor: 'floor' },
   { id: 'mirror-decide', label: 'proxy-mirror 0.00001 (decision)', conf: (p) => [mirror(p, 0.00001)], floor: 'floor', sink: true },
-  { id: 'mirror-all', label: 'proxy-mirror 1 → sink', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true },
+  { id: 'mirror-all', label: 'proxy-mirror 1 → sink', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
+  // Copies from a worker thread; the runner may use both cores (the second is shared with the
+  // load generator and the sink), as "when a second core is available" asks.
+  { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], cores: '0,1' },
+  // A target that refuses connections (port 9, discard, closed here): the breaker opens after
+  // three refused connects and the rest of the copies are skipped (target_down).
+  { id: 'mirror-dead', label: 'proxy-mirror 1 → refused port', conf: () => [mirror(DEAD_PORT, 1)], floor: 'floor', args: ['--mirror-threads', '1'] },
   {
     id: 'body',
     label: '1 KiB body via ExtraInfo',
@@ -137,8 +145,8 @@ async function stopChild(child, graceMs = 5000) {
 async function startServer(c, logName) {
   const socketPath = socketPathFor(c.id);
   const entry = c.server === 'floor' ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
-  const args = c.plugin ? ['--plugin', c.plugin] : [];
-  const argv = pinned(0, [process.execPath, ...(c.nodeFlags ?? []), ...entry, ...args]);
+  const args = [...(c.plugin ? ['--plugin', c.plugin] : []), ...(c.args ?? [])];
+  const argv = pinned(c.cores ?? 0, [process.execPath, ...(c.nodeFlags ?? []), ...entry, ...args]);
   const log = createWriteStream(resolve(OUT_DIR, logName));
   const child = spawn(argv[0], argv.slice(1), {
     cwd: REPO_ROOT,
@@ -333,7 +341,7 @@ async function main() {
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, c.id === 'mirror-all' && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
+            notes: notesOf(summary, c.id.startsWith('mirror-all') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });

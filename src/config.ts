@@ -49,6 +49,9 @@ Options (flags win over the config file, which wins over the environment and def
       --extra-info-timeout <ms>  wait for one ExtraInfo answer before closing the connection (default 60000)
       --drain-timeout <ms>       after SIGTERM, how long in-flight RPCs may run (default 700; APISIX
                                  kills the runner about 1 s after SIGTERM)
+      --mirror-threads <n>       threads that send proxy-mirror copies, this one included: 1 sends them
+                                 from the RPC thread (default: 2 with two cores or more, else 1;
+                                 same as plugin_attr.proxy-mirror.mirror_threads)
   -h, --help                     print this help
   -v, --version                  print the version
 
@@ -185,6 +188,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
         'metrics-address': { type: 'string' },
         'extra-info-timeout': { type: 'string' },
         'drain-timeout': { type: 'string' },
+        'mirror-threads': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -202,7 +206,14 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
   const socketPath = socketSource ? parseListenAddress(socketSource) : DEFAULT_SOCKET_PATH;
   const logLevel = values['log-level'] ?? file.logLevel ?? env['RUNNER_LOG_LEVEL'] ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError(`log level must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
-  const pluginAttr = file.plugin_attr ?? {};
+  let pluginAttr = file.plugin_attr ?? {};
+  if (values['mirror-threads'] !== undefined) {
+    // The flag is a shortcut for plugin_attr.proxy-mirror.mirror_threads (validated there).
+    const n = Number(values['mirror-threads']);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--mirror-threads must be an integer >= 1, got "${values['mirror-threads']}"`);
+    const mirror = pluginAttr['proxy-mirror'];
+    pluginAttr = { ...pluginAttr, 'proxy-mirror': { ...(typeof mirror === 'object' && mirror !== null ? mirror : {}), mirror_threads: n } };
+  }
 
   return {
     kind: 'run',

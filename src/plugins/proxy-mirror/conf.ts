@@ -2,9 +2,11 @@
  * Turns the validated conf JSON and the runner-wide settings into the object every request
  * of a route uses. All parsing happens here, once per PrepareConf, never per request.
  */
+import { availableParallelism } from 'node:os';
 import { ConfError } from '../../plugin-api/index.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
-import { DURATION_PATTERN, HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, PATH_PATTERN } from './schema.js';
+import type { BreakerSettings, NodeSpec, TargetSpec } from '../../mirror-dispatch/index.js';
+import { DURATION_PATTERN, HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, MAX_NODE_WEIGHT, PATH_PATTERN } from './schema.js';
 
 export type MirrorScheme = 'http' | 'https' | 'grpc' | 'grpcs';
 
@@ -31,24 +33,25 @@ export interface ProxyMirrorSettings {
   readonly tlsCa: string | undefined;
   /** At most one problem log line per target and kind in this interval. */
   readonly logIntervalMs: number;
-  /** At shutdown, how long in-flight copies may finish before they are cut. */
+  /** At shutdown, how long queued and in-flight copies may go on before they are dropped or cut. */
   readonly closeGraceMs: number;
+  /** When a node that cannot be reached is taken out, and how it is retried. */
+  readonly breaker: BreakerSettings;
+  /** How often a host name target is resolved again (its addresses are its nodes). */
+  readonly resolveEveryMs: number;
+  /**
+   * Threads that send copies, the RPC thread included: 1 sends them from the RPC thread;
+   * N > 1 hands them to N - 1 worker threads. Default: 2 with two cores or more, else 1.
+   */
+  readonly mirrorThreads: number;
 }
 
-/** Where copies go. */
-export interface MirrorTargetSpec {
-  /** The conf's `host`, used as the metrics label. */
+/** Where copies go: a dispatch target plus what the plugin itself needs to know. */
+export interface MirrorTargetSpec extends TargetSpec {
+  /** The conf's `host` (nodes joined by `,` for a list), used as the metrics label. */
   readonly host: string;
   readonly scheme: MirrorScheme;
   readonly grpc: boolean;
-  readonly tls: boolean;
-  /** `http(s)://host:port` for undici. */
-  readonly origin: string;
-  /** `host:port` for grpc-js. */
-  readonly authority: string;
-  readonly tlsVerify: boolean;
-  readonly timeouts: MirrorTimeouts;
-  readonly limits: MirrorLimits;
 }
 
 /** Source of a deterministic sampling key. */
@@ -72,8 +75,12 @@ export interface ProxyMirrorConf {
   readonly correlationHeader: string | undefined;
   readonly maxBodySize: number;
   readonly bodyOverLimit: 'skip' | 'send_without_body';
-  /** `raw`: the client's query, fetched from APISIX (one ExtraInfo round trip); `rebuilt`: from the args APISIX sent. */
-  readonly query: 'raw' | 'rebuilt';
+  /**
+   * `auto`: rebuilt from the call's args when that is exact (see query-rebuild.ts), else raw;
+   * `raw`: always the client's query, fetched from APISIX (one ExtraInfo round trip);
+   * `rebuilt`: always from the args APISIX sent.
+   */
+  readonly query: 'auto' | 'raw' | 'rebuilt';
   /** gRPC method paths whose bodies of unknown length may be copied. */
   readonly grpcMethods: GrpcMethodSet;
 }
@@ -94,7 +101,15 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   tlsCa: undefined,
   logIntervalMs: 10_000,
   closeGraceMs: 500,
+  breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
+  resolveEveryMs: 30_000,
+  mirrorThreads: defaultMirrorThreads(),
 };
+
+/** Two threads (one worker) when a second core exists; the RPC thread alone otherwise. */
+export function defaultMirrorThreads(): number {
+  return availableParallelism() >= 2 ? 2 : 1;
+}
 
 const durationRe = new RegExp(DURATION_PATTERN);
 
@@ -158,22 +173,94 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
     tlsCa,
     logIntervalMs: raw['log_interval'] === undefined ? d.logIntervalMs : parseDuration(raw['log_interval'], 'proxy-mirror.log_interval'),
     closeGraceMs: raw['close_grace'] === undefined ? d.closeGraceMs : parseDuration(raw['close_grace'], 'proxy-mirror.close_grace'),
+    breaker: parseBreaker(raw['breaker'], d.breaker),
+    mirrorThreads: intSetting(raw, 'mirror_threads', d.mirrorThreads, 1, 64),
+    resolveEveryMs: raw['resolve_every'] === undefined ? d.resolveEveryMs : parseDuration(raw['resolve_every'], 'proxy-mirror.resolve_every'),
   };
+}
+
+/** `breaker: {failures, retry_base, retry_max}` of the runner settings. */
+function parseBreaker(raw: unknown, d: BreakerSettings): BreakerSettings {
+  if (raw === undefined) return d;
+  if (!isRecord(raw)) throw new ConfError('proxy-mirror.breaker', 'must be an object {failures, retry_base, retry_max}');
+  const failures = intSetting(raw, 'failures', d.failures, 1, 1000);
+  const baseMs = raw['retry_base'] === undefined ? d.baseMs : parseDuration(raw['retry_base'], 'proxy-mirror.breaker.retry_base');
+  const maxMs = raw['retry_max'] === undefined ? Math.max(d.maxMs, baseMs) : parseDuration(raw['retry_max'], 'proxy-mirror.breaker.retry_max');
+  if (maxMs < baseMs) throw new ConfError('proxy-mirror.breaker.retry_max', 'must not be below retry_base');
+  return { failures, baseMs, maxMs };
 }
 
 const hostRe = new RegExp(HOST_PATTERN);
 const pathRe = new RegExp(PATH_PATTERN);
 
-function parseHost(host: unknown): { scheme: MirrorScheme; hostname: string; port: number } {
-  if (typeof host !== 'string') throw new ConfError('/host', 'is required (a string like "http://127.0.0.1:8081")');
+interface ParsedNode {
+  readonly scheme: MirrorScheme;
+  readonly hostname: string;
+  readonly port: number;
+  readonly label: string;
+  readonly weight: number;
+}
+
+function parseNodeUrl(host: unknown, field: string, weight: number): ParsedNode {
+  if (typeof host !== 'string') throw new ConfError(field, 'is required (a string like "http://127.0.0.1:8081")');
   const m = hostRe.exec(host);
-  if (!m) throw new ConfError('/host', `must be scheme://host[:port] with scheme http, https, grpc or grpcs and no path (got ${JSON.stringify(host)})`);
+  if (!m) throw new ConfError(field, `must be scheme://host[:port] with scheme http, https, grpc or grpcs and no path (got ${JSON.stringify(host)})`);
   const scheme = host.slice(0, host.indexOf(':')) as MirrorScheme;
-  const hostname = m[4] ?? '';
+  // IPv6 literals are kept without their brackets; nodeSpec puts them back where a URL needs them.
+  const hostname = (m[4] ?? '').replace(/^\[|\]$/g, '');
   const tls = scheme === 'https' || scheme === 'grpcs';
   const port = m[5] ? Number.parseInt(m[5].slice(1), 10) : tls ? 443 : 80;
-  if (!(port >= 1 && port <= 65535)) throw new ConfError('/host', `port out of range (${port})`);
-  return { scheme, hostname, port };
+  if (!(port >= 1 && port <= 65535)) throw new ConfError(field, `port out of range (${port})`);
+  return { scheme, hostname, port, label: host, weight };
+}
+
+/**
+ * `host` is APISIX's string, or (runner extension) a non-empty list of nodes: strings, or
+ * `{host, weight}` objects. Every node of a list has the same scheme; gRPC takes one node.
+ */
+function parseHost(host: unknown): { label: string; nodes: ParsedNode[] } {
+  if (!Array.isArray(host)) {
+    const node = parseNodeUrl(host, '/host', 1);
+    return { label: node.label, nodes: [node] };
+  }
+  if (host.length === 0) throw new ConfError('/host', 'a list of nodes must not be empty');
+  const nodes = host.map((item: unknown, i) => {
+    if (isRecord(item)) {
+      const w = item['weight'] ?? 1;
+      if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > MAX_NODE_WEIGHT) {
+        throw new ConfError(`/host/${i}/weight`, `must be an integer in [1, ${MAX_NODE_WEIGHT}]`);
+      }
+      return parseNodeUrl(item['host'], `/host/${i}/host`, w);
+    }
+    return parseNodeUrl(item, `/host/${i}`, 1);
+  });
+  const scheme = nodes[0]!.scheme;
+  nodes.forEach((n, i) => {
+    if (n.scheme !== scheme) throw new ConfError(`/host/${i}`, `every node must use the same scheme (${scheme})`);
+  });
+  if ((scheme === 'grpc' || scheme === 'grpcs') && nodes.length > 1) {
+    throw new ConfError('/host', 'a grpc:// or grpcs:// target takes one node (a list of nodes is for http and https)');
+  }
+  const seen = new Set<string>();
+  nodes.forEach((n, i) => {
+    const key = `${n.hostname}:${n.port}`;
+    if (seen.has(key)) throw new ConfError(`/host/${i}`, `node ${n.label} is listed twice`);
+    seen.add(key);
+  });
+  return { label: nodes.map((n) => n.label).join(','), nodes };
+}
+
+function nodeSpec(n: ParsedNode, tls: boolean): NodeSpec {
+  const host = n.hostname.includes(':') ? `[${n.hostname}]` : n.hostname;
+  const authority = `${host}:${n.port}`;
+  return {
+    label: n.label,
+    origin: `${tls ? 'https' : 'http'}://${authority}`,
+    authority,
+    hostname: n.hostname,
+    port: n.port,
+    weight: n.weight,
+  };
 }
 
 function optionalHeaderName(v: unknown, field: string): string | undefined {
@@ -213,7 +300,8 @@ export function unknownFields(value: unknown): string[] {
  */
 export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettings): ProxyMirrorConf {
   if (!isRecord(value)) throw new ConfError('', 'conf must be a JSON object');
-  const { scheme, hostname, port } = parseHost(value['host']);
+  const { label, nodes } = parseHost(value['host']);
+  const scheme = nodes[0]!.scheme;
   const grpc = scheme === 'grpc' || scheme === 'grpcs';
   const tls = scheme === 'https' || scheme === 'grpcs';
 
@@ -278,8 +366,8 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
   if (overLimit !== 'skip' && overLimit !== 'send_without_body') {
     throw new ConfError('/body_over_limit', 'must be "skip" or "send_without_body"');
   }
-  const query = value['query'] ?? 'raw';
-  if (query !== 'raw' && query !== 'rebuilt') throw new ConfError('/query', 'must be "raw" or "rebuilt"');
+  const query = value['query'] ?? 'auto';
+  if (query !== 'auto' && query !== 'raw' && query !== 'rebuilt') throw new ConfError('/query', 'must be "auto", "raw" or "rebuilt"');
   const tlsVerify = value['tls_verify'] ?? true;
   if (typeof tlsVerify !== 'boolean') throw new ConfError('/tls_verify', 'must be a boolean');
 
@@ -289,15 +377,19 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     return v;
   };
 
-  const authority = `${hostname}:${port}`;
   return {
     target: {
-      host: value['host'] as string,
+      host: label,
+      label,
       scheme,
       grpc,
+      protocol: grpc ? 'grpc' : 'http',
       tls,
-      origin: `${tls ? 'https' : 'http'}://${authority}`,
-      authority,
+      tlsCa: settings.tlsCa,
+      nodes: nodes.map((n) => nodeSpec(n, tls)),
+      resolveAll: !grpc && nodes.length === 1,
+      resolveEveryMs: settings.resolveEveryMs,
+      breaker: settings.breaker,
       tlsVerify,
       timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),
       limits: {

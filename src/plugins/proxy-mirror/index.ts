@@ -11,17 +11,18 @@ import {
   grpcMethodAllowed, parseProxyMirrorConf, parseSettings, unknownFields,
   type ProxyMirrorConf, type ProxyMirrorSettings,
 } from './conf.js';
+import { DispatchEngine, type DispatchTarget, type ResponseSink } from '../../mirror-dispatch/index.js';
 import { buildCopy, buildCopyHeaders, encodeArgs, mirrorUri } from './copy-builder.js';
-import { MirrorDispatcher, type MirrorTarget } from './dispatcher.js';
+import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
 import { LogLimiter } from './log-limiter.js';
 import { createMirrorMetrics, type MirrorMetrics, type SkipReason } from './metrics.js';
+import { rebuildExactQuery } from './query-rebuild.js';
 import { isSampled, type RandomSource } from './sampler.js';
 import { proxyMirrorSchema } from './schema.js';
 
 export { proxyMirrorSchema, MAX_FRAME_BODY_BYTES } from './schema.js';
 export type { ProxyMirrorConf, ProxyMirrorSettings } from './conf.js';
-export { MirrorDispatcher } from './dispatcher.js';
 
 /** Injectable sources of randomness and time (tests pass seeded ones). */
 export interface ProxyMirrorDeps {
@@ -29,16 +30,23 @@ export interface ProxyMirrorDeps {
   readonly random?: RandomSource;
   /** Monotonic milliseconds; defaults to performance.now. */
   readonly now?: () => number;
+  /** Uniform in [0, 1) for the circuit breakers' retry jitter; defaults to Math.random. */
+  readonly jitter?: RandomSource;
+  /**
+   * Reads the mirror's answer to each copy (the seam for a shadow comparison); without it the
+   * answer is read and thrown away.
+   */
+  readonly responseSink?: (conf: ProxyMirrorConf, req: HttpRequest) => ResponseSink | undefined;
 }
 
 /** A parsed conf bound to its (shared, reference-counted) target. */
 export interface ProxyMirrorRuntimeConf extends ProxyMirrorConf {
-  readonly mirrorTarget: MirrorTarget;
+  readonly mirrorTarget: DispatchTarget;
 }
 
 /** The plugin object, with its dispatcher exposed for diagnostics and tests. */
 export type ProxyMirrorPlugin = Plugin<ProxyMirrorRuntimeConf> & {
-  readonly dispatcher: MirrorDispatcher;
+  readonly dispatcher: DispatchEngine;
   readonly settings: ProxyMirrorSettings;
 };
 
@@ -72,7 +80,10 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   const logger = host.logger.child({ plugin: 'proxy-mirror' });
   const metrics: MirrorMetrics = createMirrorMetrics(host.metrics);
   const limiter = new LogLimiter(logger, settings.logIntervalMs, now);
-  const dispatcher = new MirrorDispatcher({ metrics, limiter, logger, settings, now });
+  const observer = createDispatchObserver(metrics, limiter, logger);
+  const dispatcher = new DispatchEngine({
+    observer, now, random: deps.jitter ?? Math.random, closeGraceMs: settings.closeGraceMs, threads: settings.mirrorThreads,
+  });
   host.onClose(() => dispatcher.close());
 
   const skip = (conf: ProxyMirrorConf, reason: SkipReason): undefined => {
@@ -102,18 +113,17 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   }
 
   /**
-   * A saturated target would drop the copy anyway: refuse it before anything is fetched from
-   * APISIX, synchronously, so the real request pays neither a round trip nor a promise.
+   * A saturated target would drop the copy anyway, and a dead one (every node's circuit
+   * breaker open) would not be tried: refuse it before anything is fetched from APISIX,
+   * synchronously, so the real request pays neither a round trip nor a promise. The target
+   * counts the refusal (dropped, or skipped target_down / closed).
    */
   function admitted(conf: ProxyMirrorRuntimeConf, req: HttpRequest): boolean {
     const target = conf.mirrorTarget;
-    // A target full by count is refused before the headers are even decoded.
-    if (target.admits(0)) {
-      const declared = Number(req.header('content-length') ?? 0);
-      if (target.admits(Number.isFinite(declared) ? declared : 0)) return true;
-    }
-    target.drop();
-    return false;
+    // A target full by count or down is refused before the headers are even decoded.
+    if (!target.admit(0)) return false;
+    const declared = Number(req.header('content-length') ?? 0);
+    return !(Number.isFinite(declared) && declared > 0) || target.admit(declared);
   }
 
   function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
@@ -140,16 +150,23 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         else body = fetched;
       }
       if (over !== undefined) {
+        if (over === 'grpc_unknown_length') {
+          // Counting alone hides why a gRPC target gets nothing: say it, once per interval.
+          limiter.warn(`${target}:grpc_unknown_length`, () => ({ target, route: ctx.routeKey, method: req.path }),
+            'proxy-mirror: gRPC call with a body of unknown length not copied; list its method in grpc_methods if it is unary or client-streaming');
+        }
         if (conf.target.grpc || conf.bodyOverLimit === 'skip') return skip(conf, over);
         metrics.bodyOmitted(target, over);
         body = Buffer.alloc(0);
       }
       const args = req.argEntries();
       if (args.length > 0) {
-        // `raw`: the query as the client sent it (byte-exact), one ExtraInfo round trip, cached
-        // per call like the body. `rebuilt` saves the round trip but re-encodes the args and
-        // loses the order of different names (APISIX does not keep it).
-        rawQuery = conf.query === 'rebuilt' ? encodeArgs(args) : ((await req.var('args')) ?? encodeArgs(args));
+        // `auto`: rebuilt from the args when that is exact (query-rebuild.ts), otherwise `raw`:
+        // the query as the client sent it, one ExtraInfo round trip, cached per call like the
+        // body. `rebuilt` always saves the round trip but re-encodes the args and loses the
+        // order of different names (APISIX does not keep it).
+        const exact = conf.query === 'auto' ? rebuildExactQuery(args) : undefined;
+        rawQuery = exact ?? (conf.query === 'rebuilt' ? encodeArgs(args) : ((await req.var('args')) ?? encodeArgs(args)));
       }
     } catch (err) {
       skipOnExtraInfoError(conf, ctx, err);
@@ -171,15 +188,16 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const headers = buildCopyHeaders(req.headerEntries(), conf, { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId });
     const copy = buildCopy(req.method, uri, headers, body);
     const grpcEncoding = req.header('grpc-encoding');
+    const sink = deps.responseSink?.(conf, req);
 
     req.afterReply(() => {
       if (!conf.target.grpc) {
-        conf.mirrorTarget.submit(copy);
+        conf.mirrorTarget.submit(copy, sink);
         return;
       }
       try {
         const grpcMessages = splitGrpcMessages(copy.body ?? Buffer.alloc(0), grpcEncoding);
-        conf.mirrorTarget.submit({ ...copy, grpcMessages });
+        conf.mirrorTarget.submit({ ...copy, grpcMessages }, sink);
       } catch (err) {
         // GrpcBodyError for a malformed body, a zlib error for a bad compressed message.
         const code = err instanceof GrpcBodyError ? err.code : 'A6_ERR_MIRROR_GRPC_DECOMPRESS';

@@ -2,14 +2,12 @@
  * Prometheus metrics of the mirror, registered on the runner's registry. Labels are bounded:
  * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
  */
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { DispatchOutcome } from '../../mirror-dispatch/index.js';
 import { boundByOne, boundByTwo, registerCountTable } from '../../observability/metrics.js';
 
-/** Terminal outcome of a copy that was handed to the dispatcher. */
-export type MirrorOutcome =
-  | '1xx' | '2xx' | '3xx' | '4xx' | '5xx'
-  | 'grpc_ok' | 'grpc_error'
-  | 'timeout' | 'error' | 'dropped';
+/** Terminal outcome of a copy that was handed to the dispatch engine. */
+export type MirrorOutcome = DispatchOutcome;
 
 /** Why a request was not copied. */
 export type SkipReason =
@@ -21,6 +19,7 @@ export type SkipReason =
   | 'grpc_unknown_length'
   | 'grpc_bad_body'
   | 'extra_info_error'
+  | 'target_down'
   | 'closed';
 
 /** The metric handles used by the plugin. */
@@ -35,6 +34,12 @@ export interface MirrorMetrics {
   bodyOmitted(target: string, reason: SkipReason): void;
   inflight(target: string, delta: number): void;
   queued(target: string, deltaCount: number, deltaBytes: number): void;
+  /** Per node of a target: a copy sent there, and its outcome. */
+  node(target: string, node: string, outcome: MirrorOutcome | 'sent'): void;
+  /** Per node: 1 while it takes copies, 0 while its circuit breaker holds it out. */
+  nodeUp(target: string, node: string, up: boolean): void;
+  /** A mirror worker thread died and was restarted. */
+  threadRestarted(): void;
 }
 
 function gauge(registry: Registry, name: string, help: string): Gauge<string> {
@@ -64,6 +69,35 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
   const queueLen = gauge(registry, 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.');
   const queueBytes = gauge(registry, 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.');
 
+  const existingNode = registry.getSingleMetric('apisix_runner_mirror_node_requests_total');
+  const perNode = (existingNode as Counter<string> | undefined) ?? new Counter({
+    name: 'apisix_runner_mirror_node_requests_total',
+    help: 'Mirror copies by target, node and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error).',
+    labelNames: ['target', 'node', 'outcome'],
+    registers: [registry],
+  });
+  const existingUp = registry.getSingleMetric('apisix_runner_mirror_node_up');
+  const nodeUp = (existingUp as Gauge<string> | undefined) ?? new Gauge({
+    name: 'apisix_runner_mirror_node_up',
+    help: '1 while a mirror node takes copies, 0 while its circuit breaker holds it out.',
+    labelNames: ['target', 'node'],
+    registers: [registry],
+  });
+  const existingRestarts = registry.getSingleMetric('apisix_runner_mirror_thread_restarts_total');
+  const restarts = (existingRestarts as Counter<string> | undefined) ?? new Counter({
+    name: 'apisix_runner_mirror_thread_restarts_total',
+    help: 'Mirror worker threads that died and were restarted.',
+    registers: [registry],
+  });
+  // Bound children per (target, node), then per outcome: no label hashing per copy.
+  const nodeCounters = boundByTwo(() => new Map<string, { inc(): void }>());
+  const nodeCounter = (target: string, node: string, outcome: string): { inc(): void } => {
+    const byOutcome = nodeCounters(target, node);
+    let c = byOutcome.get(outcome);
+    if (!c) byOutcome.set(outcome, (c = perNode.labels(target, node, outcome)));
+    return c;
+  };
+
   const latencyOf = boundByTwo((target, outcome) => latency.labels(target, outcome));
   const inflightOf = boundByOne((target) => inflight.labels(target));
   const queueLenOf = boundByOne((target) => queueLen.labels(target));
@@ -85,5 +119,8 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
       queueLenOf(target).inc(dc);
       queueBytesOf(target).inc(db);
     },
+    node: (target, node, outcome) => nodeCounter(target, node, outcome).inc(),
+    nodeUp: (target, node, up) => nodeUp.labels(target, node).set(up ? 1 : 0),
+    threadRestarted: () => restarts.inc(),
   };
 }

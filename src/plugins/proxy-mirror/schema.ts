@@ -21,6 +21,8 @@ export const HOST_PATTERN = '^(http(s)?|grpc(s)?)://([\\da-zA-Z.-]+|\\[[\\da-fA-
 export const PATH_PATTERN = '^/[^?&]+$';
 /** A duration as nginx writes it in APISIX's plugin_attr (`2000ms`, `60s`, `1m`). */
 export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m)$';
+/** Largest weight of a node in a list of nodes. */
+export const MAX_NODE_WEIGHT = 100;
 const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
 const duration: JsonSchema = {
@@ -37,7 +39,31 @@ export const proxyMirrorSchema: JsonSchema = {
   type: 'object',
   properties: {
     // ---- APISIX's fields --------------------------------------------------------------
-    host: { type: 'string', pattern: HOST_PATTERN },
+    // APISIX's string form, or (runner extension) a list of nodes with optional weights.
+    host: {
+      oneOf: [
+        { type: 'string', pattern: HOST_PATTERN },
+        {
+          type: 'array',
+          minItems: 1,
+          maxItems: 64,
+          items: {
+            oneOf: [
+              { type: 'string', pattern: HOST_PATTERN },
+              {
+                type: 'object',
+                properties: {
+                  host: { type: 'string', pattern: HOST_PATTERN },
+                  weight: { type: 'integer', minimum: 1, maximum: MAX_NODE_WEIGHT },
+                },
+                required: ['host'],
+                additionalProperties: false,
+              },
+            ],
+          },
+        },
+      ],
+    },
     path: { type: 'string', pattern: PATH_PATTERN },
     path_concat_mode: { type: 'string', enum: ['replace', 'prefix'], default: 'replace' },
     sample_ratio: { type: 'number', minimum: 0.00001, maximum: 1, default: 1 },
@@ -70,7 +96,7 @@ export const proxyMirrorSchema: JsonSchema = {
     correlation_header: headerName,
     max_body_size: { type: 'integer', minimum: 0, maximum: MAX_FRAME_BODY_BYTES },
     body_over_limit: { type: 'string', enum: ['skip', 'send_without_body'], default: 'skip' },
-    query: { type: 'string', enum: ['raw', 'rebuilt'], default: 'raw' },
+    query: { type: 'string', enum: ['auto', 'raw', 'rebuilt'], default: 'auto' },
     grpc_methods: {
       type: 'array',
       items: { type: 'string', pattern: '^/[^/\\s]+/([^/\\s]+|\\*)$' },

@@ -27,8 +27,8 @@ function confError(fn: () => unknown): ConfError {
 
 describe('host', () => {
   it('accepts ports 1 and 65535 and refuses 0 and anything above 65535', () => {
-    expect(parseProxyMirrorConf({ host: 'http://h:1' }, DEFAULT_SETTINGS).target.authority).toBe('h:1');
-    expect(parseProxyMirrorConf({ host: 'http://h:65535' }, DEFAULT_SETTINGS).target.authority).toBe('h:65535');
+    expect(parseProxyMirrorConf({ host: 'http://h:1' }, DEFAULT_SETTINGS).target.nodes[0]!.authority).toBe('h:1');
+    expect(parseProxyMirrorConf({ host: 'http://h:65535' }, DEFAULT_SETTINGS).target.nodes[0]!.authority).toBe('h:65535');
     for (const [host, port] of [['http://h:0', 0], ['http://h:65536', 65536], ['grpc://h:70000', 70000]] as const) {
       const err = confError(() => parseProxyMirrorConf({ host }, DEFAULT_SETTINGS));
       expect(err.field, host).toBe('/host');
@@ -37,7 +37,10 @@ describe('host', () => {
   });
 
   it('gives each scheme its default port and transport', () => {
-    const t = (host: string) => parseProxyMirrorConf({ host }, DEFAULT_SETTINGS).target;
+    const t = (host: string) => {
+      const target = parseProxyMirrorConf({ host }, DEFAULT_SETTINGS).target;
+      return { ...target, authority: target.nodes[0]!.authority, origin: target.nodes[0]!.origin };
+    };
     expect(t('http://h')).toMatchObject({ scheme: 'http', authority: 'h:80', origin: 'http://h:80', tls: false, grpc: false, host: 'http://h' });
     expect(t('https://h')).toMatchObject({ scheme: 'https', authority: 'h:443', origin: 'https://h:443', tls: true, grpc: false });
     expect(t('grpc://h')).toMatchObject({ scheme: 'grpc', authority: 'h:80', origin: 'http://h:80', tls: false, grpc: true });

@@ -53,6 +53,8 @@ export interface MirrorRunner {
 export async function startMirrorRunner(opts: {
   random?: () => number;
   now?: () => number;
+  /** Jitter of the circuit breakers' retry delays. */
+  jitter?: () => number;
   settings?: Record<string, unknown>;
 } = {}): Promise<MirrorRunner> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pm-'));
@@ -70,9 +72,10 @@ export async function startMirrorRunner(opts: {
     socketPath,
     logger: pino({ level: 'info' }, sink),
     metrics: registry,
-    settings: opts.settings ? { 'proxy-mirror': opts.settings } : {},
+    // Copies from the RPC thread unless a test asks for worker threads (threads.test.ts).
+    settings: { 'proxy-mirror': { mirror_threads: 1, ...opts.settings } },
     plugins: (host) => {
-      plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now });
+      plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now, jitter: opts.jitter });
       return [plugin];
     },
   });

@@ -7,7 +7,9 @@ import {
 } from '../../../src/plugins/proxy-mirror/conf.js';
 import { hashToUnit } from '../../../src/plugins/proxy-mirror/sampler.js';
 import { buildCopyHeaders, encodeArgs, encodeMirrorPath, mirrorUri } from '../../../src/plugins/proxy-mirror/copy-builder.js';
-import { GrpcBodyError, headersToMetadata, splitGrpcMessages } from '../../../src/plugins/proxy-mirror/grpc.js';
+import * as grpc from '@grpc/grpc-js';
+import { GrpcBodyError, splitGrpcMessages } from '../../../src/plugins/proxy-mirror/grpc.js';
+import { headersToMetadata } from '../../../src/mirror-dispatch/grpc-node.js';
 import { LogLimiter } from '../../../src/plugins/proxy-mirror/log-limiter.js';
 import type { Logger } from '../../../src/plugin-api/index.js';
 import { ConfError } from '../../../src/plugin-api/index.js';
@@ -64,15 +66,15 @@ describe('conf parsing', () => {
     expect(conf.target.timeouts).toEqual({ connectMs: 2000, readMs: 500, sendMs: 4000 });
     expect(conf.target.limits).toEqual({ maxConcurrency: 3, maxQueue: 7, maxQueueBytes: DEFAULT_SETTINGS.limits.maxQueueBytes });
     expect(conf.maxBodySize).toBe(1000);
-    expect(conf.target.origin).toBe('http://127.0.0.1:9');
+    expect(conf.target.nodes.map((n) => n.origin)).toEqual(['http://127.0.0.1:9']);
     expect(() => parseSettings({ max_queue: -1 })).toThrow(/max_queue/);
   });
 
   it('resolves schemes, default ports and IPv6 hosts', () => {
     const p = (host: string) => parseProxyMirrorConf({ host }, DEFAULT_SETTINGS).target;
-    expect(p('https://m.example')).toMatchObject({ origin: 'https://m.example:443', tls: true, grpc: false });
-    expect(p('grpc://10.0.0.1')).toMatchObject({ authority: '10.0.0.1:80', tls: false, grpc: true });
-    expect(p('grpcs://[::1]:5')).toMatchObject({ authority: '[::1]:5', tls: true, grpc: true });
+    expect(p('https://m.example')).toMatchObject({ nodes: [{ origin: 'https://m.example:443' }], tls: true, grpc: false });
+    expect(p('grpc://10.0.0.1')).toMatchObject({ nodes: [{ authority: '10.0.0.1:80' }], tls: false, grpc: true });
+    expect(p('grpcs://[::1]:5')).toMatchObject({ nodes: [{ authority: '[::1]:5', hostname: '::1' }], tls: true, grpc: true });
   });
 
   it('throws ConfError naming the field', () => {
@@ -178,7 +180,7 @@ describe('gRPC body', () => {
   });
 
   it('turns headers into metadata, leaving transport headers out', () => {
-    const md = headersToMetadata([
+    const md = headersToMetadata(grpc, [
       ['host', 'h'], ['content-type', 'application/grpc'], ['te', 'trailers'], ['x-user', 'alice'],
       ['x-bin', Buffer.from([0, 1, 2]).toString('base64')],
     ]);

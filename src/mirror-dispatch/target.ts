@@ -1,0 +1,250 @@
+/**
+ * One dispatch target: its nodes, its limits as a whole (in flight, queue count and bytes) and
+ * the balancing between nodes. Beyond the queue a request is dropped and counted, so a slow or
+ * dead target holds at most (maxConcurrency + maxQueue) requests and maxQueueBytes of queued
+ * data. A target whose nodes are all out (circuit breakers open) refuses requests before they
+ * are built: no connect attempt, and the caller pays nothing to prepare them.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { CircuitBreaker } from './circuit-breaker.js';
+import type { DeadlineSweep } from './deadline-sweep.js';
+import { GrpcNode } from './grpc-node.js';
+import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
+import { NodePicker } from './node-picker.js';
+import type { DispatchThreads } from './thread-pool.js';
+import type { DispatchObserver, DispatchRequest, NodeSpec, ResponseSink, SubmitResult, TargetSpec } from './types.js';
+
+/** What a target needs from its engine. */
+export interface TargetDeps {
+  readonly observer: DispatchObserver;
+  /** Monotonic milliseconds (latency, breaker delays). */
+  readonly now: () => number;
+  /** Uniform in [0, 1) (breaker jitter). */
+  readonly random: () => number;
+  readonly sweep: DeadlineSweep;
+  /** Monotonic milliseconds for request deadlines (the real clock, even when `now` is a test's). */
+  readonly deadlineNow: () => number;
+  /** Worker threads that own the nodes' pools; undefined: nodes live on this thread. */
+  readonly threads: DispatchThreads | undefined;
+}
+
+interface Queued {
+  readonly req: DispatchRequest;
+  readonly sink: ResponseSink | undefined;
+}
+
+export class DispatchTarget {
+  refs = 0;
+  private inflight = 0;
+  private readonly queue: Queued[] = [];
+  private queueHead = 0;
+  private queuedBytes = 0;
+  private closed = false;
+  private readonly picker: NodePicker;
+  private resolveTimer: NodeJS.Timeout | undefined;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    readonly key: string,
+    readonly spec: TargetSpec,
+    private readonly deps: TargetDeps,
+    private readonly onIdleUnreferenced: (t: DispatchTarget) => void,
+  ) {
+    this.picker = new NodePicker(spec.nodes.map((n) => this.createNode(n)));
+    if (spec.resolveAll && spec.protocol === 'http' && spec.nodes.length === 1 && isIP(spec.nodes[0]!.hostname) === 0) {
+      void this.resolve();
+    }
+  }
+
+  private createNode(node: NodeSpec, tlsName?: string): NodeTransport {
+    const breaker = new CircuitBreaker(this.spec.breaker, this.deps.now, this.deps.random);
+    if (this.deps.threads) return this.deps.threads.createNode(node, this.spec, breaker, tlsName);
+    return this.spec.protocol === 'grpc'
+      ? new GrpcNode(node, this.spec, breaker)
+      : new HttpNode(node, this.spec, breaker, this.deps.sweep, this.deps.deadlineNow, tlsName);
+  }
+
+  /**
+   * A host name with several addresses becomes one node per address (same port, TLS checked
+   * against the name), re-resolved periodically. Until the first answer, or if the name does
+   * not resolve, the name itself is the one node (undici resolves it per connection).
+   */
+  private async resolve(): Promise<void> {
+    const named = this.spec.nodes[0]!;
+    try {
+      const found = await lookup(named.hostname, { all: true });
+      if (this.closed) return;
+      const current = this.picker.all.map((n) => n.spec.hostname).sort().join(',');
+      const next = [...new Set(found.map((a) => a.address))].sort();
+      if (next.length > 0 && next.join(',') !== current) {
+        const old = this.picker.all;
+        const scheme = named.label.slice(0, named.label.indexOf('://'));
+        this.picker.reset(next.map((address) => {
+          const host = address.includes(':') ? `[${address}]` : address;
+          const spec: NodeSpec = {
+            label: `${scheme}://${host}:${named.port}`,
+            origin: `${this.spec.tls ? 'https' : 'http'}://${host}:${named.port}`,
+            authority: `${host}:${named.port}`,
+            hostname: address,
+            port: named.port,
+            weight: 1,
+          };
+          return this.createNode(spec, named.hostname);
+        }));
+        // Requests already sent on the old nodes finish there.
+        for (const n of old) void n.close(1000);
+      }
+    } catch {
+      // Not resolvable now: keep the nodes we have; the next round tries again.
+    }
+    if (!this.closed) {
+      this.resolveTimer = setTimeout(() => void this.resolve(), this.spec.resolveEveryMs);
+      this.resolveTimer.unref();
+    }
+  }
+
+  /** Node labels currently in use (for tests and diagnostics). */
+  get nodeLabels(): string[] {
+    return this.picker.all.map((n) => n.spec.label);
+  }
+
+  /** Requests in flight and queued (for tests and diagnostics). */
+  get load(): { inflight: number; queued: number; queuedBytes: number } {
+    return { inflight: this.inflight, queued: this.queue.length - this.queueHead, queuedBytes: this.queuedBytes };
+  }
+
+  /** True when every node is out (breakers open, no probe due). */
+  get down(): boolean {
+    return !this.picker.anyAvailable();
+  }
+
+  /**
+   * Whether a request of about `sizeBytes` would be started or queued now; when not, the
+   * refusal is counted (target_down, dropped or closed). Callers ask before preparing a
+   * request, so that a full or dead target costs them nothing.
+   */
+  admit(sizeBytes: number): boolean {
+    const { observer } = this.deps;
+    if (this.closed) {
+      observer.refused(this.spec.label, 'closed');
+      return false;
+    }
+    if (!this.picker.anyAvailable()) {
+      observer.refused(this.spec.label, 'target_down');
+      return false;
+    }
+    const lim = this.spec.limits;
+    if (this.inflight < lim.maxConcurrency) return true;
+    if (this.queue.length - this.queueHead < lim.maxQueue && this.queuedBytes + sizeBytes <= lim.maxQueueBytes) return true;
+    this.countDropped();
+    return false;
+  }
+
+  private countDropped(): void {
+    this.deps.observer.finished(this.spec.label, undefined, 'dropped');
+    this.deps.observer.dropped(this.spec.label, { inflight: this.inflight, queued: this.queue.length - this.queueHead });
+  }
+
+  /** Starts the request, queues it, drops it when the queue is full, or refuses it; never throws. */
+  submit(req: DispatchRequest, sink?: ResponseSink): SubmitResult {
+    const { observer } = this.deps;
+    const label = this.spec.label;
+    if (this.closed) {
+      observer.refused(label, 'closed');
+      return 'refused';
+    }
+    const lim = this.spec.limits;
+    if (this.inflight < lim.maxConcurrency) return this.start(req, sink) ? 'started' : 'refused';
+    if (this.queue.length - this.queueHead < lim.maxQueue && this.queuedBytes + req.sizeBytes <= lim.maxQueueBytes) {
+      this.queue.push({ req, sink });
+      this.queuedBytes += req.sizeBytes;
+      observer.queued(label, 1, req.sizeBytes);
+      return 'queued';
+    }
+    this.countDropped();
+    return 'dropped';
+  }
+
+  private start(req: DispatchRequest, sink: ResponseSink | undefined): boolean {
+    const { observer, now } = this.deps;
+    const label = this.spec.label;
+    const node = this.picker.pick();
+    if (!node) {
+      observer.refused(label, 'target_down');
+      sink?.onFailure('error', 'TARGET_DOWN');
+      return false;
+    }
+    const nodeLabel = node.spec.label;
+    this.inflight++;
+    observer.inflight(label, 1);
+    observer.sent(label, nodeLabel);
+    const startedAt = now();
+    node.send(req, sink, (outcome, code, message) => {
+      observer.finished(label, nodeLabel, outcome, Math.max(0, now() - startedAt) / 1000);
+      if (code !== undefined) observer.failed(label, nodeLabel, outcome, code, message ?? '');
+      const change = settleBreaker(node.breaker, code);
+      if (change) observer.nodeState(label, nodeLabel, change.state, change.state === 'open' ? { code, retryInMs: change.retryInMs } : {});
+      this.inflight--;
+      observer.inflight(label, -1);
+      this.pump();
+    });
+    return true;
+  }
+
+  private pump(): void {
+    const lim = this.spec.limits;
+    while (this.inflight < lim.maxConcurrency && this.queueHead < this.queue.length) {
+      const next = this.queue[this.queueHead]!;
+      this.queue[this.queueHead] = undefined as unknown as Queued;
+      this.queueHead++;
+      if (this.queueHead > 64 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      this.queuedBytes -= next.req.sizeBytes;
+      this.deps.observer.queued(this.spec.label, -1, -next.req.sizeBytes);
+      this.start(next.req, next.sink);
+    }
+    if (this.idle) {
+      this.drained?.();
+      if (this.refs === 0 && !this.closed) this.onIdleUnreferenced(this);
+    }
+  }
+
+  /** True when nothing is queued or in flight. */
+  get idle(): boolean {
+    return this.inflight === 0 && this.queueHead >= this.queue.length;
+  }
+
+  /**
+   * Stops taking requests, lets queued and in-flight ones go on for `graceMs`, then counts what
+   * is still queued as dropped and cuts what is still in flight.
+   */
+  async close(graceMs: number): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.resolveTimer) clearTimeout(this.resolveTimer);
+    if (!this.idle && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        timer = setTimeout(resolve, graceMs);
+        timer.unref();
+      });
+      clearTimeout(timer);
+      this.drained = undefined;
+    }
+    const { observer } = this.deps;
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const q = this.queue[i]!;
+      observer.queued(this.spec.label, -1, -q.req.sizeBytes);
+      observer.finished(this.spec.label, undefined, 'dropped');
+      q.sink?.onFailure('dropped', 'SHUTDOWN');
+    }
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.queuedBytes = 0;
+    await Promise.all(this.picker.all.map((n) => n.close(0)));
+  }
+}

@@ -1,0 +1,35 @@
+/** Runner-wide mirror settings added with the dispatch engine: threads, breaker, node lists. */
+import { describe, it, expect } from 'vitest';
+import { ConfigError, resolveConfig } from '../../../src/config.js';
+import { DEFAULT_SETTINGS, defaultMirrorThreads, parseProxyMirrorConf, parseSettings } from '../../../src/plugins/proxy-mirror/conf.js';
+
+describe('mirror settings', () => {
+  it('--mirror-threads sets plugin_attr.proxy-mirror.mirror_threads, keeping the rest of the block', () => {
+    const cmd = resolveConfig(['--mirror-threads', '3'], {});
+    expect(cmd.kind === 'run' && cmd.config.pluginAttr).toEqual({ 'proxy-mirror': { mirror_threads: 3 } });
+    expect(parseSettings({ mirror_threads: 3 }).mirrorThreads).toBe(3);
+    expect(() => resolveConfig(['--mirror-threads', '0'], {})).toThrow(ConfigError);
+    expect(() => parseSettings({ mirror_threads: 0 })).toThrow(/mirror_threads/);
+  });
+
+  it('defaults to one worker thread when a second core exists', () => {
+    expect(defaultMirrorThreads()).toBeGreaterThanOrEqual(1);
+    expect(DEFAULT_SETTINGS.mirrorThreads).toBe(defaultMirrorThreads());
+  });
+
+  it('reads the breaker block and refuses a maximum below the base', () => {
+    expect(parseSettings({ breaker: { failures: 5, retry_base: '2s', retry_max: '1m' } }).breaker).toEqual({ failures: 5, baseMs: 2000, maxMs: 60_000 });
+    expect(() => parseSettings({ breaker: { retry_base: '10s', retry_max: '1s' } })).toThrow(/retry_max/);
+    expect(() => parseSettings({ breaker: { failures: 0 } })).toThrow(/failures/);
+  });
+
+  it('keeps the APISIX string host and accepts a weighted list of nodes', () => {
+    const one = parseProxyMirrorConf({ host: 'http://127.0.0.1:8080' }, DEFAULT_SETTINGS).target;
+    expect(one.label).toBe('http://127.0.0.1:8080');
+    expect(one.nodes).toHaveLength(1);
+    const list = parseProxyMirrorConf({ host: ['http://10.0.0.1:8080', { host: 'http://10.0.0.2:8080', weight: 3 }] }, DEFAULT_SETTINGS).target;
+    expect(list.label).toBe('http://10.0.0.1:8080,http://10.0.0.2:8080');
+    expect(list.nodes.map((n) => [n.origin, n.weight])).toEqual([['http://10.0.0.1:8080', 1], ['http://10.0.0.2:8080', 3]]);
+    expect(list.resolveAll).toBe(false);
+  });
+});
