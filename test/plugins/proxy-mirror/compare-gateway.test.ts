@@ -66,6 +66,8 @@ async function startStack(mirrorThreads: number): Promise<Stack> {
     compareRoute('large', v1, v2, { route: 'large', body: { max_bytes: 4096 } }),
     compareRoute('head', v1, v2, { route: 'head' }),
     compareRoute('nocontent', v1, v2, { route: 'nocontent' }),
+    // Copies only POSTs: a GET is never mirrored, so nothing waits for its real answer.
+    compareRoute('fields-post', v1, v2, { route: 'fields-post' }, { methods: ['POST'] }),
   ];
   const gateway = await GatewayEmulator.start({ socketPath: dir.file('r.sock'), routes });
   return {
@@ -233,6 +235,33 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     expect(r.counts).toMatchObject({ equal: 1 });
     const postResp = s.gateway.events.filter((e) => e.routeId === 'nocontent').flatMap((e) => e.phases.filter((p) => p.phase === 'ext-plugin-post-resp'));
     expect(postResp.map((p) => p.outcome.extraInfoAsked)).toEqual([[{ kind: 'var', name: 'request_id' }]]);
+  });
+});
+
+describe('the post-resp call of a request that was not copied', () => {
+  let s: Stack;
+  beforeAll(async () => {
+    s = await startStack(1);
+  }, 30_000);
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('asks APISIX nothing and leaves the answer alone when no pair of the route waits', async () => {
+    // Another route compares, so the room exists; this one copies only POSTs.
+    await sendAll(s, ['/fields/1']);
+    await settled(s, 'route#fields#1', 1);
+    // The upstream has no /fields-post: its 404 reaches the client as it is.
+    const answers = await sendAll(s, ['/fields-post/4', '/fields-post/5']);
+    expect(answers.map((a) => a.status)).toEqual([404, 404]);
+    const postResp = s.gateway.events.filter((e) => e.routeId === 'fields-post').flatMap((e) => e.phases.filter((p) => p.phase === 'ext-plugin-post-resp'));
+    expect(postResp).toHaveLength(2);
+    for (const p of postResp) {
+      expect(p.outcome.extraInfoAsked).toEqual([]);
+      // The runner's answer changes nothing (no status, header or body of its own).
+      expect(p.outcome).toMatchObject({ kind: 'respCall', status: 0 });
+    }
+    expect(await routeReport(s, 'fields-post')).toBeUndefined();
   });
 });
 
