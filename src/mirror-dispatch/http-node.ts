@@ -26,6 +26,12 @@ export function loadUndici(): Promise<Undici> {
 
 /** How much of an answer nobody reads is taken off the socket before it is cut off. */
 const DISCARD_LIMIT_BYTES = 1024 * 1024;
+/**
+ * How much of an answer a sink reads (hashing what is over its cap, keeping only the cap), so
+ * a body over the cap can still be compared by length and hash: as much as one ext-plugin
+ * frame can carry, the most APISIX can hand the runner of the real answer (RespBody).
+ */
+const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ABORT_TIMEOUT', 'MIRROR_DEADLINE',
@@ -163,7 +169,7 @@ export class HttpNode implements NodeTransport {
     // Started only when a kept body goes over the sink's cap: bodies within it cost no hashing.
     let overCapHash: Hash | undefined;
     const keepLimit = sink ? sink.maxBodyBytes : 0;
-    const readLimit = Math.max(DISCARD_LIMIT_BYTES, keepLimit);
+    const readLimit = sink ? Math.max(SINK_READ_LIMIT_BYTES, keepLimit) : DISCARD_LIMIT_BYTES;
     const deadline = {
       at: this.now() + this.deadlineSpan,
       expire: (): void => {

@@ -64,6 +64,7 @@ async function startStack(mirrorThreads: number): Promise<Stack> {
     compareRoute('bin', v1, v2, { route: 'bin' }),
     compareRoute('gz', v1, v2, { route: 'gz' }),
     compareRoute('large', v1, v2, { route: 'large', body: { max_bytes: 4096 } }),
+    compareRoute('huge', v1, v2, { route: 'huge' }),
     compareRoute('head', v1, v2, { route: 'head' }),
     compareRoute('nocontent', v1, v2, { route: 'nocontent' }),
     // Copies only POSTs: a GET is never mirrored, so nothing waits for its real answer.
@@ -216,6 +217,13 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     const r = await settled(s, 'large', 2);
     expect(r.counts).toMatchObject({ equal: 1, differ_body: 1 });
     expect(r.topFields[0]).toMatchObject({ field: 'body', primary: expect.stringMatching(/^204800 bytes, sha256 /) });
+  });
+
+  it('bodies over the default 1 MiB cap are read to their end for the hash, only the cap is kept', async () => {
+    await sendAll(s, ['/huge/same', '/huge/diff']);
+    const r = await settled(s, 'huge', 2);
+    expect(r.counts).toMatchObject({ equal: 1, differ_body: 1 });
+    expect(r.topFields[0]).toMatchObject({ field: 'body', primary: expect.stringMatching(/^3145728 bytes, sha256 /), candidate: expect.stringMatching(/^3145728 bytes, sha256 /) });
   });
 
   it('HEAD: compared by status and headers, the body is never asked from APISIX', async () => {

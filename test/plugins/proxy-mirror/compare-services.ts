@@ -11,6 +11,7 @@
  *  /bin/same|diff  application/octet-stream; v2 flips one byte of `diff`
  *  /gz/same|diff   gzip JSON, v2 compressed at another level; v2's `diff` has another `colour`
  *  /large/same|diff 200 KiB over a 4 KiB compare cap; v2 changes the last byte of `diff`
+ *  /huge/same|diff 3 MiB, over the default 1 MiB cap; v2 changes the last byte of `diff`
  *  /head/x         HEAD: headers only
  *  /nocontent/x    204 from both
  */
@@ -37,6 +38,7 @@ let clock = 0;
 
 const BINARY = randomBytes(4096);
 const LARGE = Buffer.alloc(200 * 1024, 'x');
+const HUGE = Buffer.alloc(3 * 1024 * 1024, 'y');
 
 function json(res: ServerResponse, body: unknown, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -90,6 +92,11 @@ export async function startCompareService(version: Version): Promise<CompareServ
         const body = Buffer.from(LARGE);
         if (version === 'v2' && arg === 'diff') body[body.length - 1] = 0x79;
         return bytes(res, body, { 'content-type': 'text/plain' });
+      }
+      case 'huge': {
+        const body = Buffer.from(HUGE);
+        if (version === 'v2' && arg === 'diff') body[body.length - 1] = 0x7a;
+        return bytes(res, body, { 'content-type': 'application/octet-stream' });
       }
       case 'head':
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '42', 'x-shape': 'same' });
