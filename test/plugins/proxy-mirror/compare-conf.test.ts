@@ -3,22 +3,13 @@ import { resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../../src/config.js';
-import { ConfError } from '../../../src/plugin-api/index.js';
 import { compareRouteName } from '../../../src/plugins/proxy-mirror/compare-wiring.js';
 import { DEFAULT_SETTINGS, parseProxyMirrorConf, parseSettings, unknownFields } from '../../../src/plugins/proxy-mirror/conf.js';
 import { proxyMirrorSchema } from '../../../src/plugins/proxy-mirror/schema.js';
+import { confError } from './conf-error.js';
 
 const parse = (extra: Record<string, unknown>) => parseProxyMirrorConf({ host: 'http://127.0.0.1:9000', ...extra }, DEFAULT_SETTINGS);
 
-function confError(fn: () => unknown): ConfError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfError');
-}
 
 describe('proxy-mirror compare block', () => {
   it('is off unless given; {} turns it on with the documented defaults', () => {

@@ -82,6 +82,19 @@ async function startStack(mirrorThreads: number): Promise<Stack> {
   };
 }
 
+/** A stack for the tests of one describe block: started before them, closed after. */
+function useStack(mirrorThreads: number): Stack {
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    stack = await startStack(mirrorThreads);
+  }, 30_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+  // The tests read the stack through this view once beforeAll has started it.
+  return new Proxy({} as Stack, { get: (_t, key) => Reflect.get(stack!, key) as unknown });
+}
+
 async function send(s: Stack, path: string, method: 'GET' | 'HEAD' = 'GET'): Promise<{ status: number; body: Buffer }> {
   const res = await request(s.gateway.url + path, { method });
   return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
@@ -126,13 +139,7 @@ async function metric(registry: Registry, name: string, labels: Record<string, s
 const range = (n: number, f: (i: number) => string): string[] => Array.from({ length: n }, (_, i) => f(i));
 
 describe('shadow comparison through the gateway emulator (pre-req + post-resp)', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack(1);
-  }, 30_000);
-  afterAll(async () => {
-    await s?.close();
-  });
+  const s = useStack(1);
 
   it('v2 differs in one JSON field for one request in three: 300 requests give exactly 200 equal / 100 differ_body, and the field is named', async () => {
     const answers = await sendAll(s, range(300, (i) => `/fields/${i}`));
@@ -247,13 +254,7 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
 });
 
 describe('the post-resp call of a request that was not copied', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack(1);
-  }, 30_000);
-  afterAll(async () => {
-    await s?.close();
-  });
+  const s = useStack(1);
 
   it('asks APISIX nothing and leaves the answer alone when no pair of the route waits', async () => {
     // Another route compares, so the room exists; this one copies only POSTs.
@@ -274,13 +275,7 @@ describe('the post-resp call of a request that was not copied', () => {
 });
 
 describe('shadow comparison with the copies sent from a worker thread (mirror_threads 2)', () => {
-  let s: Stack;
-  beforeAll(async () => {
-    s = await startStack(2);
-  }, 30_000);
-  afterAll(async () => {
-    await s?.close();
-  });
+  const s = useStack(2);
 
   it('the answers cross the thread: fields, gzip and over-the-cap bodies are compared as on one thread', async () => {
     await sendAll(s, range(9, (i) => `/fields/${i}`));

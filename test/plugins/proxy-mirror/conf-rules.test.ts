@@ -12,19 +12,10 @@ import {
   DEFAULT_SETTINGS, defaultMirrorThreads, grpcMethodAllowed, parseDuration, parseProxyMirrorConf, parseSettings, unknownFields,
 } from '../../../src/plugins/proxy-mirror/conf.js';
 import { MAX_FRAME_BODY_BYTES } from '../../../src/plugins/proxy-mirror/schema.js';
+import { confError } from './conf-error.js';
 
 const parse = (v: Record<string, unknown>) => parseProxyMirrorConf({ host: 'http://127.0.0.1:9', ...v }, DEFAULT_SETTINGS);
 
-/** The ConfError a call throws (fails the test when it throws nothing or something else). */
-function confError(fn: () => unknown): ConfError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfError, nothing was thrown');
-}
 
 describe('host', () => {
   it('accepts ports 1 and 65535 and refuses 0 and anything above 65535', () => {
