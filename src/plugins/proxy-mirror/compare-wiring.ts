@@ -9,9 +9,12 @@
  *    (ExtraInfo RespBody); the room gets the real answer after the reply to APISIX, so the
  *    real answer never waits for the mirror and is never changed.
  *
- * The route name both phases file a request under is `compare.route`, or APISIX's conf key
- * without its phase (`route#1#ext-plugin-pre-req#3` and `route#1#ext-plugin-post-resp#3` both
- * give `route#1#3`): no round trip, and both phases of one route version agree.
+ * The route name both phases file a request under is `compare.route`, or what precedes the
+ * phase in APISIX's conf key. APISIX builds that key with core.lrucache.plugin_ctx_id
+ * (apisix/core/lrucache.lua: conf type # conf id # extra key # conf version; the extra key is
+ * the phase, apisix/plugins/ext-plugin/init.lua), so `route#1#ext-plugin-pre-req#3` and
+ * `route#1#ext-plugin-post-resp#4` both give `route#1`: no round trip, and the name survives
+ * route updates (a name per version would fill the room's route table).
  */
 import { performance } from 'node:perf_hooks';
 import type { CallContext, HttpRequest, HttpResponse, Logger, PluginHost } from '../../plugin-api/index.js';
@@ -30,7 +33,9 @@ const PHASE_SEGMENT = /#ext-plugin-(?:pre-req|post-req|post-resp)(?=#|$)/;
 
 /** The route name of a compare block in a phase whose conf key is `routeKey`. */
 export function compareRouteName(conf: CompareConf, routeKey: string): string {
-  return conf.route ?? routeKey.replace(PHASE_SEGMENT, '');
+  if (conf.route !== undefined) return conf.route;
+  const phase = routeKey.search(PHASE_SEGMENT);
+  return phase < 0 ? routeKey : routeKey.slice(0, phase);
 }
 
 /** Engine codes for a copy that never left: counted `primary_only` by the room. */

@@ -47,12 +47,13 @@ describe('proxy-mirror compare block', () => {
     expect(sec.limits.maxConcurrency).toBe(7);
   });
 
-  it('the route name is compare.route, or the conf key without its phase (both phases agree)', () => {
+  it('the route name is compare.route, or what precedes the phase in the conf key (both phases and every version agree)', () => {
     const c = parse({ compare: {} }).compare!;
-    expect(compareRouteName(c, 'route#1#ext-plugin-pre-req#3')).toBe('route#1#3');
-    expect(compareRouteName(c, 'route#1#ext-plugin-post-resp#3')).toBe('route#1#3');
-    // The other order of APISIX's key parts gives the same name in both phases too.
-    expect(compareRouteName(c, 'route#1#3#ext-plugin-pre-req')).toBe(compareRouteName(c, 'route#1#3#ext-plugin-post-resp'));
+    expect(compareRouteName(c, 'route#1#ext-plugin-pre-req#3')).toBe('route#1');
+    expect(compareRouteName(c, 'route#1#ext-plugin-post-resp#4')).toBe('route#1');
+    expect(compareRouteName(c, 'route#orders#ext-plugin-pre-req#17')).toBe('route#orders');
+    // A key without a phase segment (not APISIX's form) is used whole.
+    expect(compareRouteName(c, 'custom-key')).toBe('custom-key');
     expect(compareRouteName(parse({ compare: { route: 'checkout' } }).compare!, 'route#1#ext-plugin-pre-req#3')).toBe('checkout');
   });
 });

@@ -30,6 +30,7 @@ interface Stack {
   readonly v2: CompareService;
   readonly dir: TempDir;
   readonly diffLog: string;
+  readonly routes: readonly GatewayRoute[];
   close(): Promise<void>;
 }
 
@@ -72,7 +73,7 @@ async function startStack(mirrorThreads: number): Promise<Stack> {
   ];
   const gateway = await GatewayEmulator.start({ socketPath: dir.file('r.sock'), routes });
   return {
-    gateway, runner, plugin: plugin!, registry, v1, v1b, v2, dir, diffLog,
+    gateway, runner, plugin: plugin!, registry, v1, v1b, v2, dir, diffLog, routes,
     async close() {
       await gateway.close();
       await runner.close();
@@ -145,12 +146,12 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     const answers = await sendAll(s, range(300, (i) => `/fields/${i}`));
     // The real answers are v1's, untouched.
     expect(answers.every((a, i) => a.status === 200 && JSON.parse(a.body.toString()).price === 10 && JSON.parse(a.body.toString()).id === i)).toBe(true);
-    // Both phases file the pair under the conf key without its phase (route#<id>#<version>).
-    const r = await settled(s, 'route#fields#1', 300);
+    // Both phases file the pair under what precedes the phase in the conf key (route#<id>).
+    const r = await settled(s, 'route#fields', 300);
     expect(r.counts).toMatchObject({ equal: 200, differ_body: 100, differ_status: 0, differ_headers: 0, mirror_timeout: 0, mirror_error: 0, primary_only: 0, skipped: 0 });
     expect(r.topFields).toEqual([{ field: 'body:/price', count: 100, primary: '10', candidate: '12' }]);
     expect(r.targets).toEqual([s.v2.url]);
-    expect(await metric(s.registry, 'apisix_runner_mirror_compared_total', { route: 'route#fields#1', result: 'differ_body' })).toBe(100);
+    expect(await metric(s.registry, 'apisix_runner_mirror_compared_total', { route: 'route#fields', result: 'differ_body' })).toBe(100);
     // The HTML report names the field too.
     const page = await request(s.runner.metricsUrl!.replace(/\/metrics$/, '/mirror/report'));
     expect(page.statusCode).toBe(200);
@@ -159,22 +160,35 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     const metricsPage = await request(s.runner.metricsUrl!);
     expect(await metricsPage.body.text()).toContain('apisix_runner_mirror_compared_total');
     // --mirror-diff-log: one JSONL line per difference.
-    await waitUntil(() => readFileSync(s.diffLog, 'utf8').split('\n').filter((l) => l.includes('"route#fields#1"')).length >= 100, 'the diff log lines');
-    const lines = readFileSync(s.diffLog, 'utf8').split('\n').filter((l) => l.includes('"route#fields#1"')).map((l) => JSON.parse(l) as { result: string; path: string; differences: { field: string }[] });
+    await waitUntil(() => readFileSync(s.diffLog, 'utf8').split('\n').filter((l) => l.includes('"route#fields"')).length >= 100, 'the diff log lines');
+    const lines = readFileSync(s.diffLog, 'utf8').split('\n').filter((l) => l.includes('"route#fields"')).map((l) => JSON.parse(l) as { result: string; path: string; differences: { field: string }[] });
     expect(lines).toHaveLength(100);
     expect(lines.every((l) => l.result === 'differ_body' && l.differences[0]!.field === 'body:/price' && Number(l.path.split('/')[2]) % 3 === 0)).toBe(true);
   }, 120_000);
 
+  it('a route update (new conf version, new PrepareConf keys) keeps filing pairs under the same route name', async () => {
+    const before = finished(await routeReport(s, 'route#fields'));
+    s.gateway.setRoutes(s.routes.map((r) => (r.id === 'fields' ? { ...r, version: 2 } : r)));
+    try {
+      await sendAll(s, ['/fields/3', '/fields/4', '/fields/5']);
+      const r = await settled(s, 'route#fields', before + 3);
+      expect(finished(r)).toBe(before + 3);
+      expect((await diffs(s)).routes.filter((x) => x.route.startsWith('route#fields'))).toHaveLength(1);
+    } finally {
+      s.gateway.setRoutes(s.routes);
+    }
+  });
+
   it('a timestamp that differs on every answer: with a secondary it is noise (nothing differs), without one it is reported', async () => {
     await sendAll(s, range(30, (i) => `/clock-s/${i}`));
     await sendAll(s, range(30, (i) => `/clock-p/${i}`));
-    const withSecondary = await settled(s, 'route#clock-s#1', 30);
+    const withSecondary = await settled(s, 'route#clock-s', 30);
     expect(withSecondary.counts).toMatchObject({ equal: 30, differ_body: 0 });
     expect(withSecondary.topFields).toEqual([]);
     expect(withSecondary.noiseSuppressed).toEqual([{ field: 'body:/ts', count: 30 }]);
     // The secondary got the same copies through the same engine.
     expect(s.v1b.received.filter((p) => p.startsWith('/clock-s/'))).toHaveLength(30);
-    const without = await settled(s, 'route#clock-p#1', 30);
+    const without = await settled(s, 'route#clock-p', 30);
     expect(without.counts).toMatchObject({ equal: 0, differ_body: 30 });
     expect(without.topFields.map((f) => [f.field, f.count])).toEqual([['body:/ts', 30]]);
     expect(s.v1b.received.some((p) => p.startsWith('/clock-p/'))).toBe(false);
@@ -186,23 +200,23 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     // The cause: the copies reach the candidate after the client's answers and stay held.
     await waitUntil(() => s.v2.held >= 20, 'the candidate holding 20 copies');
     expect(s.v2.held).toBe(20);
-    const r = await settled(s, 'route#slow#1', 20);
+    const r = await settled(s, 'route#slow', 20);
     expect(r.counts).toMatchObject({ mirror_timeout: 20, equal: 0, skipped: 0 });
     // The late answers change nothing.
     const answered = { target: s.v2.url, outcome: '2xx' };
     const before = await metric(s.registry, 'apisix_runner_mirror_requests_total', answered);
     s.v2.releaseHeld();
     await waitUntil(async () => (await metric(s.registry, 'apisix_runner_mirror_requests_total', answered)) >= before + 20, 'the 20 late answers read by the engine');
-    expect((await routeReport(s, 'route#slow#1'))!.counts).toMatchObject({ mirror_timeout: 20, equal: 0 });
+    expect((await routeReport(s, 'route#slow'))!.counts).toMatchObject({ mirror_timeout: 20, equal: 0 });
   }, 60_000);
 
   it('a candidate that never answers: pending pairs stay at max_pending (the rest evicted), the real answers are all served', async () => {
     const answers = await sendAll(s, range(200, (i) => `/hold/${i}`));
     expect(answers.every((a) => a.status === 200)).toBe(true);
-    const r = await settled(s, 'route#hold#1', 150);
+    const r = await settled(s, 'route#hold', 150);
     expect(r.counts).toMatchObject({ skipped: 150, equal: 0 });
-    expect(await metric(s.registry, 'apisix_runner_mirror_compare_skipped_total', { route: 'route#hold#1', reason: 'evicted' })).toBe(150);
-    expect(s.plugin.compare.room.pending('route#hold#1').count).toBe(50);
+    expect(await metric(s.registry, 'apisix_runner_mirror_compare_skipped_total', { route: 'route#hold', reason: 'evicted' })).toBe(150);
+    expect(s.plugin.compare.room.pending('route#hold').count).toBe(50);
     expect(r.pending.count).toBe(50);
   }, 60_000);
 
@@ -259,7 +273,7 @@ describe('the post-resp call of a request that was not copied', () => {
   it('asks APISIX nothing and leaves the answer alone when no pair of the route waits', async () => {
     // Another route compares, so the room exists; this one copies only POSTs.
     await sendAll(s, ['/fields/1']);
-    await settled(s, 'route#fields#1', 1);
+    await settled(s, 'route#fields', 1);
     // The upstream has no /fields-post: its 404 reaches the client as it is.
     const answers = await sendAll(s, ['/fields-post/4', '/fields-post/5']);
     expect(answers.map((a) => a.status)).toEqual([404, 404]);
@@ -280,7 +294,7 @@ describe('shadow comparison with the copies sent from a worker thread (mirror_th
   it('the answers cross the thread: fields, gzip and over-the-cap bodies are compared as on one thread', async () => {
     await sendAll(s, range(9, (i) => `/fields/${i}`));
     await sendAll(s, ['/gz/diff', '/large/same', '/large/diff']);
-    expect((await settled(s, 'route#fields#1', 9)).counts).toMatchObject({ equal: 6, differ_body: 3 });
+    expect((await settled(s, 'route#fields', 9)).counts).toMatchObject({ equal: 6, differ_body: 3 });
     expect((await settled(s, 'gz', 1)).counts).toMatchObject({ differ_body: 1 });
     expect((await settled(s, 'large', 2)).counts).toMatchObject({ equal: 1, differ_body: 1 });
   }, 60_000);
