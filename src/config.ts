@@ -53,6 +53,8 @@ Options (flags win over the config file, which wins over the environment and def
       --mirror-threads <n>       threads that send proxy-mirror copies, this one included: 1 sends them
                                  from the RPC thread (default: 2 with two cores or more, else 1;
                                  same as plugin_attr.proxy-mirror.mirror_threads)
+      --mirror-diff-log <file>   append the shadow comparison's differences to a JSONL file
+                                 (same as plugin_attr.proxy-mirror.diff_log; see docs/compare.md)
   -h, --help                     print this help
   -v, --version                  print the version
 
@@ -169,6 +171,7 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
         'extra-info-timeout': { type: 'string' },
         'drain-timeout': { type: 'string' },
         'mirror-threads': { type: 'string' },
+        'mirror-diff-log': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -193,6 +196,12 @@ export function resolveConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
     if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--mirror-threads must be an integer >= 1, got "${values['mirror-threads']}"`);
     const mirror = pluginAttr['proxy-mirror'];
     pluginAttr = { ...pluginAttr, 'proxy-mirror': { ...(typeof mirror === 'object' && mirror !== null ? mirror : {}), mirror_threads: n } };
+  }
+  if (values['mirror-diff-log'] !== undefined) {
+    // The flag is a shortcut for plugin_attr.proxy-mirror.diff_log, made absolute like --plugin.
+    if (values['mirror-diff-log'] === '') throw new ConfigError('--mirror-diff-log needs a file path');
+    const mirror = pluginAttr['proxy-mirror'];
+    pluginAttr = { ...pluginAttr, 'proxy-mirror': { ...(typeof mirror === 'object' && mirror !== null ? mirror : {}), diff_log: resolve(values['mirror-diff-log']) } };
   }
 
   return {

@@ -7,8 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import type { JsonSchema } from '../plugin-api/index.js';
 import { ConfError } from '../plugin-api/index.js';
 // Durations are written as in proxy-mirror's timeouts (and APISIX's plugin_attr).
-import { parseDuration } from '../plugins/proxy-mirror/conf.js';
-import { DURATION_PATTERN } from '../plugins/proxy-mirror/schema.js';
+import { DURATION_PATTERN, parseDuration } from '../plugins/proxy-mirror/duration.js';
 import { parseIgnorePattern, type IgnorePattern } from './json-pointer-pattern.js';
 
 /**
@@ -54,6 +53,8 @@ const duration: JsonSchema = {
 export const compareSchema: JsonSchema = {
   type: 'object',
   properties: {
+    // The name both phases file the request under (default: derived from APISIX's conf key).
+    route: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[^\\s]+$' },
     status: { type: 'boolean', default: true },
     headers: {
       oneOf: [
@@ -101,6 +102,8 @@ export type HeaderSelection =
 
 /** The parsed `compare` block. */
 export interface CompareConf {
+  /** The route name given in the conf; undefined: the wiring derives one both phases share. */
+  readonly route: string | undefined;
   readonly status: boolean;
   readonly headers: HeaderSelection;
   /** Undefined when bodies are not compared (post-resp then needs no RespBody round trip). */
@@ -136,6 +139,7 @@ export function parseCompareConf(raw: unknown, at = '/compare'): CompareConf {
   }
   const v = value as Record<string, unknown>;
   return {
+    route: typeof v.route === 'string' ? v.route : undefined,
     status: v.status !== false,
     headers: parseHeaders(v.headers),
     body: parseBody(v.body, at),

@@ -89,7 +89,7 @@ export class GrpcNode implements NodeTransport {
     const end = (err: GrpcJs.ServiceError | null, answer?: Buffer): void => {
       this.active.delete(call);
       if (!err) {
-        sink?.onResponse({ status: 200, headers: {}, body: answer ?? Buffer.alloc(0), truncated: false, node: this.spec.label });
+        sink?.onResponse({ status: 200, headers: {}, body: answer ?? Buffer.alloc(0), truncated: false, bodyBytes: answer?.length ?? 0, bodySha256: undefined, node: this.spec.label });
         done('grpc_ok');
         return;
       }

@@ -3,6 +3,7 @@
  * Requests go out with `dispatch` and a small handler (no body stream, no promise per request
  * inside undici); the answer is read and thrown away unless a sink asks for it.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher, Pool, buildConnector } from 'undici';
@@ -25,6 +26,12 @@ export function loadUndici(): Promise<Undici> {
 
 /** How much of an answer nobody reads is taken off the socket before it is cut off. */
 const DISCARD_LIMIT_BYTES = 1024 * 1024;
+/**
+ * How much of an answer a sink reads (hashing what is over its cap, keeping only the cap), so
+ * a body over the cap can still be compared by length and hash: as much as one ext-plugin
+ * frame can carry, the most APISIX can hand the runner of the real answer (RespBody).
+ */
+const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ABORT_TIMEOUT', 'MIRROR_DEADLINE',
@@ -159,8 +166,10 @@ export class HttpNode implements NodeTransport {
     let tooLong = false;
     let headers: Record<string, string | string[] | undefined> = {};
     const kept: Buffer[] | undefined = sink ? [] : undefined;
+    // Started only when a kept body goes over the sink's cap: bodies within it cost no hashing.
+    let overCapHash: Hash | undefined;
     const keepLimit = sink ? sink.maxBodyBytes : 0;
-    const readLimit = Math.max(DISCARD_LIMIT_BYTES, keepLimit);
+    const readLimit = sink ? Math.max(SINK_READ_LIMIT_BYTES, keepLimit) : DISCARD_LIMIT_BYTES;
     const deadline = {
       at: this.now() + this.deadlineSpan,
       expire: (): void => {
@@ -190,7 +199,17 @@ export class HttpNode implements NodeTransport {
         if (kept) {
           const room = keepLimit - before;
           if (room > 0) kept.push(room >= chunk.length ? chunk : chunk.subarray(0, room));
-          if (received > keepLimit) truncated = true;
+          if (received > keepLimit) {
+            if (!overCapHash) {
+              // The first chunk over the cap: hash what was kept before it, then the whole chunk
+              // (kept's last entry is this chunk's start when room > 0).
+              overCapHash = createHash('sha256');
+              const keptBefore = room > 0 ? kept.length - 1 : kept.length;
+              for (let i = 0; i < keptBefore; i++) overCapHash.update(kept[i]!);
+            }
+            overCapHash.update(chunk);
+            truncated = true;
+          }
         }
         // Read and throw away, but not forever.
         if (received > readLimit && !tooLong) {
@@ -199,13 +218,17 @@ export class HttpNode implements NodeTransport {
         }
       },
       onResponseEnd: () => {
-        if (sink) sink.onResponse({ status, headers, body: Buffer.concat(kept!), truncated, node: this.spec.label });
+        if (sink) {
+          sink.onResponse({
+            status, headers, body: Buffer.concat(kept!), truncated, bodyBytes: received, bodySha256: overCapHash?.digest('hex'), node: this.spec.label,
+          });
+        }
         finish(statusClass(status));
       },
       onResponseError: (_c, err) => {
         if (tooLong) {
           // We cut an answer that was too long: the node did answer.
-          if (sink) sink.onResponse({ status, headers, body: Buffer.concat(kept!), truncated: true, node: this.spec.label });
+          if (sink) sink.onResponse({ status, headers, body: Buffer.concat(kept!), truncated: true, bodyBytes: undefined, bodySha256: undefined, node: this.spec.label });
           finish(statusClass(status));
           return;
         }

@@ -86,7 +86,10 @@ class WorkerSlot {
       if (!p) continue;
       this.pending.delete(d.r);
       if (p.sink && d.s) {
-        p.sink.onResponse({ status: d.s.status, headers: d.s.headers, body: Buffer.from(d.s.body.buffer, d.s.body.byteOffset, d.s.body.byteLength), truncated: d.s.truncated, node: p.node });
+        p.sink.onResponse({
+          status: d.s.status, headers: d.s.headers, body: Buffer.from(d.s.body.buffer, d.s.body.byteOffset, d.s.body.byteLength),
+          truncated: d.s.truncated, bodyBytes: d.s.bodyBytes, bodySha256: d.s.bodySha256, node: p.node,
+        });
       } else if (p.sink && d.c !== undefined) {
         p.sink.onFailure(d.o, d.c);
       }

@@ -33,7 +33,10 @@ export interface DoneMessage {
   readonly c: string | undefined;
   readonly e: string | undefined;
   /** The answer, for a request that had a sink. */
-  readonly s: { status: number; headers: Record<string, string | string[] | undefined>; body: Uint8Array; truncated: boolean } | undefined;
+  readonly s: {
+    status: number; headers: Record<string, string | string[] | undefined>; body: Uint8Array; truncated: boolean;
+    bodyBytes: number | undefined; bodySha256: string | undefined;
+  } | undefined;
 }
 
 export type FromWorker =

@@ -70,7 +70,7 @@ port.on('message', (msg: ToWorker) => {
             const own = new Uint8Array(r.body.byteLength);
             own.set(r.body);
             answerBytes = own.buffer;
-            answer = { status: r.status, headers: { ...r.headers }, body: own, truncated: r.truncated };
+            answer = { status: r.status, headers: { ...r.headers }, body: own, truncated: r.truncated, bodyBytes: r.bodyBytes, bodySha256: r.bodySha256 };
           },
           onFailure: () => undefined,
         };

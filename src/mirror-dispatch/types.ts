@@ -101,6 +101,13 @@ export interface DispatchResponse {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Buffer;
   readonly truncated: boolean;
+  /** Length of the whole body when it was read to its end; undefined when cut at the read limit. */
+  readonly bodyBytes: number | undefined;
+  /**
+   * SHA-256 (hex) of the whole body, for a body over the sink's cap that was read to its end
+   * (hashed while reading, so it can be compared without being kept).
+   */
+  readonly bodySha256: string | undefined;
   /** Node that answered. */
   readonly node: string;
 }

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -133,10 +133,28 @@ export function parseListenAddress(address: string): { host: string; port: numbe
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
-/** Serves `GET /metrics` in Prometheus text format. */
+/** Serves a request on the metrics listener and returns true, or returns false and writes nothing. */
+export type MetricsPageHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+const pagesByRegistry = new WeakMap<Registry, MetricsPageHandler[]>();
+
+/**
+ * Adds pages to the metrics listener of a registry (proxy-mirror's /mirror/diffs and
+ * /mirror/report). Plugins only hold the registry (PluginHost.metrics), so the registry is the
+ * key; a listener started before or after the call serves the pages. Every other path keeps
+ * its behaviour (GET /metrics, 404 otherwise).
+ */
+export function mountMetricsPage(registry: Registry, handler: MetricsPageHandler): void {
+  let pages = pagesByRegistry.get(registry);
+  if (!pages) pagesByRegistry.set(registry, (pages = []));
+  pages.push(handler);
+}
+
+/** Serves `GET /metrics` in Prometheus text format, and the pages mounted on the registry. */
 export async function startMetricsServer(address: string, registry: Registry): Promise<{ server: Server; url: string }> {
   const { host, port } = parseListenAddress(address);
   const server = createServer((req, res) => {
+    for (const page of pagesByRegistry.get(registry) ?? []) if (page(req, res)) return;
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: metrics are at GET /metrics\n');
       return;

@@ -28,6 +28,7 @@
  * keep-alive to the client (it closes after each response); upstream header names reach
  * HTTPRespCall lower-cased (undici lower-cases them; APISIX keeps the upstream's spelling).
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, request as undiciRequest } from 'undici';
@@ -100,6 +101,8 @@ interface RequestState {
   readonly normalizedRequestUri: string;
   readonly remoteAddr: string;
   readonly remotePort: number;
+  /** nginx `$request_id` (ngx_http_variables.c, ngx_http_variable_request_id): 16 random bytes as 32 hex digits. */
+  readonly requestId: string;
   /** `$uri`. */
   uri: string;
   /** `$upstream_uri`, '' until something sets it. */
@@ -217,6 +220,7 @@ export class GatewayEmulator {
       normalizedRequestUri: `${uri}${rawArgs === undefined ? '' : `?${rawArgs}`}`,
       remoteAddr: req.socket.remoteAddress ?? '127.0.0.1',
       remotePort: req.socket.remotePort ?? 0,
+      requestId: randomBytes(16).toString('hex'),
       uri,
       upstreamUri: '',
       upstreamHost: route.passHost === 'node' ? upstream.host : route.passHost === 'rewrite' ? route.upstreamHost ?? upstream.host : clientHost,
@@ -339,6 +343,7 @@ export class GatewayEmulator {
       case 'content_type': return state.headers.get('content-type')?.[0];
       case 'content_length': return state.headers.get('content-length')?.[0];
       case 'route_id': return state.route.id;
+      case 'request_id': return state.requestId;
       case 'service_id': case 'consumer_name': case 'consumer_id': return undefined;
       default:
         if (name.startsWith('cookie_')) return cookieValue(state.headers.get('cookie') ?? [], name.slice(7));

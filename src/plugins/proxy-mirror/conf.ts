@@ -7,7 +7,9 @@ import { ConfError } from '../../plugin-api/index.js';
 import { describeUnknownKey } from '../../unknown-key.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
 import type { BreakerSettings, NodeSpec, TargetSpec } from '../../mirror-dispatch/index.js';
-import { DURATION_PATTERN, HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, MAX_NODE_WEIGHT, PATH_PATTERN } from './schema.js';
+import { parseDuration } from './duration.js';
+import { parseCompareConf, type CompareConf } from '../../mirror-compare/conf.js';
+import { HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, MAX_NODE_WEIGHT, PATH_PATTERN } from './schema.js';
 
 export type MirrorScheme = 'http' | 'https' | 'grpc' | 'grpcs';
 
@@ -45,6 +47,8 @@ export interface ProxyMirrorSettings {
    * N > 1 hands them to N - 1 worker threads. Default: 2 with two cores or more, else 1.
    */
   readonly mirrorThreads: number;
+  /** JSONL file the shadow comparison appends its differences to (`--mirror-diff-log`); undefined: none. */
+  readonly diffLog: string | undefined;
 }
 
 /** Where copies go: a dispatch target plus what the plugin itself needs to know. */
@@ -84,6 +88,10 @@ export interface ProxyMirrorConf {
   readonly query: 'auto' | 'raw' | 'rebuilt';
   /** gRPC method paths whose bodies of unknown length may be copied. */
   readonly grpcMethods: GrpcMethodSet;
+  /** Shadow comparison of the target's answers with the real ones; undefined: off. */
+  readonly compare: CompareConf | undefined;
+  /** The `compare.secondary` instance, sent the same copy through the same engine (noise learning). */
+  readonly secondaryTarget: MirrorTargetSpec | undefined;
 }
 
 /** Exact method paths plus `/pkg.Service/*` wildcards. */
@@ -105,6 +113,7 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
   resolveEveryMs: 30_000,
   mirrorThreads: defaultMirrorThreads(),
+  diffLog: undefined,
 };
 
 /** Two threads (one worker) when a second core exists; the RPC thread alone otherwise. */
@@ -112,22 +121,7 @@ export function defaultMirrorThreads(): number {
   return availableParallelism() >= 2 ? 2 : 1;
 }
 
-const durationRe = new RegExp(DURATION_PATTERN);
-
-/** Parses `2000ms`, `60s`, `1m` or a number of milliseconds; throws ConfError naming `field`. */
-export function parseDuration(value: unknown, field: string): number {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value <= 0) throw new ConfError(field, 'must be a positive number of milliseconds');
-    return value;
-  }
-  if (typeof value === 'string' && durationRe.test(value)) {
-    const unit = value.endsWith('ms') ? 'ms' : value.slice(-1);
-    const n = Number.parseFloat(value);
-    const ms = unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000;
-    if (ms > 0) return ms;
-  }
-  throw new ConfError(field, `must be milliseconds or a duration like "2000ms", "60s" (got ${JSON.stringify(value)})`);
-}
+export { parseDuration } from './duration.js';
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -147,7 +141,7 @@ function rejectUnknownSettings(raw: Record<string, unknown>, known: readonly str
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfError(field, describeUnknownKey(key, known, 'setting'));
 }
 
-const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every'] as const;
+const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every', 'diff_log'] as const;
 
 function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string, strict = false): MirrorTimeouts {
   if (raw === undefined) return base;
@@ -172,6 +166,8 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
   const d = DEFAULT_SETTINGS;
   const tlsCa = raw['tls_ca'];
   if (tlsCa !== undefined && typeof tlsCa !== 'string') throw new ConfError('proxy-mirror.tls_ca', 'must be PEM text');
+  const diffLog = raw['diff_log'];
+  if (diffLog !== undefined && (typeof diffLog !== 'string' || diffLog === '')) throw new ConfError('proxy-mirror.diff_log', 'must be a file path');
   return {
     timeout: parseTimeouts(raw['timeout'], d.timeout, 'proxy-mirror.timeout', true),
     maxBodySize: intSetting(raw, 'max_body_size', d.maxBodySize, 0, MAX_FRAME_BODY_BYTES),
@@ -186,6 +182,7 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
     breaker: parseBreaker(raw['breaker'], d.breaker),
     mirrorThreads: intSetting(raw, 'mirror_threads', d.mirrorThreads, 1, 64),
     resolveEveryMs: raw['resolve_every'] === undefined ? d.resolveEveryMs : parseDuration(raw['resolve_every'], 'proxy-mirror.resolve_every'),
+    diffLog,
   };
 }
 
@@ -388,27 +385,31 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     return v;
   };
 
-  return {
-    target: {
-      host: label,
-      label,
-      scheme,
-      grpc,
-      protocol: grpc ? 'grpc' : 'http',
-      tls,
-      tlsCa: settings.tlsCa,
-      nodes: nodes.map((n) => nodeSpec(n, tls)),
-      resolveAll: !grpc && nodes.length === 1,
-      resolveEveryMs: settings.resolveEveryMs,
-      breaker: settings.breaker,
-      tlsVerify,
-      timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),
-      limits: {
-        maxConcurrency: limit('max_concurrency', settings.limits.maxConcurrency, 1),
-        maxQueue: limit('max_queue', settings.limits.maxQueue, 0),
-        maxQueueBytes: limit('max_queue_bytes', settings.limits.maxQueueBytes, 0),
-      },
+  const compare = value['compare'] === undefined ? undefined : parseCompareConf(value['compare'], '/compare');
+  if (compare && grpc) throw new ConfError('/compare', 'compares HTTP answers: the target must be http:// or https://');
+
+  const target: MirrorTargetSpec = {
+    host: label,
+    label,
+    scheme,
+    grpc,
+    protocol: grpc ? 'grpc' : 'http',
+    tls,
+    tlsCa: settings.tlsCa,
+    nodes: nodes.map((n) => nodeSpec(n, tls)),
+    resolveAll: !grpc && nodes.length === 1,
+    resolveEveryMs: settings.resolveEveryMs,
+    breaker: settings.breaker,
+    tlsVerify,
+    timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),
+    limits: {
+      maxConcurrency: limit('max_concurrency', settings.limits.maxConcurrency, 1),
+      maxQueue: limit('max_queue', settings.limits.maxQueue, 0),
+      maxQueueBytes: limit('max_queue_bytes', settings.limits.maxQueueBytes, 0),
     },
+  };
+  return {
+    target,
     path: path as string | undefined,
     pathConcatMode: mode,
     sampleRatio: ratio,
@@ -422,5 +423,14 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     bodyOverLimit: overLimit,
     query,
     grpcMethods: parseGrpcMethods(value['grpc_methods']),
+    compare,
+    secondaryTarget: compare?.secondary === undefined ? undefined : secondaryTargetSpec(target, compare.secondary),
   };
+}
+
+/** The secondary instance: the mirror target's timeouts and limits, its own single node. */
+function secondaryTargetSpec(target: MirrorTargetSpec, url: string): MirrorTargetSpec {
+  const node = parseNodeUrl(url, '/compare/secondary', 1);
+  const tls = node.scheme === 'https';
+  return { ...target, host: url, label: url, scheme: node.scheme, tls, nodes: [nodeSpec(node, tls)], resolveAll: true };
 }

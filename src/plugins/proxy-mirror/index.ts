@@ -6,12 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { CallContext, ConfContext, HttpRequest, Plugin, PluginHost } from '../../plugin-api/index.js';
+import type { CallContext, ConfContext, HttpRequest, HttpResponse, Plugin, PluginHost } from '../../plugin-api/index.js';
 import {
   grpcMethodAllowed, parseProxyMirrorConf, parseSettings, unknownFields,
   type ProxyMirrorConf, type ProxyMirrorSettings,
 } from './conf.js';
 import { DispatchEngine, type DispatchTarget, type ResponseSink } from '../../mirror-dispatch/index.js';
+import { CompareWiring, type ComparedCopy } from './compare-wiring.js';
 import { buildCopy, buildCopyHeaders, encodeArgs, mirrorUri } from './copy-builder.js';
 import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
@@ -42,12 +43,16 @@ export interface ProxyMirrorDeps {
 /** A parsed conf bound to its (shared, reference-counted) target. */
 export interface ProxyMirrorRuntimeConf extends ProxyMirrorConf {
   readonly mirrorTarget: DispatchTarget;
+  /** The `compare.secondary` instance's target, when the conf names one. */
+  readonly secondaryDispatch: DispatchTarget | undefined;
 }
 
 /** The plugin object, with its dispatcher exposed for diagnostics and tests. */
 export type ProxyMirrorPlugin = Plugin<ProxyMirrorRuntimeConf> & {
   readonly dispatcher: DispatchEngine;
   readonly settings: ProxyMirrorSettings;
+  /** The shadow comparison's wiring (its room is built with the first route that compares). */
+  readonly compare: CompareWiring;
 };
 
 type BodyPlan =
@@ -84,7 +89,12 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   const dispatcher = new DispatchEngine({
     observer, now, random: deps.jitter ?? Math.random, closeGraceMs: settings.closeGraceMs, threads: settings.mirrorThreads,
   });
-  host.onClose(() => dispatcher.close());
+  const compare = new CompareWiring(host, settings.diffLog, logger, limiter, now);
+  // Copies still in flight at shutdown end (and reach the room) before the room stops.
+  host.onClose(async () => {
+    await dispatcher.close();
+    await compare.close();
+  });
 
   const skip = (conf: ProxyMirrorConf, reason: SkipReason): undefined => {
     metrics.skipped(conf.target.host, reason);
@@ -138,6 +148,7 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const target = conf.target.host;
     let body: Buffer | undefined;
     let rawQuery: string | undefined;
+    let compared: ComparedCopy | undefined;
     try {
       const plan = planBody(conf, req);
       let over: SkipReason | undefined;
@@ -168,6 +179,7 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         const exact = conf.query === 'auto' ? rebuildExactQuery(args) : undefined;
         rawQuery = exact ?? (conf.query === 'rebuilt' ? encodeArgs(args) : ((await req.var('args')) ?? encodeArgs(args)));
       }
+      if (conf.compare) compared = await compare.expect(conf.compare, target, req, ctx);
     } catch (err) {
       skipOnExtraInfoError(conf, ctx, err);
       return;
@@ -188,9 +200,13 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const headers = buildCopyHeaders(req.headerEntries(), conf, { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId });
     const copy = buildCopy(req.method, uri, headers, body);
     const grpcEncoding = req.header('grpc-encoding');
-    const sink = deps.responseSink?.(conf, req);
+    const sink = compared ? undefined : deps.responseSink?.(conf, req);
 
     req.afterReply(() => {
+      if (compared && conf.compare) {
+        compare.submit(compared, target, conf.mirrorTarget, copy, conf.compare, conf.secondaryDispatch);
+        return;
+      }
       if (!conf.target.grpc) {
         conf.mirrorTarget.submit(copy, sink);
         return;
@@ -214,17 +230,27 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     failurePolicy: 'open',
     settings,
     dispatcher,
+    compare,
     parseConf(value: unknown, ctx: ConfContext): ProxyMirrorRuntimeConf {
       const conf = parseProxyMirrorConf(value, settings);
       const unknown = unknownFields(value);
       if (unknown.length > 0) {
         ctx.logger.warn({ route: ctx.routeKey, index: ctx.index, fields: unknown }, 'proxy-mirror: unknown conf fields ignored');
       }
-      return { ...conf, mirrorTarget: dispatcher.acquire(conf.target) };
+      return {
+        ...conf,
+        mirrorTarget: dispatcher.acquire(conf.target),
+        secondaryDispatch: conf.secondaryTarget ? dispatcher.acquire(conf.secondaryTarget) : undefined,
+      };
     },
     onRequest,
+    // ext-plugin-post-resp: the real answer of a compared request (nothing else is done there).
+    onResponse(conf: ProxyMirrorRuntimeConf, res: HttpResponse, ctx: CallContext): Promise<void> | undefined {
+      return conf.compare ? compare.onResponse(conf.compare, res, ctx) : undefined;
+    },
     releaseConf(conf: ProxyMirrorRuntimeConf): void {
       dispatcher.release(conf.mirrorTarget);
+      if (conf.secondaryDispatch) dispatcher.release(conf.secondaryDispatch);
     },
   };
 }

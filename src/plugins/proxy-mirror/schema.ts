@@ -6,6 +6,8 @@
  * not here, because a schema default cannot depend on the operator's configuration.
  */
 import type { JsonSchema } from '../../plugin-api/index.js';
+import { compareSchema } from '../../mirror-compare/conf.js';
+import { DURATION_PATTERN } from './duration.js';
 
 /** Largest body one ExtraInfo frame can carry: 2^24 - 1 minus room for the FlatBuffers table. */
 export const MAX_FRAME_BODY_BYTES = 16_777_215 - 1024;
@@ -19,8 +21,7 @@ export const MIRROR_METHODS = [
 // APISIX's own pattern, written for JavaScript (no `\/` escapes, valid with the `u` flag).
 export const HOST_PATTERN = '^(http(s)?|grpc(s)?)://([\\da-zA-Z.-]+|\\[[\\da-fA-F:]+\\])(:\\d+)?$';
 export const PATH_PATTERN = '^/[^?&]+$';
-/** A duration as nginx writes it in APISIX's plugin_attr (`2000ms`, `60s`, `1m`). */
-export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m)$';
+export { DURATION_PATTERN };
 /** Largest weight of a node in a list of nodes. */
 export const MAX_NODE_WEIGHT = 100;
 const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
@@ -107,6 +108,8 @@ export const proxyMirrorSchema: JsonSchema = {
     max_queue: { type: 'integer', minimum: 0, maximum: 1_000_000 },
     max_queue_bytes: { type: 'integer', minimum: 0 },
     tls_verify: { type: 'boolean', default: true },
+    // Shadow comparison of the target's answers with the real ones (docs/compare.md).
+    compare: compareSchema,
   },
   required: ['host'],
   // Like APISIX, unknown fields are accepted (parseConf logs them so a typo is visible).

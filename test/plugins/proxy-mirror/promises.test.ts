@@ -43,9 +43,10 @@ describe('proxy-mirror promises', () => {
 
   it('nothing is added to a request that is not sampled: no ExtraInfo question, no rewrite, no correlation id', async () => {
     const route = mirrorRoute('route#unsampled#ext-plugin-pre-req#1', {
-      host: target.url, sample_ratio: 0.5, correlation_header: 'x-request-id', path: '/sampled-only',
+      host: target.url, sample_ratio: 0.5, correlation_header: 'x-request-id', path: '/sampled-only', query: 'raw',
     });
-    // Args and a body would each cost a round trip if the request were copied.
+    // Args and a body would each cost a round trip if the request were copied (query "raw": the
+    // default "auto" would rebuild `a=1` from the args without asking).
     const req = call({ method: 'POST', args: [{ name: 'a', value: '1' }], headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '3' }], body: 'abc', vars: { args: 'a=1' } });
     draw = 0.9;
     const unsampled = expectOk(await mr.client.httpReqCall(route, req));
