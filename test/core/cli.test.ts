@@ -1,25 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../reliability/cli-process.js';
+import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../harness/cli-process.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { HELD_REPLY, holdCall } from '../lifecycle/fixtures.js';
-import { GET } from './test-runner.js';
+import { GET } from '../harness/test-runner.js';
+import { tempDirs } from '../harness/temp-dir.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 afterEach(() => {
   killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6cli-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = (): string => dirs.make('a6cli-');
 
 describe('CLI', () => {
   it('--help lists every option and the APISIX environment', async () => {

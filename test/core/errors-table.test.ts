@@ -13,7 +13,7 @@ import { RawConnection } from '../harness/raw-connection.js';
 import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
 import { readReply } from '../harness/frames.js';
 import { waitUntil } from '../harness/wait.js';
-import { GET, runnerWithClient } from './test-runner.js';
+import { GET, runnerWithClient } from '../harness/test-runner.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
