@@ -6,6 +6,7 @@
  * end-to-end behaviour of a bad conf (plugin left out, route works) is in http-mirror.test.ts.
  */
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { ConfError } from '../../../src/plugin-api/index.js';
 import {
   DEFAULT_SETTINGS, grpcMethodAllowed, parseDuration, parseProxyMirrorConf, parseSettings, unknownFields,
@@ -217,7 +218,7 @@ describe('route conf fields', () => {
 
   it('path, path_concat_mode, body_over_limit, query, tls_verify and header-name fields: defaults and refusals', () => {
     const d = parse({});
-    expect(d).toMatchObject({ path: undefined, pathConcatMode: 'replace', bodyOverLimit: 'skip', query: 'raw', markHeader: undefined, correlationHeader: undefined });
+    expect(d).toMatchObject({ path: undefined, pathConcatMode: 'replace', bodyOverLimit: 'skip', query: 'auto', markHeader: undefined, correlationHeader: undefined });
     expect(d.target.tlsVerify).toBe(true);
     const set = parse({ path: '/m', path_concat_mode: 'prefix', body_over_limit: 'send_without_body', query: 'rebuilt', tls_verify: false, mark_header: 'X-Mirrored', correlation_header: 'X-Request-Id' });
     expect(set).toMatchObject({ path: '/m', pathConcatMode: 'prefix', bodyOverLimit: 'send_without_body', query: 'rebuilt', markHeader: 'x-mirrored', correlationHeader: 'x-request-id' });
@@ -272,7 +273,7 @@ describe('what the operator reads', () => {
       [() => parse({ headers: { remove: [''] } }), '/headers/remove/0', 'must be a header name'],
       [() => parse({ max_body_size: -1 }), '/max_body_size', `must be an integer in [0, ${MAX_FRAME_BODY_BYTES}]`],
       [() => parse({ body_over_limit: 'x' }), '/body_over_limit', 'must be "skip" or "send_without_body"'],
-      [() => parse({ query: 'x' }), '/query', 'must be "raw" or "rebuilt"'],
+      [() => parse({ query: 'x' }), '/query', 'must be "auto", "raw" or "rebuilt"'],
       [() => parse({ tls_verify: 1 }), '/tls_verify', 'must be a boolean'],
       [() => parse({ mark_header: '' }), '/mark_header', 'must be a header name'],
       [() => parse({ grpc_methods: 1 }), '/grpc_methods', 'must be an array of "/package.Service/Method" paths'],
@@ -305,7 +306,7 @@ describe('values of the wrong type that would read as valid text', () => {
 });
 
 describe('defaults', () => {
-  it('60 s timeouts, the frame body cap, 32 in flight, 256 queued, 64 MiB queued, 10 s log interval, 500 ms grace', () => {
+  it('60 s timeouts, the frame body cap, 32 in flight, 256 queued, 64 MiB queued, 10 s log interval, 500 ms grace, breaker 3 failures 1 s..30 s, DNS every 30 s', () => {
     expect(DEFAULT_SETTINGS).toEqual({
       timeout: { connectMs: 60_000, sendMs: 60_000, readMs: 60_000 },
       maxBodySize: MAX_FRAME_BODY_BYTES,
@@ -313,6 +314,10 @@ describe('defaults', () => {
       tlsCa: undefined,
       logIntervalMs: 10_000,
       closeGraceMs: 500,
+      breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
+      resolveEveryMs: 30_000,
+      // Two threads when the machine has a second core, else the RPC thread alone.
+      mirrorThreads: availableParallelism() >= 2 ? 2 : 1,
     });
     expect(parse({}).target.timeouts).toEqual({ connectMs: 60_000, sendMs: 60_000, readMs: 60_000 });
   });
