@@ -367,3 +367,35 @@ describe('socket file', () => {
     await expect(startRunner({ socketPath: sub, plugins: () => [] })).rejects.toThrow(/is a directory/);
   });
 });
+
+describe('promises of the docs with no other test', () => {
+  it('nothing is logged per request at info (README --log-level): only the start line for 30 calls of three kinds', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const varReader = definePlugin<unknown>({ name: 'var-reader', async onRequest(_c, req) { req.setHeader('x', (await req.var('a')) ?? ''); } });
+    const { client } = await setup([varReader], { logger });
+    const before = lines.length;
+    for (let i = 0; i < 10; i++) {
+      expect((await client.httpReqCall(route('s', ['say', { body: 'hi' }]), GET)).kind).toBe('stop');
+      expect((await client.httpReqCall(route('r', ['rewrite', { path: '/new' }]), GET)).kind).toBe('rewrite');
+      expect((await client.httpReqCall(route('v', ['var-reader', {}]), { ...GET, vars: { a: 'A' } })).kind).toBe('rewrite');
+    }
+    expect(lines.slice(before)).toEqual([]);
+  });
+
+  it('an empty conf value is taken as {} (plugin-authoring.md: confSchema)', async () => {
+    const { client } = await setup();
+    // rewrite with {} edits nothing: a token, and calls go on unchanged.
+    expect(await client.httpReqCall({ key: 'empty-value', conf: [{ name: 'rewrite', value: '' }] }, GET)).toMatchObject({ kind: 'none' });
+  });
+
+  it('a conf evicted from the cache is handed to its plugin\'s releaseConf (plugin-authoring.md: the plugin object)', async () => {
+    const released: unknown[] = [];
+    const holder = definePlugin<{ n: number }>({ name: 'holder', releaseConf(conf) { released.push(conf); }, onRequest() {} });
+    const { client } = await setup([holder], { maxConfs: 1 });
+    await client.prepareConf('first', [{ name: 'holder', value: '{"n":1}' }]);
+    expect(released).toEqual([]);
+    await client.prepareConf('second', [{ name: 'holder', value: '{"n":2}' }]);
+    expect(released).toEqual([{ n: 1 }]);
+  });
+});
