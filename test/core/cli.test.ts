@@ -72,6 +72,20 @@ describe('CLI', () => {
     expect(existsSync(socketPath)).toBe(false);
   });
 
+  it('an uncaught exception (a plugin bug outside any call) exits 1 with a fatal line, so that APISIX restarts the runner', async () => {
+    const dir = tempDir();
+    const socketPath = join(dir, 'apisix-1.sock');
+    const s = spawnCli(['--plugin', join(ROOT, 'test/fixtures/plugins/throw-uncaught.mjs')], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
+    await untilListening(s);
+    const client = new ApisixClient({ socketPath });
+    // The call itself is answered (the plugin returned); the timer it left throws afterwards.
+    expect((await client.httpReqCall({ key: 'u', conf: [{ name: 'throw-uncaught', value: '{}' }] }, GET)).kind).not.toBe('error');
+    expect(await s.exited).toBe(1);
+    await client.close();
+    expect(s.output()).toContain('uncaught exception (a bug: please report it); exiting so that APISIX restarts the runner');
+    expect(s.output()).toContain('boom from a timer the plugin left behind');
+  });
+
   it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {
     const dir = tempDir();
     const socketPath = join(dir, 'dev.sock');

@@ -3,6 +3,7 @@ import { lstatSync, writeFileSync, statSync, existsSync, mkdirSync } from 'node:
 import { execFileSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
 import { createSayPlugin } from '../../src/plugins/say/index.js';
@@ -397,5 +398,22 @@ describe('promises of the docs with no other test', () => {
     expect(released).toEqual([]);
     await client.prepareConf('second', [{ name: 'holder', value: '{"n":2}' }]);
     expect(released).toEqual([{ n: 1 }]);
+  });
+});
+
+describe('metrics', () => {
+  it('apisix_runner_connections counts the connections APISIX holds open, and drops when they close (README Metrics)', async () => {
+    const metrics = new Registry();
+    const { socketPath, client, runner } = await setup([], { metrics });
+    const connections = async (): Promise<number> => (await metrics.getSingleMetric('apisix_runner_connections')?.get())?.values[0]?.value ?? -1;
+    expect((await client.httpReqCall(route('s', ['say', { body: 'hi' }]), GET)).kind).toBe('stop');
+    const a = await RawConnection.connect(socketPath);
+    const b = await RawConnection.connect(socketPath);
+    await waitUntil(() => runner.connectionCount() === 3, 'three connections accepted');
+    expect(await connections()).toBe(3);
+    a.close();
+    b.close();
+    await waitUntil(() => runner.connectionCount() === 1, 'two connections closed');
+    expect(await connections()).toBe(1);
   });
 });
