@@ -15,6 +15,8 @@ export default {
     'src/conf-cache.ts',
     'src/plugin-chain.ts',
     'src/server/header-edits.ts',
+    // The post-resp reply (status, headers, body length APISIX gets back for HTTPRespCall).
+    'src/server/response-state.ts',
     'src/plugins/proxy-mirror/sampler.ts',
     'src/plugins/proxy-mirror/copy-builder.ts',
     'src/plugins/proxy-mirror/conf.ts',

@@ -77,7 +77,7 @@ try {
     console.log('one mirrored request, as the mirror target saw it:');
     console.log(`  ${sample.method} ${sample.url}`);
     for (let i = 0; i + 1 < sample.rawHeaders.length; i += 2) console.log(`  ${sample.rawHeaders[i]}: ${sample.rawHeaders[i + 1]}`);
-    if (sample.body) console.log(`  body: ${sample.body}`);
+    if (sample.text) console.log(`  body: ${sample.text}`);
   }
   const ok = statuses.get(200) === TOTAL && upstream.all().length === TOTAL && mirror.all().length === expected;
   console.log('');

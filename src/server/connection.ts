@@ -58,6 +58,8 @@ interface CallState {
 export class Connection {
   private readonly decoder: FrameDecoder;
   private busy = false;
+  /** The call whose chain is still running (set with `busy`), for the close log line. */
+  private inFlight: CallLabel | undefined;
   private closed = false;
   private backlog: Array<{ type: number; payload: Buffer }> | undefined;
   private asking: Question | undefined;
@@ -126,7 +128,9 @@ export class Connection {
   };
 
   private readonly onClose = (): void => {
+    const wasClosing = this.closed;
     this.closed = true;
+    this.logDroppedWork(wasClosing);
     const pending = [...(this.asking ? [this.asking] : []), ...(this.questions ?? [])];
     this.asking = undefined;
     this.questions = undefined;
@@ -134,6 +138,21 @@ export class Connection {
     this.backlog = undefined;
     this.notifyIdle();
   };
+
+  /**
+   * An operator reading why a call vanished needs to know the connection went away under it:
+   * a partial frame, a call still running, or frames queued behind it are dropped with no one
+   * to answer. A clean close between calls logs nothing (APISIX closes idle connections).
+   */
+  private logDroppedWork(closedByRunner: boolean): void {
+    const partialFrameBytes = this.decoder.bufferedBytes;
+    const queuedFrames = this.backlog?.length ?? 0;
+    if (closedByRunner || (partialFrameBytes === 0 && this.inFlight === undefined && queuedFrames === 0)) return;
+    this.deps.logger.debug(
+      { partialFrameBytes, rpcInFlight: this.inFlight, queuedFrames },
+      'connection closed mid-frame or mid-call; its work is dropped (no one to answer)',
+    );
+  }
 
   private write(frame: Buffer): void {
     if (!this.closed) this.socket.write(frame);
@@ -280,6 +299,7 @@ export class Connection {
       return;
     }
     this.busy = true;
+    this.inFlight = label;
     pending.then(
       () => {
         this.finish(state, label, started);
@@ -341,6 +361,7 @@ export class Connection {
   /** Handles queued frames once the current call is over. */
   private next(): void {
     this.busy = false;
+    this.inFlight = undefined;
     while (!this.busy && !this.closed && this.backlog && this.backlog.length > 0) {
       const { type, payload } = this.backlog.shift()!;
       this.handle(type, payload);

@@ -1,8 +1,8 @@
 /** This package built into a temporary folder, as an installed copy would run (dist/ + package.json + dependencies). */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createTempDir } from '../harness/temp-dir.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -14,9 +14,10 @@ export interface BuiltPackage {
 
 /** Compiles src/ with the build config into a temp folder; its node_modules is the repository's. */
 export function buildPackage(): BuiltPackage {
-  const dir = mkdtempSync(join(tmpdir(), 'a6-built-'));
+  const temp = createTempDir('a6-built-');
+  const dir = temp.path;
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { cwd: ROOT, stdio: 'pipe' });
   copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return { dir, cli: join(dir, 'dist/cli.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, cli: join(dir, 'dist/cli.js'), remove: temp.remove };
 }

@@ -1,21 +1,17 @@
 // `apisix-ts-plugin-runner init`: what it writes and how it refuses (the full project run is in package.test.ts).
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { killAllCli, spawnCli } from '../reliability/cli-process.js';
+import { killAllCli, spawnCli } from '../harness/cli-process.js';
+import { tempDirs } from '../harness/temp-dir.js';
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 afterEach(() => {
   killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6-init-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = (): string => dirs.make('a6-init-');
 
 describe('init', () => {
   it('scaffolds a project named after the folder, or after --name, and says what to run next', async () => {

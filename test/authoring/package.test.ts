@@ -4,12 +4,12 @@
 // and the example built with the command its comment gives. Slow (npm install): one file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRunnerProcess } from 'apisix-ts-plugin-runner/testing';
 import { ROOT } from './built-package.js';
+import { createTempDir, type TempDir } from '../harness/temp-dir.js';
 
 const run = promisify(execFile);
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
@@ -30,12 +30,14 @@ interface PackResult {
   readonly files: ReadonlyArray<{ readonly path: string }>;
 }
 
+let workDir: TempDir | undefined;
 let work: string;
 let tarball: string;
 let packed: Set<string>;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'a6-pack-'));
+  workDir = createTempDir('a6-pack-');
+  work = workDir.path;
   const out = await sh('npm', ['pack', '--json', '--pack-destination', work], ROOT);
   // npm prints the prepare script's output before the JSON.
   const result = (JSON.parse(out.slice(out.indexOf('[\n'))) as PackResult[])[0]!;
@@ -44,7 +46,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
+  workDir?.remove();
   rmSync(join(ROOT, 'examples/request-id/dist'), { recursive: true, force: true });
 });
 

@@ -2,11 +2,11 @@
 // --plugin, get the runner's own package: ConfError from the plugin is the runner's ConfError,
 // so the log names the JSON pointer of the bad field, with or without a stale copy installed.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRunnerProcess, RunnerStartError, type RunnerProcess } from 'apisix-ts-plugin-runner/testing';
 import { buildPackage, type BuiltPackage } from './built-package.js';
+import { tempDirs } from '../harness/temp-dir.js';
 
 // The compiled runner, as installed: under tsx a CommonJS require of the TypeScript source
 // would compile a second copy, which says nothing about what users run.
@@ -54,16 +54,15 @@ function installStaleCopy(dir: string): void {
   writeFileSync(join(pkg, 'testing', 'index.js'), 'export const runRequest = "stale";\n');
 }
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 const runners: RunnerProcess[] = [];
 afterEach(async () => {
   for (const r of runners.splice(0)) await r.stop();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
 function pluginFolder(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'a6-plugins-'));
-  dirs.push(dir);
+  const dir = dirs.make('a6-plugins-');
   writeFileSync(join(dir, 'limit.mjs'), ESM_PLUGIN);
   writeFileSync(join(dir, 'limit.cjs'), CJS_PLUGIN);
   return dir;

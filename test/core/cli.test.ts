@@ -1,25 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../reliability/cli-process.js';
+import { ROOT, killAllCli, spawnCli, untilListening, untilOutput } from '../harness/cli-process.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { HELD_REPLY, holdCall } from '../lifecycle/fixtures.js';
-import { GET } from './test-runner.js';
+import { GET } from '../harness/test-runner.js';
+import { tempDirs } from '../harness/temp-dir.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 afterEach(() => {
   killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'a6cli-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = (): string => dirs.make('a6cli-');
 
 describe('CLI', () => {
   it('--help lists every option and the APISIX environment', async () => {
@@ -74,6 +70,20 @@ describe('CLI', () => {
     expect(s.output()).toContain('removed the socket file');
     expect(s.output()).not.toContain('drain time is over');
     expect(existsSync(socketPath)).toBe(false);
+  });
+
+  it('an uncaught exception (a plugin bug outside any call) exits 1 with a fatal line, so that APISIX restarts the runner', async () => {
+    const dir = tempDir();
+    const socketPath = join(dir, 'apisix-1.sock');
+    const s = spawnCli(['--plugin', join(ROOT, 'test/fixtures/plugins/throw-uncaught.mjs')], { APISIX_LISTEN_ADDRESS: `unix:${socketPath}` });
+    await untilListening(s);
+    const client = new ApisixClient({ socketPath });
+    // The call itself is answered (the plugin returned); the timer it left throws afterwards.
+    expect((await client.httpReqCall({ key: 'u', conf: [{ name: 'throw-uncaught', value: '{}' }] }, GET)).kind).not.toBe('error');
+    expect(await s.exited).toBe(1);
+    await client.close();
+    expect(s.output()).toContain('uncaught exception (a bug: please report it); exiting so that APISIX restarts the runner');
+    expect(s.output()).toContain('boom from a timer the plugin left behind');
   });
 
   it('without APISIX_LISTEN_ADDRESS it listens on the default socket and logs the config.yaml snippet; metrics are served when asked', async () => {

@@ -13,7 +13,7 @@ import { RawConnection } from '../harness/raw-connection.js';
 import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
 import { readReply } from '../harness/frames.js';
 import { waitUntil } from '../harness/wait.js';
-import { GET, runnerWithClient } from './test-runner.js';
+import { GET, runnerWithClient } from '../harness/test-runner.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -180,7 +180,7 @@ describe('errors table, row by row, over a real Unix socket', () => {
     await env.stillServes();
   });
 
-  it('connection closed mid-frame or mid-call: nothing is answered, the call\'s work is dropped, nothing logged above debug', async () => {
+  it('connection closed mid-frame or mid-call: nothing is answered, the call\'s work is dropped, one debug line per such close, nothing above debug', async () => {
     let continued = 0;
     const varReader = definePlugin<unknown>({ name: 'var-reader', async onRequest(_c, req) { await req.var('a'); continued++; } });
     const env = await setup([varReader]);
@@ -196,6 +196,18 @@ describe('errors table, row by row, over a real Unix socket', () => {
     expect(continued).toBe(0);
     expect(env.logs.filter((l) => Number(l['level']) > DEBUG && l['msg'] !== 'runner listening')).toEqual([]);
     await waitUntil(() => env.runner.connectionCount() === 1, "only the client's pooled connection left");
+    // The debug line says what was dropped: 7 bytes of a frame announcing 256, then a call waiting for its ExtraInfo answer.
+    const dropped = env.lines(/^connection closed mid-frame or mid-call/).filter((l) => Number(l['level']) === DEBUG);
+    expect(dropped.map((l) => [l['partialFrameBytes'], l['rpcInFlight'], l['queuedFrames']])).toEqual([[7, undefined, 0], [0, 'http_req_call', 0]]);
+    // A clean close between calls (what APISIX does with idle connections) logs nothing.
+    const clean = await RawConnection.connect(env.socketPath);
+    await clean.send(RPC.HTTP_REQ_CALL, reqCall(2, token, []));
+    expect(await readReply(clean)).toMatchObject({ type: 'extraInfo' });
+    await clean.send(RPC.EXTRA_INFO, encodeExtraInfoResp(Buffer.from('A')));
+    expect(await readReply(clean)).toMatchObject({ type: 'reqCall', id: 2 });
+    clean.close();
+    await waitUntil(() => env.runner.connectionCount() === 1, 'the cleanly closed connection gone');
+    expect(env.lines(/^connection closed mid-frame or mid-call/)).toHaveLength(2);
     await env.stillServes();
   });
 

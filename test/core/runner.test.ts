@@ -1,18 +1,20 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { lstatSync, mkdtempSync, writeFileSync, statSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, writeFileSync, statSync, existsSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createConnection } from 'node:net';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { join } from 'node:path';
 import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
 import { createSayPlugin } from '../../src/plugins/say/index.js';
 import { createRewritePlugin } from '../../src/plugins/rewrite/index.js';
 import { startRunner } from '../../src/runner.js';
 import { RawConnection } from '../harness/raw-connection.js';
-import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq, encodePrepareConfReq, encodeHttpRespCallReq } from '../harness/apisix-codec.js';
-import { GET, runnerWithClient } from './test-runner.js';
+import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq, encodePrepareConfReq, encodeHttpRespCallReq } from '../harness/apisix-codec.js';
+import { GET, runnerWithClient } from '../harness/test-runner.js';
+import { decodeFrame, readReply } from '../harness/frames.js';
+import { waitUntil } from '../harness/wait.js';
+import { createTempDir } from '../harness/temp-dir.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -58,7 +60,7 @@ describe('HTTPReqCall through a real socket', () => {
     // say's answer is encoded once and re-stamped: every call must still get its own id.
     for (const id of [0x7654321, 0, 0xffffffff, 42]) {
       await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
-      const reply = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+      const reply = await readReply(conn, 2000);
       expect(reply).toMatchObject({ type: 'reqCall', id, action: { kind: 'stop', stop: { status: 200, body: Buffer.from('x') } } });
     }
     conn.close();
@@ -225,7 +227,7 @@ describe('errors', () => {
     const { socketPath, client } = await setup();
     const token = await client.prepareConf('g', [{ name: 'say', value: '{"body":"fine"}' }]);
     const conn = await RawConnection.connect(socketPath);
-    const read = async () => decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    const read = () => readReply(conn, 2000);
     await conn.send(9, Buffer.from('whatever'));
     expect(await read()).toEqual({ type: 'error', code: 0 });
     await conn.send(RPC.HTTP_REQ_CALL, Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8]));
@@ -257,7 +259,7 @@ describe('errors', () => {
       return p;
     };
     const conn = await RawConnection.connect(socketPath);
-    const read = async () => decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    const read = () => readReply(conn, 2000);
     // Even a fail-open plugin cannot swallow it: the payload, not the plugin, is at fault.
     await conn.send(RPC.HTTP_REQ_CALL, corrupt(readerToken));
     expect(await read()).toEqual({ type: 'error', code: 0 });
@@ -271,7 +273,7 @@ describe('errors', () => {
     const conn = await RawConnection.connect(socketPath);
     await conn.sendRaw(Buffer.from([2, 0, 0x10, 0]));
     const frame = await conn.readFrame(2000);
-    expect(decodeRunnerFrame(frame.type, frame.payload)).toEqual({ type: 'error', code: 0 });
+    expect(decodeFrame(frame)).toEqual({ type: 'error', code: 0 });
     await conn.closed;
     expect((await client.httpReqCall(route('after', ['say', { body: 'ok' }]), GET)).kind).toBe('stop');
   });
@@ -287,7 +289,7 @@ describe('errors', () => {
     // We never end our side: the runner's end() alone would leave its socket half-open.
     await new Promise<void>((resolve) => sock.once('end', () => resolve()));
     expect(Buffer.concat(got)[0]).toBe(0);
-    for (let i = 0; i < 300 && runner.connectionCount() > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => runner.connectionCount() === 0, 'the runner drops the half-open connection');
     expect(runner.connectionCount()).toBe(0);
     sock.destroy();
   });
@@ -302,13 +304,13 @@ describe('errors', () => {
     const c2 = await RawConnection.connect(socketPath);
     await c2.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id: 1, confToken: token, srcIp: new Uint8Array([1, 1, 1, 1]), method: 'GET', path: '/', args: [], headers: [] }));
     const q = await c2.readFrame(2000);
-    expect(decodeRunnerFrame(q.type, q.payload)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'a' } });
+    expect(decodeFrame(q)).toMatchObject({ type: 'extraInfo', question: { kind: 'var', name: 'a' } });
     c2.close();
     await c2.closed;
     const out = await client.httpReqCall({ key: 'v', conf: [{ name: 'var-reader', value: '{}' }] }, { ...GET, vars: { a: 'A' } });
     expect(out).toMatchObject({ kind: 'rewrite', rewrite: { headers: [{ name: 'x', value: 'A' }] } });
     // Only the client's pooled connection remains.
-    for (let i = 0; i < 100 && runner.connectionCount() > 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => runner.connectionCount() <= 1, 'the two broken connections are gone');
     expect(runner.connectionCount()).toBe(1);
   });
 
@@ -328,19 +330,20 @@ describe('errors', () => {
     const { socketPath } = await setup();
     const conn = await RawConnection.connect(socketPath);
     await conn.send(RPC.PREPARE_CONF, encodePrepareConfReq({ key: 'empty' }));
-    const prepared = decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]));
+    const prepared = await readReply(conn, 2000);
     expect(prepared.type).toBe('prepareConf');
     if (prepared.type !== 'prepareConf') return;
     await conn.send(RPC.HTTP_RESP_CALL, encodeHttpRespCallReq({ id: 3, status: 200, headers: [], confToken: prepared.confToken }));
-    expect(decodeRunnerFrame(...(Object.values(await conn.readFrame(2000)) as [number, Buffer]))).toMatchObject({ type: 'respCall', id: 3, status: 0 });
+    expect(await readReply(conn, 2000)).toMatchObject({ type: 'respCall', id: 3, status: 0 });
     conn.close();
   });
 });
 
 describe('socket file', () => {
   it('removes a stale socket, opens the new one to other users (0766), and removes it on close', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'a6-'));
-    const socketPath = join(dir, 's.sock');
+    const dir = createTempDir();
+    cleanups.push(async () => dir.remove());
+    const socketPath = dir.file('s.sock');
     // A process that listened and died without cleaning up leaves a stale socket file.
     execFileSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.exit(0))", socketPath]);
     expect(lstatSync(socketPath).isSocket()).toBe(true);
@@ -351,18 +354,66 @@ describe('socket file', () => {
     await client.close();
     await runner.close();
     expect(existsSync(socketPath)).toBe(false);
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses to delete a regular file or a directory at the socket path', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'a6-'));
-    const file = join(dir, 'file.sock');
+    const dir = createTempDir();
+    cleanups.push(async () => dir.remove());
+    const file = dir.file('file.sock');
     writeFileSync(file, 'precious');
     await expect(startRunner({ socketPath: file, plugins: () => [] })).rejects.toThrow(/refusing to listen on .*not a socket/);
     expect(existsSync(file)).toBe(true);
-    const sub = join(dir, 'dir.sock');
+    const sub = dir.file('dir.sock');
     mkdirSync(sub);
     await expect(startRunner({ socketPath: sub, plugins: () => [] })).rejects.toThrow(/is a directory/);
-    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('promises of the docs with no other test', () => {
+  it('nothing is logged per request at info (README --log-level): only the start line for 30 calls of three kinds', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const varReader = definePlugin<unknown>({ name: 'var-reader', async onRequest(_c, req) { req.setHeader('x', (await req.var('a')) ?? ''); } });
+    const { client } = await setup([varReader], { logger });
+    const before = lines.length;
+    for (let i = 0; i < 10; i++) {
+      expect((await client.httpReqCall(route('s', ['say', { body: 'hi' }]), GET)).kind).toBe('stop');
+      expect((await client.httpReqCall(route('r', ['rewrite', { path: '/new' }]), GET)).kind).toBe('rewrite');
+      expect((await client.httpReqCall(route('v', ['var-reader', {}]), { ...GET, vars: { a: 'A' } })).kind).toBe('rewrite');
+    }
+    expect(lines.slice(before)).toEqual([]);
+  });
+
+  it('an empty conf value is taken as {} (plugin-authoring.md: confSchema)', async () => {
+    const { client } = await setup();
+    // rewrite with {} edits nothing: a token, and calls go on unchanged.
+    expect(await client.httpReqCall({ key: 'empty-value', conf: [{ name: 'rewrite', value: '' }] }, GET)).toMatchObject({ kind: 'none' });
+  });
+
+  it('a conf evicted from the cache is handed to its plugin\'s releaseConf (plugin-authoring.md: the plugin object)', async () => {
+    const released: unknown[] = [];
+    const holder = definePlugin<{ n: number }>({ name: 'holder', releaseConf(conf) { released.push(conf); }, onRequest() {} });
+    const { client } = await setup([holder], { maxConfs: 1 });
+    await client.prepareConf('first', [{ name: 'holder', value: '{"n":1}' }]);
+    expect(released).toEqual([]);
+    await client.prepareConf('second', [{ name: 'holder', value: '{"n":2}' }]);
+    expect(released).toEqual([{ n: 1 }]);
+  });
+});
+
+describe('metrics', () => {
+  it('apisix_runner_connections counts the connections APISIX holds open, and drops when they close (README Metrics)', async () => {
+    const metrics = new Registry();
+    const { socketPath, client, runner } = await setup([], { metrics });
+    const connections = async (): Promise<number> => (await metrics.getSingleMetric('apisix_runner_connections')?.get())?.values[0]?.value ?? -1;
+    expect((await client.httpReqCall(route('s', ['say', { body: 'hi' }]), GET)).kind).toBe('stop');
+    const a = await RawConnection.connect(socketPath);
+    const b = await RawConnection.connect(socketPath);
+    await waitUntil(() => runner.connectionCount() === 3, 'three connections accepted');
+    expect(await connections()).toBe(3);
+    a.close();
+    b.close();
+    await waitUntil(() => runner.connectionCount() === 1, 'two connections closed');
+    expect(await connections()).toBe(1);
   });
 });

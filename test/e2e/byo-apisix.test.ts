@@ -4,15 +4,15 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { request } from 'undici';
 import { BYO_HINT, RunnerProcess, byoFromEnv, freePort } from './byo-apisix.js';
-import { tempSocketDir } from '../harness/fake-runner.js';
+import { createTempDir } from '../harness/temp-dir.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { encodePrepareConfReq, RPC } from '../harness/apisix-codec.js';
 
-const dirs = tempSocketDir('a6b-');
+const dirs = createTempDir('a6b-');
 afterAll(() => dirs.remove());
 
 describe('byoFromEnv', () => {
-  const good = { APISIX_E2E_GATEWAY: 'http://127.0.0.1:9080', APISIX_E2E_SOCKET: dirs.path('runner.sock'), APISIX_E2E_ROUTES: dirs.path('apisix.yaml') };
+  const good = { APISIX_E2E_GATEWAY: 'http://127.0.0.1:9080', APISIX_E2E_SOCKET: dirs.file('runner.sock'), APISIX_E2E_ROUTES: dirs.file('apisix.yaml') };
 
   it('is off when no variable is set, and the skip line says how to turn it on', () => {
     expect(byoFromEnv({})).toBeUndefined();
@@ -37,11 +37,11 @@ describe('byoFromEnv', () => {
 
 describe('RunnerProcess (the runner the BYO suite starts on path_for_test)', () => {
   it('starts on the socket, serves metrics, and comes back after a SIGKILL like APISIX restarts it', async () => {
-    const runner = new RunnerProcess({ socketPath: dirs.path('r.sock'), metricsPort: await freePort(), restartDelayMs: 0 });
+    const runner = new RunnerProcess({ socketPath: dirs.file('r.sock'), metricsPort: await freePort(), restartDelayMs: 0 });
     try {
       await runner.start();
       const prepare = async (): Promise<number> => {
-        const conn = await RawConnection.connect(dirs.path('r.sock'), 2000);
+        const conn = await RawConnection.connect(dirs.file('r.sock'), 2000);
         try {
           await conn.send(RPC.PREPARE_CONF, encodePrepareConfReq({ key: 'route#1', conf: [{ name: 'say', value: '{"body":"x"}' }] }));
           return (await conn.readFrame(10_000)).type;
@@ -64,7 +64,7 @@ describe('RunnerProcess (the runner the BYO suite starts on path_for_test)', () 
   }, 90_000);
 
   it('kill without a running runner is an error', async () => {
-    const runner = new RunnerProcess({ socketPath: dirs.path('none.sock'), metricsPort: 1 });
+    const runner = new RunnerProcess({ socketPath: dirs.file('none.sock'), metricsPort: 1 });
     await expect(runner.kill()).rejects.toThrow(/no runner to kill/);
   });
 });

@@ -11,6 +11,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { dirname, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RawConnection } from '../harness/raw-connection.js';
+import { waitUntil } from '../harness/wait.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -104,17 +105,20 @@ export class RunnerProcess {
     this.starts++;
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
+    const accepting = async (): Promise<boolean> => {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`runner exited during start: ${stderr}`);
       try {
         const c = await RawConnection.connect(this.options.socketPath, 500);
         c.close();
-        return;
+        return true;
       } catch {
-        if (Date.now() > deadline) throw new Error(`runner socket ${this.options.socketPath} not accepting after 30 s: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
+        return false;
       }
+    };
+    try {
+      await waitUntil(accepting, `runner socket ${this.options.socketPath} to accept`, { limitMs: 30_000, intervalMs: 50 });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: ${stderr}`, { cause: err });
     }
   }
 

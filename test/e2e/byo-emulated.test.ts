@@ -10,12 +10,12 @@
 import { describe, beforeAll, afterAll } from 'vitest';
 import { GatewayEmulator } from '../harness/gateway.js';
 import { StandaloneRoutesFile } from '../harness/apisix-standalone.js';
-import { tempSocketDir } from '../harness/fake-runner.js';
+import { createTempDir } from '../harness/temp-dir.js';
 import { Recorder, scenarios, type ScenarioEnv, type ScenarioHarness } from './scenarios.js';
 import { realApisixHarness, scenarioTests, startByoApisix } from './real-apisix.js';
 
 describe('bring-your-own-APISIX mode, with the emulator reading apisix.yaml like standalone APISIX', () => {
-  const dirs = tempSocketDir('a6e-');
+  const dirs = createTempDir('a6e-');
   const recorders = { upstream: new Recorder('upstream'), mirror: new Recorder('mirror'), mirror2: new Recorder('mirror2') };
   let gateway: GatewayEmulator | undefined;
   let poller: NodeJS.Timeout | undefined;
@@ -24,7 +24,7 @@ describe('bring-your-own-APISIX mode, with the emulator reading apisix.yaml like
 
   beforeAll(async () => {
     await Promise.all(Object.values(recorders).map((r) => r.start()));
-    const byo = { gatewayUrl: '', socketPath: dirs.path('runner.sock'), routesPath: dirs.path('apisix.yaml') };
+    const byo = { gatewayUrl: '', socketPath: dirs.file('runner.sock'), routesPath: dirs.file('apisix.yaml') };
     const gw = await GatewayEmulator.start({ socketPath: byo.socketPath, routes: [] });
     gateway = gw;
     // APISIX checks every second (ngx.timer.every(1, read_apisix_yaml)); polling faster only

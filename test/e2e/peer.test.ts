@@ -14,8 +14,9 @@ import { createLogger } from '../../src/observability/logger.js';
 import e2ePlugins from '../harness/e2e-plugins.mjs';
 import { GatewayEmulator, type GatewayRoute } from '../harness/gateway.js';
 import { RawConnection } from '../harness/raw-connection.js';
-import { tempSocketDir } from '../harness/fake-runner.js';
+import { createTempDir } from '../harness/temp-dir.js';
 import { Recorder, promSample, scenarios, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
+import { waitUntil } from '../harness/wait.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -53,14 +54,14 @@ async function peerHarness(
     async updateRoute(route, applied) {
       routes = routes.map((r) => (r.id === route.id ? route : r));
       gw.setRoutes(routes.map((r) => toGatewayRoute(r, env)));
-      await expect.poll(applied, { timeout: 10_000 }).toBe(true);
+      await waitUntil(applied, `route ${route.id} applied by the gateway emulator`);
     },
   };
   return { harness, gateway: gw, close: () => gw.close() };
 }
 
 const recorders = { upstream: new Recorder('upstream'), mirror: new Recorder('mirror'), mirror2: new Recorder('mirror2') };
-const dirs = tempSocketDir();
+const dirs = createTempDir();
 
 beforeAll(async () => {
   await Promise.all(Object.values(recorders).map((r) => r.start()));
@@ -71,7 +72,7 @@ afterAll(async () => {
 });
 
 describe('scenarios: gateway emulator + in-process runner', () => {
-  const socketPath = dirs.path('peer.sock');
+  const socketPath = dirs.file('peer.sock');
   let runner: Runner;
   let peer: Peer;
   const shared = scenarios.filter((s) => !s.disruptive);
@@ -119,7 +120,7 @@ describe('scenarios: gateway emulator + in-process runner', () => {
 describe('scenarios: gateway emulator + runner CLI child process (disruptive)', () => {
   for (const s of scenarios.filter((x) => x.disruptive)) {
     it(s.name, async () => {
-      const socketPath = dirs.path(`${s.name.slice(0, 8)}.sock`);
+      const socketPath = dirs.file(`${s.name.slice(0, 8)}.sock`);
       const child: ChildProcess = spawn(
         process.execPath,
         ['--import', 'tsx', 'src/cli.ts', '--socket', socketPath, '--log-level', 'silent', '--plugin', 'test/harness/e2e-plugins.mjs'],
@@ -131,7 +132,7 @@ describe('scenarios: gateway emulator + runner CLI child process (disruptive)', 
       let peer: Peer | undefined;
       try {
         // Ready when the socket accepts a connection (bounded wait, no fixed sleep).
-        await expect.poll(async () => {
+        await waitUntil(async () => {
           if (child.exitCode !== null) throw new Error(`runner CLI exited early: ${stderr}`);
           try {
             const c = await RawConnection.connect(socketPath, 500);
@@ -140,7 +141,7 @@ describe('scenarios: gateway emulator + runner CLI child process (disruptive)', 
           } catch {
             return false;
           }
-        }, { timeout: 20_000, interval: 50 }).toBe(true);
+        }, 'the runner socket to accept a connection', { limitMs: 20_000, intervalMs: 50 });
         peer = await peerHarness(socketPath, recorders, (env) => s.routes(env), {
           metricsText: () => Promise.resolve(''),
           async kill() {

@@ -3,11 +3,12 @@
  * two suites differ only in how routes reach APISIX and how the runner is killed, given here as
  * a `RealApisixControl`.
  */
-import { expect, it } from 'vitest';
+import { it } from 'vitest';
 import { request } from 'undici';
 import { Recorder, promSample, scenarios, sendClientRequest, type ScenarioEnv, type ScenarioHarness, type ScenarioRoute } from './scenarios.js';
 import { renderApisixYaml, writeRoutesFile } from '../harness/apisix-standalone.js';
 import { RunnerProcess, freePort, type ByoApisix } from './byo-apisix.js';
+import { waitUntil } from '../harness/wait.js';
 
 /** What a real-APISIX suite provides. */
 export interface RealApisixControl {
@@ -43,27 +44,30 @@ export function realApisixHarness(control: RealApisixControl, env: ScenarioEnv, 
       current = current.map((r) => (r.id === route.id ? route : r));
       await control.writeRoutes(current);
       // Standalone APISIX checks apisix.yaml's mtime about once a second.
-      await expect.poll(applied, { timeout: 20_000, interval: 200 }).toBe(true);
+      await waitUntil(applied, `route ${route.id} applied by APISIX`, { limitMs: 20_000, intervalMs: 200 });
     },
   };
 }
 
 /** Polls `${gatewayUrl}/__ready` until APISIX routes requests and the runner answers (bounded). */
 export async function waitReady(gatewayUrl: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < deadline) {
+  const ready = async (): Promise<boolean> => {
     try {
       const res = await request(`${gatewayUrl}/__ready`);
       const body = await res.body.text();
-      if (res.statusCode === 200 && body === 'ready') return;
       last = `${res.statusCode} ${body.slice(0, 200)}`;
+      return res.statusCode === 200 && body === 'ready';
     } catch (err) {
       last = (err as Error).message;
+      return false;
     }
-    await new Promise((r) => setTimeout(r, 250));
+  };
+  try {
+    await waitUntil(ready, `APISIX at ${gatewayUrl} to serve /__ready`, { limitMs: timeoutMs, intervalMs: 250 });
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (last: ${last})`, { cause: err });
   }
-  throw new Error(`APISIX at ${gatewayUrl} did not serve /__ready within ${timeoutMs} ms (last: ${last})`);
 }
 
 /**

@@ -4,15 +4,17 @@ import { encodeError, encodeHttpReqCallResp, encodePrepareConfResp, encodeExtraI
 import { createLogger } from '../../src/observability/logger.js';
 import { ApisixClient, RawConnection, SharedTokenDict } from './apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeHttpReqCallReq, encodePrepareConfReq } from './apisix-codec.js';
-import { startFakeRunner, tempSocketDir } from './fake-runner.js';
+import { startFakeRunner } from './fake-runner.js';
+import { createTempDir } from './temp-dir.js';
+import { waitUntil } from './wait.js';
 
 const silent = createLogger({ level: 'silent' });
 const sayRoute = { key: 'route#1#ext-plugin-pre-req#1', conf: [{ name: 'say', value: JSON.stringify({ body: 'hi', status: 201, headers: { 'x-a': '1' } }) }] };
 const req = { method: 'GET', path: '/p', args: [{ name: 'flag' }, { name: 'a', value: '1' }], headers: [{ name: 'host', value: 'example.com' }], srcIp: '127.0.0.1' };
 
 describe('ApisixClient against the real runner', () => {
-  const dirs = tempSocketDir();
-  const socketPath = dirs.path('r.sock');
+  const dirs = createTempDir();
+  const socketPath = dirs.file('r.sock');
   let runner: Runner;
 
   beforeAll(async () => {
@@ -86,8 +88,8 @@ describe('ApisixClient against the real runner', () => {
   });
 
   it('after a runner restart, CONF_TOKEN_NOT_FOUND makes it re-prepare and retry', async () => {
-    const dir2 = tempSocketDir();
-    const path2 = dir2.path('r2.sock');
+    const dir2 = createTempDir();
+    const path2 = dir2.file('r2.sock');
     let r = await startRunner({ socketPath: path2, logger: silent });
     const client = new ApisixClient({ socketPath: path2 });
     try {
@@ -135,11 +137,11 @@ describe('ApisixClient against the real runner', () => {
 });
 
 describe('ApisixClient against a scripted fake runner', () => {
-  const dirs = tempSocketDir();
+  const dirs = createTempDir();
   afterAll(() => dirs.remove());
 
   it('CONF_TOKEN_NOT_FOUND every time: 3 tries, then 503', async () => {
-    const fake = await startFakeRunner(dirs.path('f1.sock'), (type, _p, reply) => {
+    const fake = await startFakeRunner(dirs.file('f1.sock'), (type, _p, reply) => {
       reply.raw(type === RPC.PREPARE_CONF ? encodePrepareConfResp(7) : encodeError(2));
     });
     const client = new ApisixClient({ socketPath: fake.socketPath });
@@ -160,7 +162,7 @@ describe('ApisixClient against a scripted fake runner', () => {
   });
 
   it('a read timeout is an error outcome and closes the connection', async () => {
-    const fake = await startFakeRunner(dirs.path('f2.sock'), (type, _p, reply) => {
+    const fake = await startFakeRunner(dirs.file('f2.sock'), (type, _p, reply) => {
       if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
       // HTTPReqCall: never answered.
     });
@@ -169,7 +171,7 @@ describe('ApisixClient against a scripted fake runner', () => {
       const o = await client.httpReqCall(sayRoute, req);
       expect(o.kind).toBe('error');
       if (o.kind === 'error') expect(o.error).toMatch(/no reply within 100 ms/);
-      await expect.poll(() => fake.closedConnections()).toBe(1);
+      await waitUntil(() => fake.closedConnections() === 1, 'the fake runner sees the connection closed');
       expect(client.idleConnections).toBe(0);
     } finally {
       await client.close();
@@ -179,7 +181,7 @@ describe('ApisixClient against a scripted fake runner', () => {
 
   it('a malformed answer, an unexpected type, a closed connection and an unknown ExtraInfo are errors', async () => {
     let mode = 0;
-    const fake = await startFakeRunner(dirs.path('f3.sock'), (type, _p, reply) => {
+    const fake = await startFakeRunner(dirs.file('f3.sock'), (type, _p, reply) => {
       if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
       if (type !== RPC.HTTP_REQ_CALL) return;
       if (mode === 0) reply.frame(RPC.HTTP_REQ_CALL, Buffer.from([0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]));
@@ -197,7 +199,7 @@ describe('ApisixClient against a scripted fake runner', () => {
       }
       expect((await client.httpReqCall(sayRoute, req)).kind).toBe('none');
       // Every failed RPC closed its connection: 4 failures + 1 success still pooled.
-      await expect.poll(() => fake.closedConnections()).toBe(4);
+      await waitUntil(() => fake.closedConnections() === 4, 'the fake runner sees 4 connections closed');
     } finally {
       await client.close();
       await fake.close();
@@ -205,7 +207,7 @@ describe('ApisixClient against a scripted fake runner', () => {
   });
 
   it('connecting to a missing socket is an error outcome', async () => {
-    const client = new ApisixClient({ socketPath: dirs.path('none.sock') });
+    const client = new ApisixClient({ socketPath: dirs.file('none.sock') });
     const o = await client.httpReqCall(sayRoute, req);
     expect(o.kind).toBe('error');
     if (o.kind === 'error') expect(o.error).toContain('failed to connect');
@@ -214,8 +216,8 @@ describe('ApisixClient against a scripted fake runner', () => {
 });
 
 describe("APISIX's two-layer conf token cache at the runner's TTL boundary (injected clock, real socket)", () => {
-  const dirs = tempSocketDir();
-  const socketPath = dirs.path('ttl.sock');
+  const dirs = createTempDir();
+  const socketPath = dirs.file('ttl.sock');
   const TTL_S = 100; // APISIX_CONF_EXPIRE_TIME; the runner keeps confs 1.2 × this
   let nowMs = 1_000_000;
   const clock = (): number => nowMs;

@@ -2,7 +2,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { statSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { parse as parseYaml, parseDocument, stringify as stringifyYaml, visit } from 'yaml';
 import { StandaloneRoutesFile, nextMtimeSeconds, renderApisixYaml, renderConfigYaml, writeRoutesFile } from './apisix-standalone.js';
-import { tempSocketDir } from './fake-runner.js';
+import { createTempDir } from './temp-dir.js';
 import { scenarios } from '../e2e/scenarios.js';
 import { builtinPlugins } from '../../src/plugins/index.js';
 import e2ePlugins from './e2e-plugins.mjs';
@@ -70,7 +70,7 @@ describe('APISIX files for the Docker e2e suite', () => {
 });
 
 describe('route file writes move the mtime by whole seconds (standalone APISIX compares whole seconds)', () => {
-  const dirs = tempSocketDir('a6y-');
+  const dirs = createTempDir('a6y-');
   afterAll(() => dirs.remove());
 
   it('nextMtimeSeconds: the current second, or one past the previous mtime when that is not earlier', () => {
@@ -81,7 +81,7 @@ describe('route file writes move the mtime by whole seconds (standalone APISIX c
   });
 
   it('two writes within the same second get different whole-second mtimes, strictly increasing', () => {
-    const path = dirs.path('apisix.yaml');
+    const path = dirs.file('apisix.yaml');
     const frozen = (): number => 1_700_000_000_250; // a clock that never moves: the worst case
     const first = writeRoutesFile(path, 'routes: []\n#END\n', frozen);
     expect(first).toBe(1_700_000_000);
@@ -95,14 +95,14 @@ describe('route file writes move the mtime by whole seconds (standalone APISIX c
   });
 
   it('an existing file with an older mtime gets the current second', () => {
-    const path = dirs.path('old.yaml');
+    const path = dirs.file('old.yaml');
     writeFileSync(path, 'x');
     utimesSync(path, 1000, 1000);
     expect(writeRoutesFile(path, 'routes: []\n#END\n', () => 2_000_000)).toBe(2000);
   });
 
   it('standalone reading (config_yaml.lua read_apisix_yaml): a same-second rewrite is never seen, writeRoutesFile\'s is', () => {
-    const path = dirs.path('watched.yaml');
+    const path = dirs.file('watched.yaml');
     const route = (body: string) => [{ id: 'c', uri: '/c/', plugins: { 'ext-plugin-pre-req': { conf: [{ name: 'say', value: JSON.stringify({ body }) }] } } }];
     const file = new StandaloneRoutesFile(path);
     const frozen = (): number => 1_800_000_000_000;

@@ -4,9 +4,6 @@
  * the test's handler together with the socket, which may answer, stay silent or close.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/frame.js';
 
 export type FakeHandler = (type: number, payload: Buffer, reply: FakeReply) => void;
@@ -31,12 +28,6 @@ export interface FakeRunner {
   /** Connections closed so far (by either side). */
   closedConnections(): number;
   close(): Promise<void>;
-}
-
-/** A fresh short temp dir for sockets (paths must stay under ~100 chars). */
-export function tempSocketDir(prefix = 'a6t-'): { dir: string; path(name: string): string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Starts a fake runner on `socketPath` answering with `handler`. */

@@ -8,41 +8,29 @@
  * frames; the emulator against the real runner is covered by test/e2e/peer.test.ts.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { ErrCode, decodeExtraInfoResp, decodeHttpReqCall, encodeError, encodeExtraInfoReq, encodeHttpReqCallResp, encodeHttpRespCallResp, encodePrepareConfResp, type ExtraInfoQuestion } from '../../src/protocol/messages.js';
 import { RPC, ipToBytes, storedFields } from './apisix-codec.js';
 import { GatewayEmulator, type GatewayRoute } from './gateway.js';
-import { startFakeRunner, tempSocketDir, type FakeRunner } from './fake-runner.js';
+import { startFakeRunner, type FakeRunner } from './fake-runner.js';
+import { createTempDir } from './temp-dir.js';
+import { Recorder } from './http-recorder.js';
 import { loadVectors, type JsonEntry } from './conformance-vectors.js';
 import { normalizedUri, parseArgs, uriSafeEncode, encodeArgs } from './nginx-uri.js';
 import { nginxWire } from './nginx-response.js';
+import { waitUntil } from './wait.js';
 
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingMessage['headers'];
-  rawHeaders: string[];
-  body: string;
-}
-
-async function startUpstream(): Promise<{ server: Server; url: string; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString() });
+/** The gateway's upstream: the suite's recorder, answering like a plain upstream with two cookies. */
+function startUpstream(): Promise<Recorder> {
+  return new Recorder('upstream', {
+    answer: (_rec, res) => {
       res.setHeader('content-type', 'application/json');
       res.setHeader('x-upstream', 'yes');
       res.setHeader('set-cookie', ['a=1', 'b=2']);
       res.end('{"from":"upstream"}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+    },
+  }).start();
 }
 
 /** Sends raw request bytes and resolves with the raw response head once it arrives. */
@@ -73,15 +61,14 @@ function byName(entries: readonly { name: string; value?: string | undefined }[]
 
 const vectors = loadVectors();
 const reqCallVectors = vectors.filter((v) => v.json.direction === 'apisix_to_runner' && v.json.message === 'A6.HTTPReqCall.Req');
-const dirs = tempSocketDir();
-let upstream: Awaited<ReturnType<typeof startUpstream>>;
+const dirs = createTempDir();
+let upstream: Recorder;
 
 beforeAll(async () => {
   upstream = await startUpstream();
 });
 afterAll(async () => {
-  upstream.server.closeAllConnections();
-  await new Promise<void>((r) => upstream.server.close(() => r()));
+  await upstream.close();
   dirs.remove();
 });
 
@@ -106,7 +93,7 @@ describe.each(reqCallVectors.map((v) => [v.json.name, v] as const))('emulator bu
     const postReq = ctx.plugin === 'ext-plugin-post-req';
     const captured: Buffer[] = [];
     let calls = 0;
-    const fake: FakeRunner = await startFakeRunner(dirs.path(`${name.slice(-12)}.sock`), (type, payload, reply) => {
+    const fake: FakeRunner = await startFakeRunner(dirs.file(`${name.slice(-12)}.sock`), (type, payload, reply) => {
       if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(content.conf_token));
       if (type !== RPC.HTTP_REQ_CALL) return;
       calls++;
@@ -137,7 +124,7 @@ describe.each(reqCallVectors.map((v) => [v.json.name, v] as const))('emulator bu
     try {
       const port = Number(new URL(gw.url).port);
       await sendRaw(port, ctx.client_request);
-      await expect.poll(() => captured.length).toBe(1);
+      await waitUntil(() => captured.length === 1, 'one call captured');
       const payload = captured[0]!;
       const m = decodeHttpReqCall(payload);
       expect(m.id).toBe(content.id);
@@ -160,7 +147,7 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
   const frameOf = (name: string): Buffer => vectors.find((x) => x.json.name === name)!.frame;
 
   async function withAnswer(reqCallAnswer: Buffer | undefined, respCallAnswer: Buffer | undefined, run: (gw: GatewayEmulator) => Promise<void>): Promise<void> {
-    const fake = await startFakeRunner(dirs.path('eff.sock'), (type, _p, reply) => {
+    const fake = await startFakeRunner(dirs.file('eff.sock'), (type, _p, reply) => {
       if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
       else if (type === RPC.HTTP_REQ_CALL && reqCallAnswer) reply.raw(reqCallAnswer);
       else if (type === RPC.HTTP_RESP_CALL && respCallAnswer) reply.raw(respCallAnswer);
@@ -179,13 +166,13 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
 
   it('Stop: status, set/add headers, body', async () => {
     await withAnswer(frameOf('runner_http_req_call_resp_stop'), undefined, async (gw) => {
-      const before = upstream.seen.length;
+      const before = upstream.received.length;
       const res = await request(`${gw.url}/x`);
       expect(res.statusCode).toBe(405);
       expect(res.headers['x-resp']).toBe('foo');
       expect(res.headers['x-same']).toEqual(['one', 'two']);
       expect(await res.body.text()).toBe('cat');
-      expect(upstream.seen.length).toBe(before);
+      expect(upstream.received.length).toBe(before);
     });
   });
 
@@ -199,17 +186,17 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
 
   it('Rewrite with every field', async () => {
     await withAnswer(frameOf('runner_http_req_call_resp_rewrite_all'), undefined, async (gw) => {
-      const before = upstream.seen.length;
+      const before = upstream.received.length;
       const res = await request(`${gw.url}/orig?a=0&d=1&keep=1`, { method: 'POST', headers: { 'x-delete': 'gone', 'x-change': 'foo' }, body: 'old body' });
       await res.body.text();
-      const seen = upstream.seen[before]!;
+      const seen = upstream.received[before]!;
       const [path, query] = seen.url.split('?') as [string, string];
       expect(path).toBe('/new%20path/%C3%BC');
       expect([...parseArgs(query)]).toEqual([['a', ['foo', 'bar']], ['keep', ['1']], ['e', ['']]]);
-      expect(seen.headers['x-delete']).toBeUndefined();
-      expect(seen.headers['x-change']).toBe('bar');
-      expect(seen.headers.host).toBe('new.example:8080');
-      expect(seen.body).toBe('new body\n');
+      expect(seen.header('x-delete')).toBeUndefined();
+      expect(seen.header('x-change')).toBe('bar');
+      expect(seen.header('host')).toBe('new.example:8080');
+      expect(seen.text).toBe('new body\n');
       expect(res.headers['x-resp']).toEqual(['1', '2']);
       expect(res.headers['content-type']).toBe('application/json');
     });
@@ -217,19 +204,19 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
 
   it('Rewrite of a percent-encoded path is escaped again', async () => {
     await withAnswer(frameOf('runner_http_req_call_resp_rewrite_path_only'), undefined, async (gw) => {
-      const before = upstream.seen.length;
+      const before = upstream.received.length;
       await (await request(`${gw.url}/orig?q=1`)).body.text();
-      expect(upstream.seen[before]!.url).toBe('/a%2520b?q=1');
+      expect(upstream.received[before]!.url).toBe('/a%2520b?q=1');
     });
   });
 
   it('no action: the request goes on unchanged', async () => {
     await withAnswer(frameOf('runner_http_req_call_resp_no_action'), undefined, async (gw) => {
-      const before = upstream.seen.length;
+      const before = upstream.received.length;
       const res = await request(`${gw.url}/same/path?flag&a=1&a=2`, { headers: { 'x-multi': ['v1', 'v2'] } });
       expect(await res.body.text()).toBe('{"from":"upstream"}');
-      expect(upstream.seen[before]!.url).toBe('/same/path?flag&a=1&a=2');
-      expect(upstream.seen[before]!.headers['x-multi']).toBe('v1, v2');
+      expect(upstream.received[before]!.url).toBe('/same/path?flag&a=1&a=2');
+      expect(upstream.received[before]!.headerValues('x-multi')).toEqual(['v1', 'v2']);
     });
   });
 
@@ -263,7 +250,7 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
   });
 
   it('an unknown route is a 404 without calling the runner', async () => {
-    const fake = await startFakeRunner(dirs.path('nr.sock'), () => undefined);
+    const fake = await startFakeRunner(dirs.file('nr.sock'), () => undefined);
     const gw = await GatewayEmulator.start({ socketPath: fake.socketPath, routes: [{ id: '1', uri: '/only', upstream: upstream.url, plugins: { 'ext-plugin-pre-req': { conf: [] } } }] });
     try {
       const res = await request(`${gw.url}/other`);
@@ -284,7 +271,7 @@ describe('emulator applies recorded runner answers like APISIX (apisix_effect)',
     questions.push({ kind: 'reqBody' });
     const answers: (string | undefined)[] = [];
     let next = 0;
-    const fake = await startFakeRunner(dirs.path('xi.sock'), (type, payload, reply) => {
+    const fake = await startFakeRunner(dirs.file('xi.sock'), (type, payload, reply) => {
       if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
       if (type === RPC.EXTRA_INFO) answers.push(decodeExtraInfoResp(payload)?.toString('utf8'));
       if (type === RPC.HTTP_REQ_CALL || type === RPC.EXTRA_INFO) {
@@ -347,7 +334,7 @@ describe('post-resp answers applied as init.lua / ext-plugin-post-resp.lua do', 
   /** One client GET through a post-resp route whose runner answers `answer` to HTTPRespCall. */
   interface Through { status: number; headers: Record<string, string | string[] | undefined>; body: string; lines: readonly string[]; error?: Error }
   async function through(answer: Buffer, preReq?: Buffer): Promise<Through> {
-    const fake = await startFakeRunner(dirs.path('pr.sock'), (type, _p, reply) => {
+    const fake = await startFakeRunner(dirs.file('pr.sock'), (type, _p, reply) => {
       if (type === RPC.PREPARE_CONF) reply.raw(encodePrepareConfResp(1));
       else if (type === RPC.HTTP_REQ_CALL && preReq) reply.raw(preReq);
       else if (type === RPC.HTTP_RESP_CALL) reply.raw(answer);
@@ -428,7 +415,7 @@ describe('variables as apisix/core/ctx.lua and apisix/init.lua give them', () =>
     const names = ['cookie_sid', 'cookie_none', 'arg_q', 'arg_Q', 'arg_flag', 'http_x_multi', 'http_cookie', 'method', 'route_id', 'service_id'];
     const answers: (string | undefined)[] = [];
     let next = 0;
-    const fake = await startFakeRunner(dirs.path('vars.sock'), (type, payload, reply) => {
+    const fake = await startFakeRunner(dirs.file('vars.sock'), (type, payload, reply) => {
       if (type === RPC.PREPARE_CONF) return reply.raw(encodePrepareConfResp(1));
       if (type === RPC.EXTRA_INFO) answers.push(decodeExtraInfoResp(payload)?.toString('utf8'));
       if (type === RPC.HTTP_REQ_CALL || type === RPC.EXTRA_INFO) {

@@ -20,3 +20,24 @@ export function createTempDir(prefix = 'a6-'): TempDir {
     remove: () => rmSync(path, { recursive: true, force: true }),
   };
 }
+
+/** Temp dirs made during a test and removed together (call `removeAll` in afterEach). */
+export interface TempDirs {
+  /** A new temp dir's path, removed by the next `removeAll`. */
+  make(prefix?: string): string;
+  removeAll(): void;
+}
+
+export function tempDirs(): TempDirs {
+  const made: TempDir[] = [];
+  return {
+    make: (prefix) => {
+      const dir = createTempDir(prefix);
+      made.push(dir);
+      return dir.path;
+    },
+    removeAll: () => {
+      for (const dir of made.splice(0)) dir.remove();
+    },
+  };
+}

@@ -3,10 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { ROOT, spawnCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli } from '../harness/cli-process.js';
 import { cleanUp, tempDir } from './fixtures.js';
 import { findConfSites } from '../../src/check/extract.js';
-import { GET, runnerWithClient } from '../core/test-runner.js';
+import { GET, runnerWithClient } from '../harness/test-runner.js';
 
 const FIXTURES = join(ROOT, 'test/fixtures/check');
 const fixture = (name: string): string => join(FIXTURES, name);

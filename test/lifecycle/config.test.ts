@@ -3,11 +3,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, resolveConfig, type RunnerConfig } from '../../src/config.js';
-import { ROOT, spawnCli, startCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli, startCli } from '../harness/cli-process.js';
 import { cleanUp, tempDir } from './fixtures.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { ApisixClient } from '../harness/apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
+import { waitUntil } from '../harness/wait.js';
 
 afterEach(cleanUp);
 
@@ -53,11 +54,10 @@ describe('config precedence: flags > config file > environment > defaults', () =
     expect(await call()).toMatchObject({ type: 'reqCall' });
     // Bounded: with the default 3600 s this would never turn into CONF_TOKEN_NOT_FOUND.
     let reply: unknown;
-    for (let i = 0; i < 100; i++) {
+    await waitUntil(async () => {
       reply = await call();
-      if ((reply as { type: string }).type === 'error') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return (reply as { type: string }).type === 'error';
+    }, 'the token to expire', { intervalMs: 100 });
     expect(reply).toEqual({ type: 'error', code: 2 });
     conn.close();
   });

@@ -8,11 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, spawnCli } from '../reliability/cli-process.js';
+import { ROOT, spawnCli } from '../harness/cli-process.js';
 import { waitUntil } from '../harness/wait.js';
 import { cleanUp, tempDir } from './fixtures.js';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { GET } from '../core/test-runner.js';
+import { GET } from '../harness/test-runner.js';
 
 const DOC = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8');
 const INSTALL = '/opt/apisix-ts-plugin-runner/dist/cli.js';

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ROOT, startCli } from '../reliability/cli-process.js';
+import { ROOT, startCli } from '../harness/cli-process.js';
 import { cleanUp, tempDir } from './fixtures.js';
 
 const README = readFileSync(join(ROOT, 'docker/README.md'), 'utf8');

@@ -1,25 +1,21 @@
 /** What the lifecycle tests share: temp folders removed after each test, and a call held in flight. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'vitest';
 import { ApisixClient, RawConnection } from '../harness/apisix-client.js';
 import { RPC, decodeRunnerFrame, encodeExtraInfoResp, encodeHttpReqCallReq, type RunnerReply } from '../harness/apisix-codec.js';
-import { killAllCli } from '../reliability/cli-process.js';
+import { killAllCli } from '../harness/cli-process.js';
+import { tempDirs } from '../harness/temp-dir.js';
 
-const dirs: string[] = [];
+const dirs = tempDirs();
 
 /** A new temp folder, removed by `cleanUp`. */
 export function tempDir(prefix = 'a6life-'): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
+  return dirs.make(prefix);
 }
 
 /** afterEach: kills the CLI children still running and removes the temp folders. */
 export function cleanUp(): void {
   killAllCli();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 }
 
 /** A slow-var call (test/fixtures/plugins/slow-var.mjs) whose ExtraInfo question stays unanswered until `finish`. */

@@ -1,6 +1,6 @@
 /** Steady call load as APISIX workers make it, recording which runner (pid) answered each call. */
 import { ApisixClient, type ReqCallOutcome } from '../harness/apisix-client.js';
-import { GET } from '../core/test-runner.js';
+import { GET } from '../harness/test-runner.js';
 
 export const WHOAMI_ROUTE = { key: 'route#1#ext-plugin-pre-req#1', conf: [{ name: 'whoami', value: '' }] };
 

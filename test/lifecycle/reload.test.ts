@@ -8,10 +8,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, listeningUnixSockets, spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { ROOT, listeningUnixSockets, spawnCli, startCli, untilOutput, type CliProcess } from '../harness/cli-process.js';
 import { waitUntil } from '../harness/wait.js';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { GET } from '../core/test-runner.js';
+import { GET } from '../harness/test-runner.js';
 import { WHOAMI_ROUTE, callsBy, startLoad, type Load } from './load.js';
 import { HELD_REPLY, cleanUp, holdCall, tempDir } from './fixtures.js';
 

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, listeningUnixSockets, startCli, untilOutput } from '../reliability/cli-process.js';
+import { ROOT, listeningUnixSockets, startCli, untilOutput } from '../harness/cli-process.js';
 import { RawConnection } from '../harness/apisix-client.js';
 import { cleanUp, holdCall, tempDir } from './fixtures.js';
 

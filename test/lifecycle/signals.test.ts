@@ -3,10 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { spawnCli, startCli, untilOutput, type CliProcess } from '../reliability/cli-process.js';
+import { spawnCli, startCli, untilOutput, type CliProcess } from '../harness/cli-process.js';
 import { waitUntil } from '../harness/wait.js';
 import { ApisixClient } from '../harness/apisix-client.js';
-import { GET } from '../core/test-runner.js';
+import { GET } from '../harness/test-runner.js';
 import { cleanUp, tempDir as makeTempDir } from './fixtures.js';
 
 const servers: Server[] = [];

@@ -18,6 +18,7 @@ export default defineConfig({
       'test/core/plugin-chain*.test.ts',
       'test/core/runner.test.ts',
       'test/core/header-edits*.test.ts',
+      'test/core/response-state*.test.ts',
       'test/core/errors-table.test.ts',
       'test/core/rate-limited-log.test.ts',
       'test/conformance.test.ts',

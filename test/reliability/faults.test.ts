@@ -15,8 +15,8 @@ import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq, type RunnerReply } from
 import { decodeFrameBytes, readReply } from '../harness/frames.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { waitUntil } from '../harness/wait.js';
-import { GET, runnerWithClient } from '../core/test-runner.js';
-import { ROOT, fdCount, killAllCli, openFileLimit, startCli } from './cli-process.js';
+import { GET, runnerWithClient } from '../harness/test-runner.js';
+import { ROOT, fdCount, killAllCli, openFileLimit, startCli } from '../harness/cli-process.js';
 
 const SLOW_VAR_PLUGIN = join(ROOT, 'test/fixtures/plugins/slow-var.mjs');
 const SAY = [{ name: 'say', value: '{"body":"ok"}' }];
@@ -142,12 +142,13 @@ describe('many connections', () => {
     await client.close();
     // The runner closes its end of the client's connection a moment later: wait until its fds settle.
     let baseline = fdCount(cli.pid);
-    for (let i = 0; i < 50; i++) {
-      await new Promise((r) => setTimeout(r, 20));
+    let checks = 0;
+    await waitUntil(() => {
       const now = fdCount(cli.pid);
-      if (now === baseline && i >= 5) break;
+      const settled = now === baseline && ++checks >= 6;
       baseline = now;
-    }
+      return settled;
+    }, 'the runner\'s open fds to settle', { intervalMs: 20 });
     const N = CONNECTIONS;
     const conns = await Promise.all(Array.from({ length: N }, () => RawConnection.connect(socketPath, 10_000)));
     cleanups.push(() => conns.forEach((c) => c.close()));

@@ -19,7 +19,7 @@ import { RPC, encodeHttpReqCallReq, encodePrepareConfReq } from '../harness/apis
 import { decodeFrameBytes } from '../harness/frames.js';
 import { createTempDir } from '../harness/temp-dir.js';
 import { waitUntil } from '../harness/wait.js';
-import { killAllCli, startCli } from './cli-process.js';
+import { killAllCli, startCli } from '../harness/cli-process.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

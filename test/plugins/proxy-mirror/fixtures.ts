@@ -3,12 +3,7 @@
  * APISIX-like client, and mirror targets on 127.0.0.1 (HTTP, HTTPS, gRPC) that record what
  * they receive.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -16,14 +11,13 @@ import { Registry } from 'prom-client';
 import { startRunner, type Runner } from '../../../src/runner.js';
 import { createProxyMirrorPlugin, type ProxyMirrorPlugin } from '../../../src/plugins/proxy-mirror/index.js';
 import { ApisixClient, type Entry, type ReqCallOutcome, type RouteConf } from '../../harness/apisix-client.js';
+import { createTempDir } from '../../harness/temp-dir.js';
+import { waitUntil } from '../../harness/wait.js';
+import { Recorder, type Recorded, type RecorderMode } from '../../harness/http-recorder.js';
 
-/** Polls `cond` every 10 ms until true; fails after `limitMs` (a bound, not a timing assertion). */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** The suite's one bounded wait (test/harness/wait.ts), under the name the mirror tests use. */
+export function until(cond: () => boolean | Promise<boolean>, what: string, limitMs = 10_000): Promise<void> {
+  return waitUntil(cond, what, { limitMs });
 }
 
 /** Seeded PRNG (mulberry32), uniform in [0, 1). */
@@ -57,8 +51,8 @@ export async function startMirrorRunner(opts: {
   jitter?: () => number;
   settings?: Record<string, unknown>;
 } = {}): Promise<MirrorRunner> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pm-'));
-  const socketPath = path.join(dir, 'r.sock');
+  const dir = createTempDir('pm-');
+  const socketPath = dir.file('r.sock');
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -100,7 +94,7 @@ export async function startMirrorRunner(opts: {
     async close() {
       await client.close();
       await runner.close();
-      rmSync(dir, { recursive: true, force: true });
+      dir.remove();
     },
   };
 }
@@ -136,83 +130,24 @@ export function expectOk(outcome: ReqCallOutcome): ReqCallOutcome {
   return outcome;
 }
 
-/** What a target saw. */
-export interface Recorded {
-  readonly method: string;
-  readonly url: string;
-  /** Raw header pairs, names lower case, in wire order. */
-  readonly headers: [string, string][];
-  readonly body: Buffer;
-}
+/** What a target saw: the suite's one Recorded (test/harness/http-recorder.ts). */
+export type { Recorded } from '../../harness/http-recorder.js';
 
-export type TargetMode = 'ok' | 'hold' | 'reset';
+export type TargetMode = RecorderMode;
 
 /** Values of a header in a recorded copy. */
 export function headerValues(r: Recorded, name: string): string[] {
-  return r.headers.filter(([n]) => n === name).map(([, v]) => v);
+  return r.headerValues(name);
 }
 
-/** An HTTP/1.1 (or HTTPS) mirror target that records requests. */
-export class RecordingTarget {
-  readonly received: Recorded[] = [];
-  /** Requests received whose response is still held. */
-  holding = 0;
-  /** Responses written. */
-  answered = 0;
-  private readonly holds = new Set<NodeJS.Timeout>();
-
-  private constructor(private readonly server: http.Server | https.Server, readonly url: string) {}
-
-  static async start(mode: TargetMode = 'ok', tls?: { key: string; cert: string }, holdMs = 10_000): Promise<RecordingTarget> {
-    let self: RecordingTarget | undefined;
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const headers: [string, string][] = [];
-        for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i]!.toLowerCase(), req.rawHeaders[i + 1]!]);
-        const t = self!;
-        t.received.push({ method: req.method ?? '', url: req.url ?? '', headers, body: Buffer.concat(chunks) });
-        if (mode === 'reset') {
-          req.socket.resetAndDestroy();
-          return;
-        }
-        if (mode === 'hold') {
-          t.holding++;
-          const timer = setTimeout(() => {
-            t.holds.delete(timer);
-            t.holding--;
-            t.answered++;
-            res.end('late');
-          }, holdMs);
-          t.holds.add(timer);
-          return;
-        }
-        t.answered++;
-        res.writeHead(200, { 'content-type': 'text/plain' }).end('mirror ok');
-      });
-    };
-    const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler);
-    server.keepAliveTimeout = 60_000;
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    self = new RecordingTarget(server, `${tls ? 'https' : 'http'}://127.0.0.1:${port}`);
-    return self;
-  }
-
-  /** Waits until at least `n` requests were recorded. */
-  async waitFor(n: number): Promise<Recorded[]> {
-    await until(() => this.received.length >= n, `${n} copies at ${this.url} (have ${this.received.length})`);
-    return this.received;
-  }
-
-  async close(): Promise<void> {
-    for (const t of this.holds) clearTimeout(t);
-    this.holds.clear();
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
+/** An HTTP/1.1 (or HTTPS) mirror target that records requests: the suite's one Recorder. */
+export type RecordingTarget = Recorder;
+export const RecordingTarget = {
+  /** Starts a target answering 200 (`ok`), holding every response for `holdMs` (`hold`), or resetting (`reset`). */
+  start(mode: TargetMode = 'ok', tls?: { key: string; cert: string }, holdMs = 10_000): Promise<RecordingTarget> {
+    return new Recorder('mirror-target', { mode, tls, holdMs, answer: (_rec, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('mirror ok') }).start();
+  },
+};
 
 /** A 127.0.0.1 port nobody listens on (bound, then released). */
 export async function absentPort(): Promise<number> {

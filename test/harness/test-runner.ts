@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { startRunner, type Runner, type RunnerOptions } from '../../src/runner.js';
-import { ApisixClient } from '../harness/apisix-client.js';
+import { ApisixClient } from './apisix-client.js';
+import { createTempDir } from './temp-dir.js';
 
 /** A runner on a fresh socket in a temp dir, an APISIX-like client, and a cleanup. */
 export async function runnerWithClient(options: Partial<RunnerOptions> = {}): Promise<{
@@ -13,8 +11,8 @@ export async function runnerWithClient(options: Partial<RunnerOptions> = {}): Pr
   logs: Array<Record<string, unknown>>;
   close: () => Promise<void>;
 }> {
-  const dir = mkdtempSync(join(tmpdir(), 'a6-'));
-  const socketPath = join(dir, 'r.sock');
+  const dir = createTempDir();
+  const socketPath = dir.file('r.sock');
   const logs: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const runner = await startRunner({ socketPath, logger, ...options });
@@ -27,7 +25,7 @@ export async function runnerWithClient(options: Partial<RunnerOptions> = {}): Pr
     close: async () => {
       await client.close();
       await runner.close();
-      rmSync(dir, { recursive: true, force: true });
+      dir.remove();
     },
   };
 }

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { waitUntil } from './wait.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'src/cli.ts');
@@ -32,14 +33,23 @@ export function spawnCli(args: readonly string[], env: Record<string, string> = 
   return { child, pid: child.pid!, output: () => out, exited };
 }
 
+/** Adds the process's output to a failed wait's message: that output is what explains it. */
+async function withOutputOnFailure(proc: CliProcess, waiting: Promise<void>): Promise<void> {
+  try {
+    await waiting;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; output:\n${proc.output()}`, { cause: err });
+  }
+}
+
 /** Waits (bounded) until a CLI process logs that it listens. */
 export async function untilListening(proc: CliProcess): Promise<CliProcess> {
-  for (let i = 0; i < 400; i++) {
-    if (proc.output().includes('"msg":"runner listening"')) return proc;
-    if (proc.child.exitCode !== null) throw new Error(`runner exited early:\n${proc.output()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`runner did not start within 10 s:\n${proc.output()}`);
+  await withOutputOnFailure(proc, waitUntil(() => {
+    if (proc.output().includes('"msg":"runner listening"')) return true;
+    if (proc.child.exitCode !== null) throw new Error('runner exited early');
+    return false;
+  }, 'the runner to log that it listens'));
+  return proc;
 }
 
 /** Starts the CLI and waits until it listens. */
@@ -66,12 +76,11 @@ export function openFileLimit(pid: number | 'self' = 'self'): number | undefined
 
 /** Waits (bounded, 20 s) until a CLI process has written `text`; fails with its output otherwise. */
 export async function untilOutput(proc: CliProcess, text: string): Promise<void> {
-  for (let i = 0; i < 800; i++) {
-    if (proc.output().includes(text)) return;
-    if ((proc.child.exitCode !== null || proc.child.signalCode !== null) && !proc.output().includes(text)) throw new Error(`process exited before writing ${JSON.stringify(text)}:\n${proc.output()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`process did not write ${JSON.stringify(text)} within 20 s:\n${proc.output()}`);
+  await withOutputOnFailure(proc, waitUntil(() => {
+    if (proc.output().includes(text)) return true;
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) throw new Error(`process exited before writing ${JSON.stringify(text)}`);
+    return false;
+  }, `the process to write ${JSON.stringify(text)}`, { limitMs: 20_000 }));
 }
 
 /**
