@@ -65,7 +65,8 @@ describe('npm pack', () => {
     expect(maps.length).toBeGreaterThan(10);
     for (const map of maps) {
       const { sources } = JSON.parse(readFileSync(join(ROOT, map), 'utf8')) as { sources: string[] };
-      for (const s of sources) expect(packed, `${map} -> ${s}`).toContain(join(map, '..', s));
+      // A map whose source is gone is a stale build output left in dist/ (rm -rf dist && npm run build).
+      for (const s of sources) expect(packed, `${map} -> ${s} (stale dist/? rm -rf dist && npm run build)`).toContain(join(map, '..', s));
     }
   });
 });
