@@ -78,6 +78,8 @@ describe('circuit breaker per mirror node', () => {
     await until(async () => (await count('2xx')) === 1, 'probe answered');
     for (let i = 0; i < 3; i++) expectOk(await mr.client.httpReqCall(route, post(`/after-${i}`)));
     await until(() => server.requests.length === 4, 'copies flow again');
+    // The server sees a copy before the runner has read its answer: wait for the runner's count.
+    await until(async () => (await count('2xx')) === 4, 'the copies\' answers counted');
 
     expect(server.requests).toEqual(['/probe', '/after-0', '/after-1', '/after-2']);
     expect(await count('sent')).toBe(6);
