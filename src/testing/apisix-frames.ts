@@ -26,13 +26,20 @@ import type { ErrorOutcome, RequestOutcome, ResponseOutcome } from './outcomes.j
 /** Frame types (the first header byte). */
 export const FRAME = { error: 0, prepareConf: 1, httpReqCall: 2, extraInfo: 3, httpRespCall: 4 } as const;
 
-function entryVector(b: flatbuffers.Builder, entries: readonly TextPair[]): flatbuffers.Offset {
+/** A header, query arg or conf entry; `value` undefined = the entry has no value field. */
+export interface FrameEntry {
+  readonly name: string;
+  readonly value?: string | undefined;
+}
+
+function entryVector(b: flatbuffers.Builder, entries: readonly FrameEntry[]): flatbuffers.Offset {
   const offsets = entries.map((e) => {
+    // Strings before the table, as the Lua encoder does (build_args / build_headers).
     const name = b.createString(e.name);
     const value = e.value === undefined ? 0 : b.createString(e.value);
     TextEntry.startTextEntry(b);
     TextEntry.addName(b, name);
-    if (value) TextEntry.addValue(b, value);
+    if (e.value !== undefined) TextEntry.addValue(b, value);
     return TextEntry.endTextEntry(b);
   });
   b.startVector(4, offsets.length, 4);
@@ -45,35 +52,47 @@ function finished(b: flatbuffers.Builder, root: flatbuffers.Offset): Uint8Array 
   return b.asUint8Array().slice();
 }
 
-export function encodePrepareConf(key: string, conf: readonly TextPair[]): Uint8Array {
+/** PrepareConf.Req as APISIX builds it; `conf` undefined = the route's plugin has no conf (field left out). */
+export function encodePrepareConf(key: string, conf: readonly FrameEntry[] | undefined): Uint8Array {
   const b = new flatbuffers.Builder(256);
   const keyOffset = b.createString(key);
-  const confOffset = entryVector(b, conf);
+  const confOffset = conf === undefined ? 0 : entryVector(b, conf);
   PrepareConfReq.startReq(b);
-  PrepareConfReq.addConf(b, confOffset);
   PrepareConfReq.addKey(b, keyOffset);
+  if (conf !== undefined) PrepareConfReq.addConf(b, confOffset);
   return finished(b, PrepareConfReq.endReq(b));
 }
 
 export interface ReqCallFields {
   readonly id: number;
   readonly confToken: number;
-  readonly method: string;
+  /** Method name (GET, POST...) or its A6.Method code. */
+  readonly method: string | number;
   readonly path: string;
-  readonly srcIp: string;
-  readonly args: readonly TextPair[];
-  readonly headers: readonly TextPair[];
+  /** Text form, or the 4/16 bytes of nginx's `$binary_remote_addr`. */
+  readonly srcIp: string | Uint8Array;
+  readonly args: readonly FrameEntry[];
+  readonly headers: readonly FrameEntry[];
 }
 
+/** A6.Method code of a method name; throws for a method APISIX cannot send. */
+export function methodToCode(method: string | number): number {
+  if (typeof method === 'number') return method;
+  const code = methodCode(method);
+  if (code === undefined) throw new TypeError(`APISIX cannot send method ${method} (it has no A6.Method code)`);
+  return code;
+}
+
+/** HTTPReqCall.Req as APISIX builds it (args, headers, src_ip and path always present). */
 export function encodeHttpReqCall(f: ReqCallFields): Uint8Array {
-  const method = methodCode(f.method);
-  if (method === undefined) throw new TypeError(`APISIX cannot send method ${f.method}`);
+  const method = methodToCode(f.method);
   const b = new flatbuffers.Builder(512);
   const path = b.createString(f.path);
-  const srcIp = ReqCallReq.createSrcIpVector(b, ipBytes(f.srcIp));
+  const srcIp = ReqCallReq.createSrcIpVector(b, typeof f.srcIp === 'string' ? ipBytes(f.srcIp) : f.srcIp);
   const args = entryVector(b, f.args);
   const headers = entryVector(b, f.headers);
   ReqCallReq.startReq(b);
+  // Same add order as init.lua; defaults (id 0, token 0, GET) are skipped by the builder.
   ReqCallReq.addId(b, f.id);
   ReqCallReq.addConfToken(b, f.confToken);
   ReqCallReq.addSrcIp(b, srcIp);
@@ -88,9 +107,10 @@ export interface RespCallFields {
   readonly id: number;
   readonly confToken: number;
   readonly status: number;
-  readonly headers: readonly TextPair[];
+  readonly headers: readonly FrameEntry[];
 }
 
+/** HTTPRespCall.Req as APISIX builds it (headers always present). */
 export function encodeHttpRespCall(f: RespCallFields): Uint8Array {
   const b = new flatbuffers.Builder(256);
   const headers = entryVector(b, f.headers);
@@ -102,21 +122,32 @@ export function encodeHttpRespCall(f: RespCallFields): Uint8Array {
   return finished(b, RespCallReq.endReq(b));
 }
 
-/** ExtraInfo.Resp: `result` absent for nil, present (even empty) otherwise. */
-export function encodeExtraInfoAnswer(result: Uint8Array | undefined): Uint8Array {
+/**
+ * ExtraInfo.Resp: `result` absent for nil (undefined), present (even empty) otherwise. APISIX
+ * answers tostring(value): numbers and strings travel as their text.
+ */
+export function encodeExtraInfoAnswer(result: Uint8Array | string | number | undefined): Uint8Array {
   const b = new flatbuffers.Builder(64);
-  const vec = result === undefined ? 0 : ExtraInfoResp.createResultVector(b, result);
+  const bytes = result === undefined ? undefined : typeof result === 'number' || typeof result === 'string' ? Buffer.from(String(result)) : result;
+  const vec = bytes === undefined ? 0 : ExtraInfoResp.createResultVector(b, bytes);
   ExtraInfoResp.startResp(b);
-  if (result !== undefined) ExtraInfoResp.addResult(b, vec);
+  if (bytes !== undefined) ExtraInfoResp.addResult(b, vec);
   return finished(b, ExtraInfoResp.endResp(b));
 }
 
-/** nginx's `$binary_remote_addr`: 4 bytes for IPv4, 16 for IPv6. */
+/**
+ * nginx's `$binary_remote_addr` of a textual address: 4 bytes for IPv4 (and IPv4-mapped IPv6,
+ * which is how Node reports IPv4 peers on dual-stack sockets), 16 bytes for IPv6.
+ */
 export function ipBytes(ip: string): Uint8Array {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return ipBytes(mapped[1]!);
   const family = isIP(ip);
   if (family === 4) return Uint8Array.from(ip.split('.').map(Number));
   if (family !== 6) throw new TypeError(`srcIp must be an IPv4 or IPv6 address, got "${ip}"`);
-  let text = ip;
+  const zone = ip.indexOf('%');
+  let text = zone >= 0 ? ip.slice(0, zone) : ip;
+  // A trailing dotted quad stands for the last two words.
   const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
   if (quad) {
     const [a, b2, c, d] = quad.slice(1).map(Number) as [number, number, number, number];

@@ -16,29 +16,25 @@
  * anything APISIX could not use is reported as MalformedReplyError (APISIX fails the request).
  */
 import * as flatbuffers from 'flatbuffers';
-import { isIP } from 'node:net';
 import { TextEntry } from '../../src/protocol/generated/a6/text-entry.js';
 import { Resp as ErrResp } from '../../src/protocol/generated/a6/err/resp.js';
-import { Req as PrepareConfReq } from '../../src/protocol/generated/a6/prepare-conf/req.js';
 import { Resp as PrepareConfResp } from '../../src/protocol/generated/a6/prepare-conf/resp.js';
-import { Req as ReqCallReq } from '../../src/protocol/generated/a6/httpreq-call/req.js';
 import { Resp as ReqCallResp } from '../../src/protocol/generated/a6/httpreq-call/resp.js';
 import { Stop } from '../../src/protocol/generated/a6/httpreq-call/stop.js';
 import { Rewrite } from '../../src/protocol/generated/a6/httpreq-call/rewrite.js';
 import { Req as ExtraInfoReq } from '../../src/protocol/generated/a6/extra-info/req.js';
-import { Resp as ExtraInfoResp } from '../../src/protocol/generated/a6/extra-info/resp.js';
 import { Var } from '../../src/protocol/generated/a6/extra-info/var.js';
-import { Req as RespCallReq } from '../../src/protocol/generated/a6/httpresp-call/req.js';
 import { Resp as RespCallResp } from '../../src/protocol/generated/a6/httpresp-call/resp.js';
 import { encodeFrame } from '../../src/protocol/frame.js';
+import {
+  encodeExtraInfoAnswer, encodeHttpReqCall, encodeHttpRespCall, encodePrepareConf, ipBytes, methodToCode,
+  type FrameEntry, type ReqCallFields, type RespCallFields,
+} from '../../src/testing/apisix-frames.js';
 import { verifyRoot, MalformedPayloadError, type TableShape } from '../../src/protocol/verify.js';
-import { SHAPES, methodCode } from '../../src/protocol/messages.js';
+import { SHAPES } from '../../src/protocol/messages.js';
 
 /** A header, query arg or conf entry; `value` undefined = the entry has no value field. */
-export interface Entry {
-  readonly name: string;
-  readonly value?: string | undefined;
-}
+export type Entry = FrameEntry;
 
 /** Frame types (byte 0 of the header). */
 export const RPC = {
@@ -54,29 +50,7 @@ export class MalformedReplyError extends Error {
   readonly code = 'APISIX_ERR_MALFORMED_REPLY';
 }
 
-// ---- encoding (APISIX -> runner) --------------------------------------------------------
-
-function createEntry(b: flatbuffers.Builder, e: Entry): flatbuffers.Offset {
-  // Strings before the table, as the Lua encoder does (build_args / build_headers).
-  const name = b.createString(e.name);
-  const value = e.value === undefined ? 0 : b.createString(e.value);
-  TextEntry.startTextEntry(b);
-  TextEntry.addName(b, name);
-  if (e.value !== undefined) TextEntry.addValue(b, value);
-  return TextEntry.endTextEntry(b);
-}
-
-function createEntryVector(b: flatbuffers.Builder, entries: readonly Entry[]): flatbuffers.Offset {
-  const offsets = entries.map((e) => createEntry(b, e));
-  b.startVector(4, offsets.length, 4);
-  for (let i = offsets.length - 1; i >= 0; i--) b.addOffset(offsets[i]!);
-  return b.endVector();
-}
-
-function output(b: flatbuffers.Builder, root: flatbuffers.Offset): Uint8Array {
-  b.finish(root);
-  return b.asUint8Array().slice();
-}
+// ---- encoding (APISIX -> runner): the public test kit's encoders, one copy for both -------
 
 export interface PrepareConfInput {
   readonly key: string;
@@ -86,122 +60,34 @@ export interface PrepareConfInput {
 
 /** PrepareConf.Req payload as APISIX builds it. */
 export function encodePrepareConfReq(input: PrepareConfInput): Uint8Array {
-  const b = new flatbuffers.Builder(256);
-  const key = b.createString(input.key);
-  const conf = input.conf === undefined ? 0 : createEntryVector(b, input.conf);
-  PrepareConfReq.startReq(b);
-  PrepareConfReq.addKey(b, key);
-  if (input.conf !== undefined) PrepareConfReq.addConf(b, conf);
-  return output(b, PrepareConfReq.endReq(b));
+  return encodePrepareConf(input.key, input.conf);
 }
 
-export interface HttpReqCallInput {
-  readonly id: number;
-  readonly confToken: number;
+export interface HttpReqCallInput extends ReqCallFields {
   /** 4 bytes (IPv4) or 16 bytes (IPv6), like nginx's `$binary_remote_addr`. */
   readonly srcIp: Uint8Array;
-  /** Method name (GET, POST...) or its A6.Method code. */
-  readonly method: string | number;
-  readonly path: string;
-  readonly args: readonly Entry[];
-  readonly headers: readonly Entry[];
 }
 
-/** A6.Method code of a method name; throws for a method APISIX cannot send. */
-export function methodToCode(method: string | number): number {
-  if (typeof method === 'number') return method;
-  const code = methodCode(method);
-  if (code === undefined) throw new Error(`method ${method} has no A6.Method code`);
-  return code;
-}
+export { methodToCode };
 
 /** HTTPReqCall.Req payload as APISIX builds it (args, headers, src_ip and path always present). */
-export function encodeHttpReqCallReq(input: HttpReqCallInput): Uint8Array {
-  const b = new flatbuffers.Builder(512);
-  const path = b.createString(input.path);
-  const srcIp = ReqCallReq.createSrcIpVector(b, input.srcIp);
-  const args = createEntryVector(b, input.args);
-  const headers = createEntryVector(b, input.headers);
-  ReqCallReq.startReq(b);
-  // Same add order as init.lua; defaults (id 0, token 0, GET) are skipped by the builder.
-  ReqCallReq.addId(b, input.id);
-  ReqCallReq.addConfToken(b, input.confToken);
-  ReqCallReq.addSrcIp(b, srcIp);
-  ReqCallReq.addPath(b, path);
-  ReqCallReq.addArgs(b, args);
-  ReqCallReq.addHeaders(b, headers);
-  ReqCallReq.addMethod(b, methodToCode(input.method));
-  return output(b, ReqCallReq.endReq(b));
-}
+export const encodeHttpReqCallReq: (input: HttpReqCallInput) => Uint8Array = encodeHttpReqCall;
 
 /** ExtraInfo.Resp payload: `result` absent for nil (undefined), a vector otherwise (even empty). */
-export function encodeExtraInfoResp(result: Uint8Array | string | number | undefined): Uint8Array {
-  const b = new flatbuffers.Builder(64);
-  // APISIX answers tostring(value): numbers travel as their decimal text.
-  const bytes = result === undefined ? undefined : typeof result === 'number' || typeof result === 'string' ? Buffer.from(String(result)) : result;
-  const vec = bytes === undefined ? 0 : ExtraInfoResp.createResultVector(b, bytes);
-  ExtraInfoResp.startResp(b);
-  if (bytes !== undefined) ExtraInfoResp.addResult(b, vec);
-  return output(b, ExtraInfoResp.endResp(b));
-}
+export const encodeExtraInfoResp = encodeExtraInfoAnswer;
 
-export interface HttpRespCallInput {
-  readonly id: number;
-  readonly status: number;
-  readonly headers: readonly Entry[];
-  readonly confToken: number;
-}
+export type HttpRespCallInput = RespCallFields;
 
 /** HTTPRespCall.Req payload as APISIX builds it (headers always present). */
-export function encodeHttpRespCallReq(input: HttpRespCallInput): Uint8Array {
-  const b = new flatbuffers.Builder(256);
-  const headers = createEntryVector(b, input.headers);
-  RespCallReq.startReq(b);
-  RespCallReq.addId(b, input.id);
-  RespCallReq.addStatus(b, input.status);
-  RespCallReq.addConfToken(b, input.confToken);
-  RespCallReq.addHeaders(b, headers);
-  return output(b, RespCallReq.endReq(b));
-}
+export const encodeHttpRespCallReq: (input: HttpRespCallInput) => Uint8Array = encodeHttpRespCall;
 
 /** Wraps a payload in the 4-byte frame header. */
 export function frame(type: number, payload: Uint8Array): Buffer {
   return encodeFrame(type, payload);
 }
 
-/**
- * nginx's `$binary_remote_addr` of a textual address: 4 bytes for IPv4 (and IPv4-mapped
- * IPv6, which is how Node reports IPv4 peers on dual-stack sockets), 16 bytes for IPv6.
- */
-export function ipToBytes(ip: string): Uint8Array {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return ipToBytes(mapped[1]!);
-  const family = isIP(ip);
-  if (family === 4) return Uint8Array.from(ip.split('.').map((p) => Number(p)));
-  if (family !== 6) throw new Error(`not an IP address: ${ip}`);
-  const zone = ip.indexOf('%');
-  let text = zone >= 0 ? ip.slice(0, zone) : ip;
-  // A trailing dotted quad stands for the last two words.
-  const quad = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (quad) {
-    const v4 = ipToBytes(quad[1]!);
-    const hi = ((v4[0]! << 8) | v4[1]!).toString(16);
-    const lo = ((v4[2]! << 8) | v4[3]!).toString(16);
-    text = `${text.slice(0, -quad[1]!.length)}${hi}:${lo}`;
-  }
-  const halves = text.split('::');
-  const headWords = halves[0] ? halves[0].split(':') : [];
-  const tailWords = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-  const fill = new Array<string>(8 - headWords.length - tailWords.length).fill('0');
-  const words = [...headWords, ...fill, ...tailWords];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const w = parseInt(words[i]!, 16);
-    out[2 * i] = w >> 8;
-    out[2 * i + 1] = w & 0xff;
-  }
-  return out;
-}
+/** nginx's `$binary_remote_addr` of a textual address (IPv4, IPv4-mapped IPv6, IPv6). */
+export const ipToBytes = ipBytes;
 
 // ---- decoding (runner -> APISIX) --------------------------------------------------------
 
