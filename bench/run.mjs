@@ -96,6 +96,9 @@ const CASES = [
   // ext-plugin-post-resp; each request is an HTTPReqCall then an HTTPRespCall (`respConf`), so
   // "RPC/s" and "CPU µs/RPC" are per request (two RPCs) in these rows. The sink's answer
   // (200, empty body) and the loadgen's real answer (200, empty body) compare equal.
+  // The same two RPCs per request without `compare`: what the post-resp call itself costs
+  // (proxy-mirror answers it at once, no ExtraInfo), apart from the comparison.
+  { id: 'mirror-postresp', label: 'proxy-mirror 1 → sink, no compare (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1)], respConf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   { id: 'compare-head', label: 'proxy-mirror 1 → sink, compare status+headers (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1, { compare: { body: false } })], respConf: (p) => [mirror(p, 1, { compare: { body: false } })], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   { id: 'compare-body', label: 'proxy-mirror 1 → sink, compare with bodies (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1, { compare: {} })], respConf: (p) => [mirror(p, 1, { compare: {} })], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   // A target that refuses connections (port 9, discard, closed here): the breaker opens after
@@ -355,7 +358,7 @@ async function main() {
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, (c.id.startsWith('mirror-all') || c.id.startsWith('compare-')) && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
+            notes: notesOf(summary, (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });
