@@ -63,6 +63,7 @@ export interface ComparedCopy {
 export class CompareWiring {
   private comparison: ShadowComparison | undefined;
   private diffLog: DiffLogWriter | undefined;
+  private closed = false;
 
   constructor(
     private readonly host: PluginHost,
@@ -84,11 +85,11 @@ export class CompareWiring {
    * The comparison code (diffs, report page, diff log) is imported here, not at start: a runner
    * whose routes never compare does not hold it in memory (docs/performance.md, idle RSS).
    */
-  private async openRoom(): Promise<ShadowComparison> {
+  private async openRoom(): Promise<ShadowComparison | undefined> {
     if (this.comparison) return this.comparison;
     const { createCompareHttpHandler, DiffLogWriter, ShadowComparison } = await import('../../mirror-compare/index.js');
-    // Another call may have built it while the import was pending.
-    if (this.comparison) return this.comparison;
+    // Another call may have built it while the import was pending; or the runner closed.
+    if (this.comparison || this.closed) return this.comparison;
     const path = this.diffLogPath;
     if (path) {
       this.diffLog = new DiffLogWriter(path, {
@@ -112,6 +113,7 @@ export class CompareWiring {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.comparison?.stop();
     await this.diffLog?.close();
   }
@@ -129,7 +131,7 @@ export class CompareWiring {
     }
     const route = compareRouteName(conf, ctx.routeKey);
     const room = await this.openRoom();
-    return room.expect(key, { route, target, method: req.method, path: req.path, conf }) ? { route, key } : undefined;
+    return room?.expect(key, { route, target, method: req.method, path: req.path, conf }) ? { route, key } : undefined;
   }
 
   /**
