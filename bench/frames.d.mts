@@ -16,6 +16,7 @@ export type ExtraInfoQuestion =
 export interface BenchFrames {
   prepareConf(conf: ReadonlyArray<{ name: string; value: string }>, key: string): Buffer;
   httpReqCall(token: number, options?: { bodySize?: number }): { frame: Buffer; idOffset: number };
+  httpRespCall(token: number, options?: { status?: number; headers?: ReadonlyArray<readonly [string, string]> }): { frame: Buffer; idOffset: number };
   extraInfoAnswer(bytes: Uint8Array | undefined): Buffer;
   readExtraInfoQuestion(payload: Uint8Array): ExtraInfoQuestion;
   readConfToken(payload: Uint8Array): number;

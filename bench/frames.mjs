@@ -67,6 +67,21 @@ export function createBenchFrames(a6, flatbuffers) {
   const ExtraInfoResp = a6.ExtraInfo.Resp;
   const ErrResp = a6.Err.Resp;
 
+  /**
+   * A call frame whose id callers patch in place: two encodings that differ only in the id
+   * reveal its offset without reading vtables.
+   */
+  function patchableFrame(type, encodeWithId) {
+    const one = encodeWithId(0x01020304);
+    const two = encodeWithId(0x0a0b0c0d);
+    let idOffset = -1;
+    for (let i = 0; i < one.length; i++) {
+      if (one[i] !== two[i]) { idOffset = i; break; }
+    }
+    if (idOffset < 0 || one.length !== two.length) throw new Error('could not locate the id field');
+    return { frame: frameOf(type, one), idOffset: FRAME_HEADER_BYTES + idOffset };
+  }
+
   function entries(builder, pairs) {
     const offsets = pairs.map(([name, value]) => {
       const n = builder.createString(name);
@@ -131,15 +146,30 @@ export function createBenchFrames(a6, flatbuffers) {
       headers,
       srcIp: new Uint8Array([192, 0, 2, 10]),
     };
-    // Two encodings that differ only in the id reveal its offset without reading vtables.
-    const one = reqCallPayload(0x01020304, token, shape);
-    const two = reqCallPayload(0x0a0b0c0d, token, shape);
-    let idOffset = -1;
-    for (let i = 0; i < one.length; i++) {
-      if (one[i] !== two[i]) { idOffset = i; break; }
-    }
-    if (idOffset < 0 || one.length !== two.length) throw new Error('could not locate the id field');
-    return { frame: frameOf(FRAME_TYPE.httpReqCall, one), idOffset: FRAME_HEADER_BYTES + idOffset };
+    return patchableFrame(FRAME_TYPE.httpReqCall, (id) => reqCallPayload(id, token, shape));
+  }
+
+  /**
+   * The HTTPRespCall frame (ext-plugin-post-resp) APISIX sends with the upstream's answer:
+   * `status` and `headers`, for `token` (the post-resp phase's own conf token), and where its id
+   * lives so callers can patch it per call. APISIX builds it in
+   * apisix/plugins/ext-plugin/init.lua (`rpc_call` for RPC_HTTP_RESP_CALL): id, status,
+   * headers, conf token; the body is only sent when the runner asks (ExtraInfo RespBody).
+   */
+  function httpRespCall(token, { status = 200, headers = [['content-type', 'application/json'], ['content-length', '0']] } = {}) {
+    const RespCallReq = a6.HTTPRespCall.Req;
+    const encode = (id) => {
+      const b = new flatbuffers.Builder(256);
+      const h = entries(b, headers);
+      RespCallReq.startReq(b);
+      RespCallReq.addId(b, id);
+      RespCallReq.addStatus(b, status);
+      RespCallReq.addHeaders(b, h);
+      RespCallReq.addConfToken(b, token);
+      b.finish(RespCallReq.endReq(b));
+      return b.asUint8Array().slice();
+    };
+    return patchableFrame(FRAME_TYPE.httpRespCall, encode);
   }
 
   /** ExtraInfo.Resp carrying `bytes` (undefined = APISIX had no value: `result` absent). */
@@ -213,6 +243,7 @@ export function createBenchFrames(a6, flatbuffers) {
   return {
     prepareConf,
     httpReqCall,
+    httpRespCall,
     extraInfoAnswer,
     readExtraInfoQuestion,
     readConfToken,

@@ -5,6 +5,13 @@
  * per connection, for a fixed time. ExtraInfo questions are answered like APISIX would
  * (ReqBody with `--body-size` bytes, a few nginx variables). Frames are pre-encoded once.
  *
+ * With `--resp-conf`, each request is two RPCs, as on a route with ext-plugin-pre-req and
+ * ext-plugin-post-resp: the HTTPReqCall, then (after its reply) an HTTPRespCall with the
+ * upstream's answer (200, two headers, an empty body) for the post-resp phase's own conf;
+ * `$request_id` is answered with a value unique per request and equal in both calls, RespBody
+ * with the empty body. `completed` then counts requests (both calls answered), and ExtraInfo
+ * questions are counted per phase.
+ *
  * Prints one JSON object (see `summary` below) on stdout. Run alone:
  *   node bench/loadgen.mjs --socket /tmp/r.sock --connections 4 --duration 3 \
  *     --conf '[{"name":"say","value":"{\"body\":\"hello\"}"}]' [--pid <runner pid>] [--body-size 1024]
@@ -113,6 +120,7 @@ function roundTrip(socket, frame) {
  * Runs the load and returns the summary.
  * @param {{socketPath: string, connections: number, durationMs: number, warmupMs: number,
  *   conf: {name: string, value: string}[], key?: string, bodySize?: number, pid?: number,
+ *   respConf?: {name: string, value: string}[], respKey?: string,
  *   helperPids?: number[]}} opts
  */
 export async function runLoad(opts) {
@@ -130,6 +138,18 @@ export async function runLoad(opts) {
   }
   const token = frames.readConfToken(prep.payload);
   const { frame: callTemplate, idOffset } = frames.httpReqCall(token, { bodySize });
+  // The post-resp phase has its own conf (and token), as APISIX prepares each phase's conf
+  // under its own key (apisix/plugins/ext-plugin/init.lua).
+  let respTemplate;
+  let respIdOffset = 0;
+  if (opts.respConf) {
+    const respPrep = await roundTrip(first, frames.prepareConf(opts.respConf, opts.respKey ?? key.replace('pre-req', 'post-resp')));
+    if (respPrep.type !== FRAME_TYPE.prepareConf) {
+      first.destroy();
+      throw new Error(`PrepareConf (post-resp) failed: reply type ${respPrep.type}`);
+    }
+    ({ frame: respTemplate, idOffset: respIdOffset } = frames.httpRespCall(frames.readConfToken(respPrep.payload)));
+  }
 
   // --- ExtraInfo answers, encoded once each.
   const bodyAnswer = frames.extraInfoAnswer(bodySize > 0 ? makeBody(bodySize) : undefined);
@@ -157,6 +177,9 @@ export async function runLoad(opts) {
     errors: 0,
     errorCodes: {},
     extraInfo: { var: 0, reqBody: 0, respBody: 0, unknown: 0 },
+    // The same, asked during the post-resp call (only with --resp-conf).
+    extraInfoPostResp: { var: 0, reqBody: 0, respBody: 0, unknown: 0 },
+    respErrors: 0,
     varNames: {},
     actions: { none: 0, stop: 0, rewrite: 0 },
     reconnects: 0,
@@ -167,22 +190,30 @@ export async function runLoad(opts) {
   let sampledActions = 0;
   const ACTIONS_SAMPLED = 200; // decode a few replies to report what the runner answered
   let workerCounter = 1;
+  let requestCounter = 0;
   const inFlight = new Set();
+  const emptyBodyAnswer = frames.extraInfoAnswer(Buffer.alloc(0));
 
   function startConnection(socket) {
     // Each connection owns its copy of the frame: patching the id is safe because the
     // previous write has been read by the runner once its reply arrived.
     const call = Buffer.from(callTemplate);
+    const respCall = respTemplate ? Buffer.from(respTemplate) : undefined;
     let pending = null; // bytes of an incomplete frame
     let sentAt = 0;
+    let inPostResp = false;
+    let requestIdAnswer; // `$request_id` of the request in flight, unique per request
     const conn = { socket, busy: false };
     inFlight.add(conn);
+    const nextId = () => ((1 << 22) | (workerCounter++ & 0x3fffff)) >>> 0;
 
     const sendCall = () => {
       if (stopping) { conn.busy = false; return; }
       // worker 1, 22-bit counter: never 0, so the id field stays present.
-      call.writeUInt32LE(((1 << 22) | (workerCounter++ & 0x3fffff)) >>> 0, idOffset);
+      call.writeUInt32LE(nextId(), idOffset);
       conn.busy = true;
+      inPostResp = false;
+      requestIdAnswer = undefined;
       sentAt = performance.now();
       socket.write(call);
     };
@@ -190,15 +221,28 @@ export async function runLoad(opts) {
     const onFrame = (type, payload) => {
       if (type === FRAME_TYPE.extraInfo) {
         const q = frames.readExtraInfoQuestion(payload);
-        if (recording) stats.extraInfo[q.kind]++;
+        if (recording) (inPostResp ? stats.extraInfoPostResp : stats.extraInfo)[q.kind]++;
+        if (recording && q.kind === 'var') stats.varNames[q.name] = (stats.varNames[q.name] ?? 0) + 1;
         if (q.kind === 'reqBody') socket.write(bodyAnswer);
-        else if (q.kind === 'var') {
-          if (recording) stats.varNames[q.name] = (stats.varNames[q.name] ?? 0) + 1;
+        else if (q.kind === 'respBody') socket.write(emptyBodyAnswer);
+        else if (q.kind === 'var' && q.name === 'request_id') {
+          // nginx's $request_id: 32 hex digits, the same in every phase of one request.
+          requestIdAnswer ??= frames.extraInfoAnswer(Buffer.from((++requestCounter).toString(16).padStart(32, '0')));
+          socket.write(requestIdAnswer);
+        } else if (q.kind === 'var') {
           socket.write(answerVar(q.name));
         } else socket.write(absentAnswer);
         return;
       }
-      if (type === FRAME_TYPE.httpReqCall || type === FRAME_TYPE.error) {
+      if (respCall && !inPostResp && type === FRAME_TYPE.httpReqCall) {
+        // The upstream answered (not modelled): APISIX now runs ext-plugin-post-resp.
+        inPostResp = true;
+        respCall.writeUInt32LE(nextId(), respIdOffset);
+        socket.write(respCall);
+        return;
+      }
+      if (type === FRAME_TYPE.httpRespCall || type === FRAME_TYPE.httpReqCall || type === FRAME_TYPE.error) {
+        if (recording && inPostResp && type === FRAME_TYPE.error) stats.respErrors++;
         if (recording) {
           stats.completed++;
           histogram.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
@@ -206,7 +250,7 @@ export async function runLoad(opts) {
             stats.errors++;
             const code = frames.readErrorCode(payload);
             stats.errorCodes[code] = (stats.errorCodes[code] ?? 0) + 1;
-          } else if (sampledActions < ACTIONS_SAMPLED) {
+          } else if (type === FRAME_TYPE.httpReqCall && sampledActions < ACTIONS_SAMPLED) {
             sampledActions++;
             stats.actions[frames.readReplyAction(payload)]++;
           }
@@ -301,6 +345,9 @@ export async function runLoad(opts) {
     reconnects: stats.reconnects,
     unexpectedFrames: stats.unexpected,
     extraInfo: stats.extraInfo,
+    extraInfoPostResp: opts.respConf ? stats.extraInfoPostResp : undefined,
+    respErrors: stats.respErrors,
+    twoPhase: Boolean(opts.respConf),
     varNames: stats.varNames,
     sampledActions: stats.actions,
     requestFrameBytes: callTemplate.length,
@@ -318,12 +365,14 @@ async function main() {
       conf: { type: 'string', default: '[]' },
       key: { type: 'string' },
       'body-size': { type: 'string', default: '0' },
+      'resp-conf': { type: 'string' },
+      'resp-key': { type: 'string' },
       pid: { type: 'string' },
       'helper-pids': { type: 'string' },
     },
   });
   if (!values.socket) {
-    process.stderr.write('usage: node bench/loadgen.mjs --socket <path> [--connections N] [--duration s] [--warmup s] [--conf JSON] [--key K] [--body-size B] [--pid P]\n');
+    process.stderr.write('usage: node bench/loadgen.mjs --socket <path> [--connections N] [--duration s] [--warmup s] [--conf JSON] [--key K] [--body-size B] [--resp-conf JSON] [--resp-key K] [--pid P]\n');
     process.exit(2);
   }
   const summary = await runLoad({
@@ -334,6 +383,8 @@ async function main() {
     conf: JSON.parse(values.conf),
     key: values.key,
     bodySize: Number(values['body-size']),
+    respConf: values['resp-conf'] ? JSON.parse(values['resp-conf']) : undefined,
+    respKey: values['resp-key'],
     pid: values.pid ? Number(values.pid) : undefined,
     helperPids: values['helper-pids'] ? values['helper-pids'].split(',').map(Number) : [],
   });

@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 /**
  * Memory check: RSS of a bare Node process (`node -e` with a timer) next to the runner
- * (`node dist/cli.js`) in the same run: idle, under 100 % mirroring (C = 32 for a few seconds to
- * a local sink, peak and settled), with 1,000 idle connections (each has served one RPC, as
- * APISIX's keep-alive pool leaves them), and with 10,000 cached route confs (rewrite), then
- * 10,000 more (proxy-mirror, one shared target).
+ * (`node dist/cli.js`) in the same run: idle (1.5 s after start, and again after --idle-wait
+ * seconds, both for bare Node and the runner, which run side by side: V8's memory reducer gives
+ * back the young generation that start-up grew only after several idle seconds), under 100 %
+ * mirroring (C = 32 for a few seconds to a local sink: median of the second half of the window,
+ * and peak), with 1,000 idle connections (each has served one RPC, as APISIX's keep-alive pool
+ * leaves them), and with 10,000 cached route confs (rewrite), then 10,000 more (proxy-mirror,
+ * one shared target).
  *
- *   node bench/rss.mjs [--connections 1000] [--confs 10000] [--mirror-seconds 5] [--mirror-threads 2] [--runner dist/cli.js]
+ *   node bench/rss.mjs [--connections 1000] [--confs 10000] [--mirror-seconds 5] [--mirror-threads 2]
+ *                      [--idle-wait 30] [--breakdown] [--runner dist/cli.js]
+ *
+ * --breakdown preloads bench/memory-probe.mjs into the runner and prints, for the mirroring
+ * window, how the main thread's memory splits into V8 heap, external/array buffers and the rest.
  * Prints a markdown table and writes it to .bench-out/rss-latest.md.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { resolve } from 'node:path';
@@ -35,11 +42,15 @@ const { values } = parseArgs({
     runner: { type: 'string', default: 'dist/cli.js' },
     'mirror-seconds': { type: 'string', default: '5' },
     'mirror-threads': { type: 'string', default: '2' },
+    'idle-wait': { type: 'string', default: '30' },
+    breakdown: { type: 'boolean', default: false },
   },
 });
 const MIRROR_SECONDS = Number(values['mirror-seconds']);
 const CONNECTIONS = Number(values.connections);
 const CONFS = Number(values.confs);
+const IDLE_WAIT_MS = Number(values['idle-wait']) * 1000;
+const probeFile = resolve(os.tmpdir(), `a6rss-probe-${process.pid}.jsonl`);
 
 const { frames } = await loadProtocol();
 const socketPath = resolve(os.tmpdir(), `a6rss-${process.pid}.sock`);
@@ -85,27 +96,42 @@ async function settledRss(pid) {
   return processRssKiB(pid);
 }
 
-// Bare Node, same binary, same run: the floor the runner's figures are compared with.
+/** Median of the RSS samples (KiB). */
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mib = (bytes) => (bytes / 1048576).toFixed(1);
+
+// Bare Node, same binary, same run, started next to the runner and measured at the same
+// moments: the floor the runner's figures are compared with.
 const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-const bareRss = await settledRss(bare.pid);
-bare.kill('SIGTERM');
-await new Promise((r) => bare.once('exit', r));
+const startedAt = Date.now();
 
 rmSync(socketPath, { force: true });
+rmSync(probeFile, { force: true });
 const runnerArgs = [resolve(REPO_ROOT, values.runner), '--log-level', 'warn'];
 if (values['mirror-threads'] !== 'default') runnerArgs.push('--mirror-threads', values['mirror-threads']);
-const runner = spawn(process.execPath, runnerArgs, {
+const nodeFlags = values.breakdown ? ['--import', resolve(REPO_ROOT, 'bench/memory-probe.mjs')] : [];
+const runner = spawn(process.execPath, [...nodeFlags, ...runnerArgs], {
   cwd: REPO_ROOT,
-  env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
+  env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, A6_MEMORY_PROBE_FILE: probeFile },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
-const rows = [['bare Node (`node -e` with a timer)', bareRss]];
+const rows = [];
+const breakdown = [];
 const sink = await startNodeServer(SINK_SRC);
 try {
   for (let i = 0; i < 200; i++) {
     try { (await client(socketPath)).socket.destroy(); break; } catch { await sleep(50); }
   }
-  rows.push(['runner started, no connection (idle)', await settledRss(runner.pid)]);
+  await sleep(1500);
+  const bareStart = processRssKiB(bare.pid);
+  rows.push(['bare Node (`node -e` with a timer), 1.5 s after start', bareStart]);
+  rows.push(['runner started, no connection, 1.5 s after start', processRssKiB(runner.pid), bareStart]);
+  await sleep(Math.max(0, startedAt + IDLE_WAIT_MS - Date.now()));
+  const bareIdle = processRssKiB(bare.pid);
+  rows.push([`bare Node, ${IDLE_WAIT_MS / 1000} s after start`, bareIdle]);
+  rows.push([`runner idle, ${IDLE_WAIT_MS / 1000} s after start (after V8's memory reducer)`, processRssKiB(runner.pid), bareIdle]);
+  bare.kill('SIGTERM');
+  await new Promise((r) => bare.once('exit', r));
 
   const first = await client(socketPath);
   if (MIRROR_SECONDS > 0) {
@@ -116,9 +142,10 @@ try {
     for (let i = 0; i < 32; i++) loaders.push(await client(socketPath));
     let stop = false;
     let calls = 0;
-    let peak = 0;
-    const sampler = setInterval(() => { peak = Math.max(peak, processRssKiB(runner.pid) ?? 0); }, 200);
-    const until = Date.now() + MIRROR_SECONDS * 1000;
+    const samples = [];
+    const sampler = setInterval(() => { samples.push({ t: Date.now(), kib: processRssKiB(runner.pid) ?? 0 }); }, 200);
+    const from = Date.now();
+    const until = from + MIRROR_SECONDS * 1000;
     await Promise.all(loaders.map(async (c) => {
       while (Date.now() < until) {
         await c.call(mcall);
@@ -127,8 +154,29 @@ try {
     }));
     stop = true;
     clearInterval(sampler);
-    rows.push([`100 % mirroring, C = 32, ${MIRROR_SECONDS} s (${calls.toLocaleString('en-US')} copies; peak)`, peak || undefined]);
-    rows.push(['after mirroring, settled', await settledRss(runner.pid)]);
+    const secondHalf = samples.filter((x) => x.t >= from + (until - from) / 2).map((x) => x.kib);
+    const label = `100 % mirroring, C = 32, ${MIRROR_SECONDS} s (${calls.toLocaleString('en-US')} copies)`;
+    rows.push([`${label}: steady state (median of the second half)`, secondHalf.length ? median(secondHalf) : undefined, bareIdle]);
+    rows.push([`${label}: peak`, samples.length ? Math.max(...samples.map((x) => x.kib)) : undefined, bareIdle]);
+    rows.push(['after mirroring, settled', await settledRss(runner.pid), bareIdle]);
+    if (values.breakdown) {
+      // The probe's lines from the second half of the window: median of each part.
+      const lines = readFileSync(probeFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+        .filter((l) => l.t >= from + (until - from) / 2 && l.t <= until);
+      if (lines.length) {
+        const part = (f) => median(lines.map(f));
+        breakdown.push(
+          ['RSS', part((l) => l.rss)],
+          ['V8 heap, physical (all spaces)', part((l) => l.heapPhysical)],
+          ['  of which used', part((l) => l.heapUsed)],
+          ['  new space (young generation), physical', part((l) => l.spaces.new_space ?? 0)],
+          ['  old space, physical', part((l) => l.spaces.old_space ?? 0)],
+          ['external (Buffers, ArrayBuffers, native)', part((l) => l.external)],
+          ['  of which ArrayBuffers', part((l) => l.arrayBuffers)],
+          ['RSS not in the V8 heap nor external (malloc, code, binary, thread stacks)', part((l) => l.rss - l.heapPhysical - l.external)],
+        );
+      }
+    }
     for (const c of loaders) c.socket.destroy();
     void stop;
   }
@@ -138,7 +186,7 @@ try {
   for (let i = 1; i < CONNECTIONS; i++) conns.push(await client(socketPath));
   // One RPC each so every connection holds the state a served connection holds.
   await Promise.all(conns.map((c) => c.call(call)));
-  rows.push([`${CONNECTIONS} idle connections (one RPC served each)`, await settledRss(runner.pid)]);
+  rows.push([`${CONNECTIONS} idle connections (one RPC served each)`, await settledRss(runner.pid), bareIdle]);
 
   const workers = conns.slice(0, 16);
   const fill = async (makeConf, prefix) => {
@@ -153,12 +201,14 @@ try {
     );
   };
   await fill((i) => [{ name: 'rewrite', value: JSON.stringify({ path: `/svc/${i}`, headers: { set: { 'x-route': String(i) } } }) }], 'rw');
-  rows.push([`+ ${CONFS} cached confs (rewrite, distinct)`, await settledRss(runner.pid)]);
+  rows.push([`+ ${CONFS} cached confs (rewrite, distinct)`, await settledRss(runner.pid), bareIdle]);
   await fill((i) => [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:9', sample_ratio: 0.001, path: `/m/${i}` }) }], 'pm');
-  rows.push([`+ ${CONFS} cached confs (proxy-mirror, one target)`, await settledRss(runner.pid)]);
+  rows.push([`+ ${CONFS} cached confs (proxy-mirror, one target)`, await settledRss(runner.pid), bareIdle]);
   for (const c of conns) c.socket.destroy();
-  rows.push(['connections closed (confs still cached)', await settledRss(runner.pid)]);
+  rows.push(['connections closed (confs still cached)', await settledRss(runner.pid), bareIdle]);
 } finally {
+  if (bare.exitCode === null && bare.signalCode === null) bare.kill('SIGTERM');
+  rmSync(probeFile, { force: true });
   await stopChild(sink.child);
   runner.kill('SIGTERM');
   await new Promise((r) => runner.once('exit', r));
@@ -166,16 +216,24 @@ try {
 }
 
 const table = [
-  `RSS of \`node ${values.runner}\` (node ${process.version}, ${os.cpus()[0]?.model ?? ''}); command: \`node bench/rss.mjs --connections ${CONNECTIONS} --confs ${CONFS} --mirror-seconds ${MIRROR_SECONDS} --mirror-threads ${values['mirror-threads']}\``,
+  `RSS of \`node ${values.runner}\` (node ${process.version}, ${os.cpus()[0]?.model ?? ''}); command: \`node bench/rss.mjs --connections ${CONNECTIONS} --confs ${CONFS} --mirror-seconds ${MIRROR_SECONDS} --mirror-threads ${values['mirror-threads']} --idle-wait ${IDLE_WAIT_MS / 1000}${values.breakdown ? ' --breakdown' : ''}\``,
   '',
-  '| state | RSS MiB | Δ vs previous | Δ vs bare Node |',
+  '| state | RSS MiB | Δ vs previous | Δ vs bare Node (same moment or idle) |',
   '|---|--:|--:|--:|',
-  ...rows.map(([label, kib], i) => {
+  ...rows.map(([label, kib, bareKib], i) => {
     const prev = i > 0 ? rows[i - 1][1] : undefined;
     const delta = prev !== undefined && kib !== undefined ? `${((kib - prev) / 1024).toFixed(1)}` : '';
-    const vsBare = i > 0 && kib !== undefined && bareRss !== undefined ? `+${((kib - bareRss) / 1024).toFixed(1)}` : '';
+    const vsBare = bareKib !== undefined && kib !== undefined ? `+${((kib - bareKib) / 1024).toFixed(1)}` : '';
     return `| ${label} | ${kib === undefined ? 'n/a' : (kib / 1024).toFixed(1)} | ${delta} | ${vsBare} |`;
   }),
+  ...(breakdown.length ? [
+    '',
+    'Runner main thread during the second half of the mirroring window (medians, `process.memoryUsage()` and `v8.getHeapSpaceStatistics()`):',
+    '',
+    '| part | MiB |',
+    '|---|--:|',
+    ...breakdown.map(([label, bytes]) => `| ${label} | ${mib(bytes)} |`),
+  ] : []),
 ].join('\n');
 process.stdout.write(`${table}\n`);
 mkdirSync(resolve(REPO_ROOT, '.bench-out'), { recursive: true });

@@ -72,9 +72,9 @@ const rewrite = {
 };
 /** A 127.0.0.1 port with nobody listening (checked at start). */
 const DEAD_PORT = 9;
-const mirror = (port, ratio) => ({
+const mirror = (port, ratio, extra = {}) => ({
   name: 'proxy-mirror',
-  value: JSON.stringify({ host: `http://127.0.0.1:${port}`, sample_ratio: ratio }),
+  value: JSON.stringify({ host: `http://127.0.0.1:${port}`, sample_ratio: ratio, ...extra }),
 });
 
 /**
@@ -92,6 +92,15 @@ const CASES = [
   // Copies from a worker thread; the runner may use both cores (the second is shared with the
   // load generator and the sink), as "when a second core is available" asks.
   { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], cores: '0,1' },
+  // Shadow comparison (docs/compare.md): the same proxy-mirror conf in ext-plugin-pre-req and
+  // ext-plugin-post-resp; each request is an HTTPReqCall then an HTTPRespCall (`respConf`), so
+  // "RPC/s" and "CPU µs/RPC" are per request (two RPCs) in these rows. The sink's answer
+  // (200, empty body) and the loadgen's real answer (200, empty body) compare equal.
+  // The same two RPCs per request without `compare`: what the post-resp call itself costs
+  // (proxy-mirror answers it at once, no ExtraInfo), apart from the comparison.
+  { id: 'mirror-postresp', label: 'proxy-mirror 1 → sink, no compare (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1)], respConf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
+  { id: 'compare-head', label: 'proxy-mirror 1 → sink, compare status+headers (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1, { compare: { body: false } })], respConf: (p) => [mirror(p, 1, { compare: { body: false } })], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
+  { id: 'compare-body', label: 'proxy-mirror 1 → sink, compare with bodies (per request: pre-req + post-resp)', conf: (p) => [mirror(p, 1, { compare: {} })], respConf: (p) => [mirror(p, 1, { compare: {} })], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   // A target that refuses connections (port 9, discard, closed here): the breaker opens after
   // three refused connects and the rest of the copies are skipped (target_down).
   { id: 'mirror-dead', label: 'proxy-mirror 1 → refused port', conf: () => [mirror(DEAD_PORT, 1)], floor: 'floor', args: ['--mirror-threads', '1'] },
@@ -189,7 +198,7 @@ async function sinkCount(port) {
 }
 
 /** Runs the load generator (pinned to core 1) for one cell and returns its JSON summary. */
-function runLoadgen({ socketPath, connections, conf, key, bodySize, pid, helperPids }) {
+function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pid, helperPids }) {
   const argv = pinned(1, [
     process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'),
     '--socket', socketPath,
@@ -199,6 +208,7 @@ function runLoadgen({ socketPath, connections, conf, key, bodySize, pid, helperP
     '--conf', JSON.stringify(conf),
     '--key', key,
     '--body-size', String(bodySize ?? 0),
+    ...(respConf ? ['--resp-conf', JSON.stringify(respConf), '--resp-key', key.replace('pre-req', 'post-resp')] : []),
     '--pid', String(pid),
     ...(helperPids?.length ? ['--helper-pids', helperPids.join(',')] : []),
   ]);
@@ -253,8 +263,14 @@ function notesOf(s, extra) {
   const notes = [];
   const acts = Object.entries(s.sampledActions).filter(([, n]) => n > 0).map(([a]) => a);
   if (acts.length) notes.push(`reply: ${acts.join('/')}`);
-  const ei = Object.entries(s.extraInfo).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${(n / Math.max(1, s.completed)).toFixed(2)}/RPC`);
-  if (ei.length) notes.push(`ExtraInfo ${ei.join(', ')}`);
+  const per = s.twoPhase ? 'request' : 'RPC';
+  const ei = Object.entries(s.extraInfo).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${(n / Math.max(1, s.completed)).toFixed(2)}/${per}`);
+  if (ei.length) notes.push(`ExtraInfo ${s.twoPhase ? 'in pre-req ' : ''}${ei.join(', ')}`);
+  if (s.twoPhase) {
+    const post = Object.entries(s.extraInfoPostResp).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${(n / Math.max(1, s.completed)).toFixed(2)}/request`);
+    notes.push(`ExtraInfo in post-resp ${post.length ? post.join(', ') : 'none'}`);
+    if (s.respErrors) notes.push(`**${s.respErrors} post-resp errors**`);
+  }
   if (s.errors) notes.push(`**${s.errors} errors** ${JSON.stringify(s.errorCodes)}`);
   if (s.reconnects) notes.push(`${s.reconnects} reconnects`);
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
@@ -314,6 +330,7 @@ async function main() {
               socketPath: server.socketPath,
               connections: C,
               conf: c.conf ? c.conf(sink?.port) : [],
+              respConf: c.respConf ? c.respConf(sink?.port) : undefined,
               key: `route#1#ext-plugin-pre-req#${++routeVersion}`,
               bodySize: c.bodySize,
               pid: server.child.pid,
@@ -341,7 +358,7 @@ async function main() {
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, c.id.startsWith('mirror-all') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
+            notes: notesOf(summary, (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });

@@ -4,10 +4,8 @@ import { ConfigError, HELP, resolveConfig } from './config.js';
 import { LogFileError, createLogger, openLogTarget, type LogTarget } from './observability/logger.js';
 import { MetricsAddressError, startRunner, type Runner } from './runner.js';
 import { SocketPathError } from './server/socket-path.js';
-import { runCheck } from './check/command.js';
 import { builtinPlugins } from './plugins/index.js';
 import { PluginModuleError, loadPluginModule } from './plugin-loader.js';
-import { runInit } from './scaffold/init-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,10 +29,14 @@ function failStart(err: unknown): never {
 }
 
 async function main(): Promise<void> {
+  // The subcommands are imported only when asked for: a serving runner does not keep the
+  // scaffold templates or the route checker (and its YAML parser) in memory.
   if (process.argv[2] === 'init') {
+    const { runInit } = await import('./scaffold/init-command.js');
     process.exit(await runInit(process.argv.slice(3)));
   }
   if (process.argv[2] === 'check') {
+    const { runCheck } = await import('./check/command.js');
     process.exitCode = await runCheck(process.argv.slice(3), { loadPlugins: (paths, host) => Promise.all(paths.map((p) => loadPluginModule(p, host))).then((l) => l.flat()) });
     return;
   }

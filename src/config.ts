@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { parseListenAddress } from './server/socket-path.js';
 import { ConfError } from './plugin-api/plugin.js';
 
@@ -90,6 +90,14 @@ interface FileConfig {
   drainTimeout?: number;
   plugins?: string[];
   plugin_attr?: Record<string, unknown>;
+}
+
+// yaml is required (synchronously, so a bad file still fails the start) only for a .yaml/.yml
+// config file: a runner configured by flags, environment or JSON does not load the parser.
+const requireFromHere = createRequire(import.meta.url);
+function parseYaml(text: string): unknown {
+  const yaml = requireFromHere('yaml') as typeof import('yaml');
+  return yaml.parse(text);
 }
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

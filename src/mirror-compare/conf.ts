@@ -3,7 +3,7 @@
  * schema as `properties.compare`) and the parser that turns it into what the room uses. Parsing
  * happens once per PrepareConf, never per request. Defaults are documented in docs/compare.md.
  */
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonSchema } from '../plugin-api/index.js';
 import { ConfError } from '../plugin-api/index.js';
 // Durations are written as in proxy-mirror's timeouts (and APISIX's plugin_attr).
@@ -119,8 +119,14 @@ export interface CompareConf {
   readonly examples: number;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
-const validate = ajv.compile(compareSchema);
+// Compiled with the first `compare` block, not at import: a runner whose routes never compare
+// does not pay for a second Ajv instance and its meta-schema (docs/performance.md, idle RSS).
+// compareSchema is ours and fixed, so compiling it late cannot turn into a late start error.
+let compiled: ValidateFunction | undefined;
+function compareValidator(): ValidateFunction {
+  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false }).compile(compareSchema);
+  return compiled;
+}
 
 function firstError(errors: ErrorObject[] | null | undefined): ErrorObject | undefined {
   // oneOf reports each branch; the most specific message is the deepest path.
@@ -133,6 +139,7 @@ function firstError(errors: ErrorObject[] | null | undefined): ErrorObject | und
  */
 export function parseCompareConf(raw: unknown, at = '/compare'): CompareConf {
   const value: unknown = raw === undefined ? {} : structuredClone(raw);
+  const validate = compareValidator();
   if (!validate(value)) {
     const e = firstError(validate.errors);
     throw new ConfError(`${at}${e?.instancePath ?? ''}`, e?.message ?? 'invalid');

@@ -19,9 +19,8 @@
 import { performance } from 'node:perf_hooks';
 import type { CallContext, HttpRequest, HttpResponse, Logger, PluginHost } from '../../plugin-api/index.js';
 import type { DispatchOutcome, DispatchResponse, DispatchTarget, DispatchRequest, ResponseSink } from '../../mirror-dispatch/index.js';
-import {
-  createCompareHttpHandler, DiffLogWriter, ShadowComparison,
-  type AnswerHeaders, type CompareConf, type MirrorFailure, type MirrorOutcome,
+import type {
+  AnswerHeaders, CompareConf, MirrorFailure, MirrorOutcome, ShadowComparison, DiffLogWriter,
 } from '../../mirror-compare/index.js';
 import { mountMetricsPage } from '../../observability/metrics.js';
 import type { LogLimiter } from './log-limiter.js';
@@ -64,6 +63,7 @@ export interface ComparedCopy {
 export class CompareWiring {
   private comparison: ShadowComparison | undefined;
   private diffLog: DiffLogWriter | undefined;
+  private closed = false;
 
   constructor(
     private readonly host: PluginHost,
@@ -73,12 +73,23 @@ export class CompareWiring {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /**
-   * The room, built when the first route that compares arrives (a runner without one registers
-   * no compare metrics and serves no report); its pages go on the metrics listener.
-   */
+  /** The room; only after the first compared copy has built it (see `openRoom`). */
   get room(): ShadowComparison {
+    if (!this.comparison) throw new Error('proxy-mirror: the compare room is built with the first compared copy');
+    return this.comparison;
+  }
+
+  /**
+   * The room, built when the first copy of a route that compares is filed (a runner without one
+   * registers no compare metrics and serves no report); its pages go on the metrics listener.
+   * The comparison code (diffs, report page, diff log) is imported here, not at start: a runner
+   * whose routes never compare does not hold it in memory (docs/performance.md, idle RSS).
+   */
+  private async openRoom(): Promise<ShadowComparison | undefined> {
     if (this.comparison) return this.comparison;
+    const { createCompareHttpHandler, DiffLogWriter, ShadowComparison } = await import('../../mirror-compare/index.js');
+    // Another call may have built it while the import was pending; or the runner closed.
+    if (this.comparison || this.closed) return this.comparison;
     const path = this.diffLogPath;
     if (path) {
       this.diffLog = new DiffLogWriter(path, {
@@ -102,6 +113,7 @@ export class CompareWiring {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.comparison?.stop();
     await this.diffLog?.close();
   }
@@ -118,7 +130,8 @@ export class CompareWiring {
       return undefined;
     }
     const route = compareRouteName(conf, ctx.routeKey);
-    return this.room.expect(key, { route, target, method: req.method, path: req.path, conf }) ? { route, key } : undefined;
+    const room = await this.openRoom();
+    return room?.expect(key, { route, target, method: req.method, path: req.path, conf }) ? { route, key } : undefined;
   }
 
   /**

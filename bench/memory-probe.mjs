@@ -1,0 +1,22 @@
+/**
+ * Preloaded into the runner by `bench/rss.mjs --breakdown` (`node --import bench/memory-probe.mjs`):
+ * every 200 ms, appends one JSON line to $A6_MEMORY_PROBE_FILE with where the main thread's memory
+ * is: V8 heap (per space, physical), external and array buffers (Buffers, undici's), and the RSS
+ * not in either (malloc arenas, code, the binary). Bench-only: the runner never loads it.
+ */
+import { appendFileSync } from 'node:fs';
+import v8 from 'node:v8';
+
+const file = process.env.A6_MEMORY_PROBE_FILE;
+if (file) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    const spaces = {};
+    let heapPhysical = 0;
+    for (const s of v8.getHeapSpaceStatistics()) {
+      heapPhysical += s.physical_space_size;
+      if (s.physical_space_size > 0) spaces[s.space_name] = s.physical_space_size;
+    }
+    appendFileSync(file, `${JSON.stringify({ t: Date.now(), rss: m.rss, heapUsed: m.heapUsed, heapPhysical, external: m.external, arrayBuffers: m.arrayBuffers, spaces })}\n`);
+  }, 200).unref();
+}
