@@ -28,6 +28,11 @@ export default defineConfig({
       'test/plugins/proxy-mirror/copy-builder-rules.test.ts',
       'test/plugins/proxy-mirror/http-mirror.test.ts',
       'test/plugins/proxy-mirror/promises.test.ts',
+      // conf.ts parses runner settings (breaker, threads), node lists and the compare block too.
+      'test/plugins/proxy-mirror/settings.test.ts',
+      'test/plugins/proxy-mirror/nodes.test.ts',
+      'test/plugins/proxy-mirror/breaker.test.ts',
+      'test/plugins/proxy-mirror/compare-conf.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
