@@ -5,6 +5,7 @@ import { FrameDecoder } from '../../src/protocol/frame.js';
 import {
   decodeExtraInfoResp,
   decodeHttpReqCall,
+  decodeHttpRespCall,
   decodePrepareConfReq,
   encodeExtraInfoReq,
   encodeHttpReqCallResp,
@@ -58,6 +59,18 @@ describe('bench load generator frames', () => {
     expect(msg.method).toBe('POST');
     expect(msg.headers).toHaveLength(12);
     expect(msg.headers.find((h) => h.name === 'content-length')?.value).toBe('1024');
+  });
+
+  it('HTTPRespCall (the post-resp call of the compare cells) decodes to its token, status and headers, and its id can be patched', () => {
+    const { frame, idOffset } = frames.httpRespCall(9, { status: 201, headers: [['content-type', 'text/plain'], ['content-length', '3']] });
+    frame.writeUInt32LE(0x00400007, idOffset);
+    const { type, payload } = only(frame);
+    expect(type).toBe(FRAME_TYPE.httpRespCall);
+    const msg = decodeHttpRespCall(payload);
+    expect(msg.id).toBe(0x00400007);
+    expect(msg.confToken).toBe(9);
+    expect(msg.status).toBe(201);
+    expect(msg.headers).toEqual([{ name: 'content-type', value: 'text/plain' }, { name: 'content-length', value: '3' }]);
   });
 
   it('ExtraInfo answers decode to the bytes given, or to no value', () => {
