@@ -51,6 +51,26 @@ describe('host', () => {
   });
 });
 
+describe('runner settings nobody reads', () => {
+  it('an unknown key at the top, in timeout or in breaker is refused with its place and a did-you-mean', () => {
+    expect(confError(() => parseSettings({ timout: { connect: '1s' } }))).toMatchObject({ field: 'proxy-mirror' });
+    expect(confError(() => parseSettings({ timout: { connect: '1s' } })).message).toContain('unknown setting "timout" (did you mean "timeout"?');
+    expect(confError(() => parseSettings({ timeout: { conect: '1s' } }))).toMatchObject({ field: 'proxy-mirror.timeout' });
+    expect(confError(() => parseSettings({ timeout: { conect: '1s' } })).message).toContain('unknown setting "conect" (did you mean "connect"?');
+    expect(confError(() => parseSettings({ breaker: { failure: 5 } }))).toMatchObject({ field: 'proxy-mirror.breaker' });
+    expect(confError(() => parseSettings({ breaker: { failure: 5 } })).message).toContain('unknown setting "failure" (did you mean "failures"?');
+  });
+
+  it('every documented setting is known', () => {
+    const all = {
+      timeout: { connect: '1s', read: '2s', send: '3s' }, max_body_size: 10, max_concurrency: 2, max_queue: 3, max_queue_bytes: 4,
+      tls_ca: 'PEM', log_interval: '1s', close_grace: '1s', breaker: { failures: 2, retry_base: '1s', retry_max: '2s' },
+      mirror_threads: 1, resolve_every: '5s', diff_log: '/tmp/diffs.jsonl',
+    };
+    expect(parseSettings(all)).toMatchObject({ timeout: { connectMs: 1000, readMs: 2000, sendMs: 3000 }, breaker: { failures: 2, baseMs: 1000, maxMs: 2000 } });
+  });
+});
+
 describe('durations', () => {
   it('refuses zero, negative and non-finite durations, as numbers or strings', () => {
     for (const v of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
