@@ -63,7 +63,7 @@ Commands:
                                  (standalone apisix.yaml, Admin API JSON, ADC or ApisixRoute YAML)
   init <dir>                     scaffold a plugin project (TypeScript, a test with the testing kit)
 
-Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens --log-file (log rotation).
+Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reopens --log-file and --mirror-diff-log (log rotation).
 Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration mistake.
 
 Config file example (YAML):

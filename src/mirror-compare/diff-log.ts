@@ -2,8 +2,9 @@
  * Optional JSONL file of differences for offline analysis (one JSON object per line, appended).
  * It never blocks and never throws into the request path: lines go to a write stream; when
  * more than `maxBufferedBytes` are waiting for the disk, or the file has reached `maxFileBytes`
- * (counted from this process's start), or the stream has failed, lines are dropped and counted.
- * There is no rotation: point logrotate's `copytruncate` at it, or restart the runner.
+ * (counted since the file was last opened), or the stream has failed, lines are dropped and
+ * counted. Rotation works like --log-file's: move the file away and `reopen()` (the runner does
+ * it on SIGHUP, logrotate's `postrotate kill -HUP`).
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 
@@ -15,22 +16,40 @@ export interface DiffLogOptions {
 }
 
 export class DiffLogWriter {
-  private readonly stream: WriteStream;
+  private stream: WriteStream;
   private readonly maxFileBytes: number;
   private readonly maxBufferedBytes: number;
   private failed = false;
   /** Lines written, lines dropped, bytes handed to the stream. */
   readonly stats = { written: 0, dropped: 0, bytes: 0 };
 
-  constructor(readonly path: string, options: DiffLogOptions = {}) {
+  constructor(readonly path: string, private readonly options: DiffLogOptions = {}) {
     this.maxFileBytes = options.maxFileBytes ?? 256 * 1024 * 1024;
     this.maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
-    this.stream = createWriteStream(path, { flags: 'a' });
-    this.stream.on('error', (err) => {
-      if (this.failed) return;
+    this.stream = this.open();
+  }
+
+  private open(): WriteStream {
+    const stream = createWriteStream(this.path, { flags: 'a' });
+    stream.on('error', (err) => {
+      if (this.failed || stream !== this.stream) return;
       this.failed = true;
-      options.onError?.(err);
+      this.options.onError?.(err);
     });
+    return stream;
+  }
+
+  /**
+   * Starts a new file at the path (after logrotate moved the old one away): lines already handed
+   * to the old stream are flushed there, the size cap counts again from zero, and a writer that
+   * had failed (e.g. the disk was full) tries again.
+   */
+  reopen(): void {
+    const old = this.stream;
+    this.failed = false;
+    this.stats.bytes = 0;
+    this.stream = this.open();
+    old.end();
   }
 
   /** Appends one record; returns false when it was dropped. */

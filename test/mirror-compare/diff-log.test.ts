@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DiffLogWriter, parseCompareConf, ShadowComparison } from '../../src/mirror-compare/index.js';
+import { waitUntil } from '../harness/wait.js';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -54,6 +55,21 @@ describe('JSONL diff log', () => {
     await log.close();
     expect(readFileSync(file, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
     expect(log.stats).toMatchObject({ written: 2, dropped: 1 });
+  });
+
+  it('reopen() starts a new file at the path, with the size cap counted again from zero', async () => {
+    const file = path.join(tmp(), 'diffs.jsonl');
+    const log = new DiffLogWriter(file, { maxFileBytes: 20 });
+    expect(log.write({ n: 1 })).toBe(true);
+    expect(log.write({ n: 'a line too many for the cap' })).toBe(false);
+    // The stream opens the file asynchronously: rotate it once it exists, as logrotate would.
+    await waitUntil(() => existsSync(file), 'the diff log file created');
+    renameSync(file, `${file}.1`);
+    log.reopen();
+    expect(log.write({ n: 2 })).toBe(true);
+    await log.close();
+    expect(readFileSync(`${file}.1`, 'utf8')).toBe('{"n":1}\n');
+    expect(readFileSync(file, 'utf8')).toBe('{"n":2}\n');
   });
 
   it('is bounded by bytes waiting for the disk: a burst beyond it is dropped, never queued', async () => {

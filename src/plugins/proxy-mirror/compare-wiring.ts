@@ -93,8 +93,10 @@ export class CompareWiring {
     const path = this.diffLogPath;
     if (path) {
       this.diffLog = new DiffLogWriter(path, {
-        onError: (err) => this.logger.error({ file: path, err: err.message }, 'proxy-mirror: cannot write the diff log (--mirror-diff-log); differences are no longer logged to it'),
+        onError: (err) => this.logger.error({ file: path, err: err.message }, 'proxy-mirror: cannot write the diff log (--mirror-diff-log); differences are no longer logged to it until SIGHUP reopens it'),
       });
+      // Rotated like --log-file: logrotate moves the file, then `kill -HUP` (cli.ts reopens the log).
+      process.on('SIGHUP', this.reopenDiffLog);
     }
     const room = new ShadowComparison({
       registry: this.host.metrics,
@@ -115,8 +117,15 @@ export class CompareWiring {
   async close(): Promise<void> {
     this.closed = true;
     this.comparison?.stop();
+    process.off('SIGHUP', this.reopenDiffLog);
     await this.diffLog?.close();
   }
+
+  private readonly reopenDiffLog = (): void => {
+    if (!this.diffLog || this.closed) return;
+    this.diffLog.reopen();
+    this.logger.info({ file: this.diffLog.path }, 'diff log reopened (SIGHUP)');
+  };
 
   /**
    * Pre-req, for a sampled copy: reads `$request_id` and files the pair. Undefined when the

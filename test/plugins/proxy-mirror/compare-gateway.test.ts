@@ -5,7 +5,7 @@
  * results are read where an operator reads them: /mirror/diffs on the metrics listener, the
  * Prometheus metrics and the --mirror-diff-log file.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
@@ -165,6 +165,19 @@ describe('shadow comparison through the gateway emulator (pre-req + post-resp)',
     expect(lines).toHaveLength(100);
     expect(lines.every((l) => l.result === 'differ_body' && l.differences[0]!.field === 'body:/price' && Number(l.path.split('/')[2]) % 3 === 0)).toBe(true);
   }, 120_000);
+
+  it('the diff log is rotated like --log-file: moved away, then SIGHUP opens a new file at the path', async () => {
+    await sendAll(s, ['/fields/3000']);
+    await waitUntil(() => existsSync(s.diffLog) && readFileSync(s.diffLog, 'utf8').includes('"/fields/3000"'), 'a line in the diff log');
+    const rotated = `${s.diffLog}.1`;
+    renameSync(s.diffLog, rotated);
+    // What logrotate's `postrotate kill -HUP` delivers (cli.ts reopens --log-file on the same signal).
+    process.emit('SIGHUP', 'SIGHUP');
+    await sendAll(s, ['/fields/3003']);
+    await waitUntil(() => existsSync(s.diffLog) && readFileSync(s.diffLog, 'utf8').includes('"/fields/3003"'), 'the next difference in a new file at the path');
+    expect(readFileSync(rotated, 'utf8')).not.toContain('"/fields/3003"');
+    expect(readFileSync(s.diffLog, 'utf8')).not.toContain('"/fields/3000"');
+  }, 60_000);
 
   it('a route update (new conf version, new PrepareConf keys) keeps filing pairs under the same route name', async () => {
     const before = finished(await routeReport(s, 'route#fields'));
