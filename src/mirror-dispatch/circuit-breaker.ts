@@ -12,7 +12,7 @@ export type BreakerState = 'closed' | 'open' | 'half_open';
 /** Error codes that mean "could not reach the node" (nothing was sent). */
 export const CONNECT_FAILURE_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'EADDRNOTAVAIL',
-  'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET_CONNECT', 'GRPC_UNAVAILABLE',
+  'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'GRPC_UNAVAILABLE',
 ]);
 
 export class CircuitBreaker {

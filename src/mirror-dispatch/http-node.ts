@@ -1,28 +1,23 @@
 /**
- * One HTTP/1.1 node of a target: a keep-alive undici Pool and the node's circuit breaker.
- * Requests go out with `dispatch` and a small handler (no body stream, no promise per request
- * inside undici); the answer is read and thrown away unless a sink asks for it.
+ * One HTTP/1.1 node of a target: its keep-alive connections (the mirror's own client in h1/)
+ * and its circuit breaker. Requests handed over in the same event-loop turn share a connection
+ * and a write, up to `pipelining` per connection; answers are read and thrown away unless a
+ * sink asks for them.
+ *
+ * Why not undici: with undici every copy cost one write syscall of its own plus a request
+ * object, a parser callback chain and a timer, about 35-45 µs of CPU per copy on this kind of
+ * machine (docs/performance.md); the target for the whole mirrored request was 25 µs.
+ * Copies are fire-and-forget requests with a fixed shape, which a small client can write in
+ * batches.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import type { Dispatcher, Pool, buildConnector } from 'undici';
 import { CircuitBreaker, CONNECT_FAILURE_CODES } from './circuit-breaker.js';
 import type { DeadlineSweep } from './deadline-sweep.js';
+import { H1Connection, type ConnectionOptions, type ConnectionOwner, type Exchange } from './h1/connection.js';
+import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DispatchOutcome, DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
-
-type Undici = typeof import('undici');
-let undici: Undici | undefined;
-let loadingUndici: Promise<Undici> | undefined;
-/**
- * Loads undici once, when the first HTTP node is created: its HTTP parser (WebAssembly) costs
- * about 20 MiB of RSS, which a runner without mirror targets, or whose copies are sent from
- * worker threads, never needs on its RPC thread.
- */
-export function loadUndici(): Promise<Undici> {
-  loadingUndici ??= import('undici').then((m) => (undici = m));
-  return loadingUndici;
-}
 
 /** How much of an answer nobody reads is taken off the socket before it is cut off. */
 const DISCARD_LIMIT_BYTES = 1024 * 1024;
@@ -32,10 +27,16 @@ const DISCARD_LIMIT_BYTES = 1024 * 1024;
  * frame can carry, the most APISIX can hand the runner of the real answer (RespBody).
  */
 const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
+/** Requests written on one connection before its first answer (HTTP/1.1 pipelining). */
+export const DEFAULT_PIPELINING = 8;
+/** Idle keep-alive connections are closed after this, or a second before the server's own `Keep-Alive: timeout`. */
+const IDLE_MS = 4000;
+/** How often a node with requests in flight checks their timeouts. */
+const SWEEP_BUSY_MS = 50;
 
-const TIMEOUT_CODES: ReadonlySet<string> = new Set([
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ABORT_TIMEOUT', 'MIRROR_DEADLINE',
-]);
+export const TIMEOUT_CODES: ReadonlySet<string> = new Set(['CONNECT_TIMEOUT', 'SEND_TIMEOUT', 'READ_TIMEOUT', 'MIRROR_DEADLINE']);
+/** RFC 9110 section 9.2.2. */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** The code of an error (its own, or its cause's). */
 export function errorCode(err: unknown): string {
@@ -85,188 +86,270 @@ export function settleBreaker(
   return breaker.succeeded() ? { state: 'closed' } : undefined;
 }
 
-export class HttpNode implements NodeTransport {
-  private pool: Pool | undefined;
-  /** Requests that arrived before undici was loaded. */
-  private waiting: [DispatchRequest, ResponseSink | undefined, DoneCallback][] = [];
-  private readonly ready: Promise<void>;
-  private closed = false;
-  /** TLS name checked on the node's certificate: the target's host name, never the copied Host. */
-  private readonly servername: string;
-  private readonly deadlineSpan: number;
+/** One copy on its way: the request's bytes and what is read of its answer. */
+class Copy implements Exchange {
+  retries = 0;
+  private status = 0;
+  private received = 0;
+  private headers: Record<string, string | string[] | undefined> = {};
+  private readonly kept: Buffer[] | undefined;
+  /** Started only when a kept body goes over the sink's cap: bodies within it cost no hashing. */
+  private overCapHash: Hash | undefined;
+  private truncated = false;
+  private settled = false;
+
+  constructor(
+    readonly head: string,
+    readonly body: Buffer | undefined,
+    readonly isHead: boolean,
+    readonly idempotent: boolean,
+    readonly startedAt: number,
+    private readonly sink: ResponseSink | undefined,
+    private readonly done: DoneCallback,
+    private readonly nodeLabel: string,
+  ) {
+    this.kept = sink ? [] : undefined;
+  }
+
+  get wantsHeaders(): boolean {
+    return this.sink !== undefined;
+  }
+
+  onHead(status: number, headers: string[] | undefined): void {
+    this.status = status;
+    if (headers) {
+      const h: Record<string, string | string[] | undefined> = {};
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        const value = headers[i + 1]!;
+        const prev = h[name];
+        if (prev === undefined) h[name] = value;
+        else if (Array.isArray(prev)) prev.push(value);
+        else h[name] = [prev, value];
+      }
+      this.headers = h;
+    }
+  }
+
+  onBody(chunk: Buffer): boolean {
+    const before = this.received;
+    this.received += chunk.length;
+    const kept = this.kept;
+    if (kept) {
+      const keepLimit = this.sink!.maxBodyBytes;
+      const room = keepLimit - before;
+      // Copied: the chunk is a view into the socket's buffer.
+      if (room > 0) kept.push(Buffer.from(room >= chunk.length ? chunk : chunk.subarray(0, room)));
+      if (this.received > keepLimit) {
+        if (!this.overCapHash) {
+          // The first chunk over the cap: hash what was kept before it, then the whole chunk
+          // (kept's last entry is this chunk's start when room > 0).
+          this.overCapHash = createHash('sha256');
+          const keptBefore = room > 0 ? kept.length - 1 : kept.length;
+          for (let i = 0; i < keptBefore; i++) this.overCapHash.update(kept[i]!);
+        }
+        this.overCapHash.update(chunk);
+        this.truncated = true;
+      }
+    }
+    // Read and throw away, but not forever.
+    const readLimit = this.sink ? Math.max(SINK_READ_LIMIT_BYTES, this.sink.maxBodyBytes) : DISCARD_LIMIT_BYTES;
+    return this.received <= readLimit;
+  }
+
+  onEnd(cut: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    const sink = this.sink;
+    if (sink) {
+      sink.onResponse({
+        status: this.status,
+        headers: this.headers,
+        body: Buffer.concat(this.kept!),
+        truncated: cut || this.truncated,
+        bodyBytes: cut ? undefined : this.received,
+        bodySha256: cut ? undefined : this.overCapHash?.digest('hex'),
+        node: this.nodeLabel,
+      });
+    }
+    this.done(statusClass(this.status));
+  }
+
+  onFail(code: string, message: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    const outcome: DispatchOutcome = TIMEOUT_CODES.has(code) ? 'timeout' : 'error';
+    this.sink?.onFailure(outcome, code);
+    this.done(outcome, code, message);
+  }
+}
+
+export class HttpNode implements NodeTransport, ConnectionOwner {
+  private readonly connections: H1Connection[] = [];
+  /** Requests waiting for room on a connection (every connection full). */
+  private readonly waiting: Exchange[] = [];
+  private shut = false;
+  private readonly connOptions: ConnectionOptions;
+  private readonly maxConnections: number;
+  private readonly pipelining: number;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
+  private drained: (() => void) | undefined;
 
   constructor(
     readonly spec: NodeSpec,
-    private readonly target: TargetSpec,
+    target: TargetSpec,
     readonly breaker: CircuitBreaker,
-    private readonly sweep: DeadlineSweep,
+    _sweep: DeadlineSweep,
     private readonly now: () => number,
     /** Name to verify TLS against when the node is an address resolved from a host name. */
     tlsName?: string,
   ) {
     const t = target.timeouts;
-    this.servername = tlsName ?? spec.hostname;
-    this.deadlineSpan = t.connectMs + t.sendMs + t.readMs;
-    if (undici) {
-      this.pool = this.createPool(undici);
-      this.ready = Promise.resolve();
-    } else {
-      this.ready = loadUndici().then((u) => {
-        if (this.closed) return;
-        this.pool = this.createPool(u);
-        for (const [req, sink, done] of this.waiting.splice(0)) this.send(req, sink, done);
-      }, (err: unknown) => {
-        for (const [, sink, done] of this.waiting.splice(0)) {
-          sink?.onFailure('error', 'UNDICI_LOAD');
-          done('error', 'UNDICI_LOAD', err instanceof Error ? err.message : String(err));
-        }
-      });
-    }
-  }
-
-  private createPool(u: Undici): Pool {
-    const t = this.target.timeouts;
-    const name = this.servername;
-    // undici derives SNI and the certificate name from the request's Host header (the client's
-    // host here) and reconnects whenever it changes; a fixed servername per node avoids both.
-    // For an IP no SNI is sent (RFC 6066) and the certificate is checked against the IP.
-    const base = u.buildConnector({
-      timeout: t.connectMs,
-      rejectUnauthorized: this.target.tlsVerify,
-      ...(this.target.tlsCa ? { ca: [...rootCertificates, this.target.tlsCa] } : {}),
-    });
-    const sni = isIP(name) ? undefined : name;
-    const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, cb);
-    return new u.Pool(this.spec.origin, {
-      connections: this.target.limits.maxConcurrency,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 60_000,
-      // undici arms the headers timer when the request starts being written, so a write that
-      // stalls (the node reads nothing) is cut by it too: send + read bound that phase.
-      headersTimeout: t.sendMs + t.readMs,
-      bodyTimeout: t.readMs,
-      connect,
-    });
+    const name = tlsName ?? spec.hostname;
+    this.pipelining = Math.max(1, target.pipelining ?? DEFAULT_PIPELINING);
+    this.maxConnections = Math.max(1, target.limits.maxConcurrency);
+    this.connOptions = {
+      host: spec.hostname,
+      port: spec.port,
+      // The certificate is checked against the node's name, never the copied Host; for an IP
+      // no SNI is sent (RFC 6066) and the certificate is checked against the IP.
+      tls: target.tls
+        ? { servername: isIP(name) ? undefined : name, rejectUnauthorized: target.tlsVerify, ca: target.tlsCa ? [...rootCertificates, target.tlsCa] : undefined }
+        : undefined,
+      connectMs: t.connectMs,
+      sendMs: t.sendMs,
+      readMs: t.readMs,
+      deadlineMs: t.connectMs + t.sendMs + t.readMs,
+      idleMs: IDLE_MS,
+    };
   }
 
   send(req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
-    const pool = this.pool;
-    if (!pool) {
-      if (this.closed) done('error', 'CLOSED', 'node closed');
-      else this.waiting.push([req, sink, done]);
+    if (this.shut) {
+      sink?.onFailure('error', 'CLOSED');
+      done('error', 'CLOSED', 'node closed');
       return;
     }
-    let controller: Dispatcher.DispatchController | undefined;
-    let timedOut = false;
-    let finished = false;
-    let status = 0;
-    let received = 0;
-    let truncated = false;
-    let tooLong = false;
-    let headers: Record<string, string | string[] | undefined> = {};
-    const kept: Buffer[] | undefined = sink ? [] : undefined;
-    // Started only when a kept body goes over the sink's cap: bodies within it cost no hashing.
-    let overCapHash: Hash | undefined;
-    const keepLimit = sink ? sink.maxBodyBytes : 0;
-    const readLimit = sink ? Math.max(SINK_READ_LIMIT_BYTES, keepLimit) : DISCARD_LIMIT_BYTES;
-    const deadline = {
-      at: this.now() + this.deadlineSpan,
-      expire: (): void => {
-        timedOut = true;
-        controller?.abort(new Error('mirror request deadline (connect + send + read) passed'));
-      },
-    };
-    const finish = (outcome: DispatchOutcome, code?: string, message?: string): void => {
-      if (finished) return;
-      finished = true;
-      this.sweep.delete(deadline);
-      done(outcome, code, message);
-    };
-    this.sweep.add(deadline);
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart: (c) => {
-        controller = c;
-        if (timedOut) c.abort(new Error('mirror request deadline (connect + send + read) passed'));
-      },
-      onResponseStart: (_c, statusCode, h) => {
-        status = statusCode;
-        if (sink) headers = h as Record<string, string | string[] | undefined>;
-      },
-      onResponseData: (c, chunk) => {
-        const before = received;
-        received += chunk.length;
-        if (kept) {
-          const room = keepLimit - before;
-          if (room > 0) kept.push(room >= chunk.length ? chunk : chunk.subarray(0, room));
-          if (received > keepLimit) {
-            if (!overCapHash) {
-              // The first chunk over the cap: hash what was kept before it, then the whole chunk
-              // (kept's last entry is this chunk's start when room > 0).
-              overCapHash = createHash('sha256');
-              const keptBefore = room > 0 ? kept.length - 1 : kept.length;
-              for (let i = 0; i < keptBefore; i++) overCapHash.update(kept[i]!);
-            }
-            overCapHash.update(chunk);
-            truncated = true;
-          }
-        }
-        // Read and throw away, but not forever.
-        if (received > readLimit && !tooLong) {
-          tooLong = true;
-          c.abort(new Error('mirror response over the read limit'));
-        }
-      },
-      onResponseEnd: () => {
-        if (sink) {
-          sink.onResponse({
-            status, headers, body: Buffer.concat(kept!), truncated, bodyBytes: received, bodySha256: overCapHash?.digest('hex'), node: this.spec.label,
-          });
-        }
-        finish(statusClass(status));
-      },
-      onResponseError: (_c, err) => {
-        if (tooLong) {
-          // We cut an answer that was too long: the node did answer.
-          if (sink) sink.onResponse({ status, headers, body: Buffer.concat(kept!), truncated: true, bodyBytes: undefined, bodySha256: undefined, node: this.spec.label });
-          finish(statusClass(status));
-          return;
-        }
-        const code = timedOut ? 'MIRROR_DEADLINE' : errorCode(err);
-        const outcome: DispatchOutcome = TIMEOUT_CODES.has(code) ? 'timeout' : 'error';
-        sink?.onFailure(outcome, code);
-        finish(outcome, code, err instanceof Error ? err.message : String(err));
-      },
-    };
-    // `servername` is a documented dispatch option missing from undici's DispatchOptions type.
-    const options = { path: req.uri, method: req.method, headers: flatten(req.headers), body: req.body, servername: this.servername };
+    let head: string;
     try {
-      pool.dispatch(options as Dispatcher.DispatchOptions, handler);
+      head = requestHead(req.method, req.uri, req.headers, req.body?.length, this.spec.authority);
     } catch (err) {
-      handler.onResponseError!(undefined as unknown as Dispatcher.DispatchController, err as Error);
+      const code = err instanceof InvalidRequestError ? err.code : errorCode(err);
+      sink?.onFailure('error', code);
+      done('error', code, err instanceof Error ? err.message : String(err));
+      return;
     }
+    const method = req.method;
+    this.dispatch(new Copy(head, req.body, method === 'HEAD', IDEMPOTENT.has(method), this.now(), sink, done, this.spec.label));
+  }
+
+  /** Puts a request on a connection: one being written this turn, an idle one, a new one, or the least busy. */
+  private dispatch(ex: Exchange): void {
+    const conns = this.connections;
+    const depth = this.pipelining;
+    let idle: H1Connection | undefined;
+    let least: H1Connection | undefined;
+    for (let i = 0; i < conns.length; i++) {
+      const c = conns[i]!;
+      if (!c.usable) continue;
+      const n = c.inflight;
+      if (n >= depth) continue;
+      if (c.batching) {
+        c.send(ex);
+        return;
+      }
+      if (n === 0) {
+        if (!idle || (c.connected && !idle.connected)) idle = c;
+      } else if (!least || n < least.inflight) {
+        least = c;
+      }
+    }
+    let conn = idle;
+    if (!conn && conns.length < this.maxConnections) {
+      conn = new H1Connection(this.connOptions, this, this.now());
+      conns.push(conn);
+    }
+    conn ??= least;
+    if (!conn) {
+      this.waiting.push(ex);
+      return;
+    }
+    conn.send(ex);
+    this.armSweep(SWEEP_BUSY_MS);
+  }
+
+  resend(exchanges: Exchange[]): void {
+    for (const ex of exchanges) {
+      if (this.shut) ex.onFail('CLOSED', 'node closed');
+      else this.dispatch(ex);
+    }
+  }
+
+  freed(_conn: H1Connection): void {
+    while (this.waiting.length > 0 && !this.shut) {
+      const before = this.waiting.length;
+      this.dispatch(this.waiting.shift()!);
+      if (this.waiting.length >= before) break;
+    }
+    if (this.drained && this.busy === 0) this.drained();
+  }
+
+  closed(conn: H1Connection): void {
+    const i = this.connections.indexOf(conn);
+    if (i >= 0) this.connections.splice(i, 1);
+    // A request that waited for room can now have a new connection.
+    if (this.waiting.length > 0 && !this.shut) this.freed(conn);
+    if (this.drained && this.busy === 0) this.drained();
+  }
+
+  /** Requests on connections or waiting. */
+  private get busy(): number {
+    let n = this.waiting.length;
+    for (const c of this.connections) n += c.inflight;
+    return n;
+  }
+
+  /** Runs the timeout checks every SWEEP_BUSY_MS while requests are in flight, and idle closes. */
+  private armSweep(inMs: number): void {
+    const at = this.now() + inMs;
+    if (this.sweepTimer && this.sweepAt <= at) return;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), inMs);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = this.now();
+    for (const c of [...this.connections]) c.check(now);
+    if (this.connections.length === 0) return;
+    let busy = false;
+    let nextIdle = Infinity;
+    for (const c of this.connections) {
+      if (c.inflight > 0 || !c.connected) busy = true;
+      else nextIdle = Math.min(nextIdle, c.idleDeadline - now);
+    }
+    this.armSweep(busy ? SWEEP_BUSY_MS : Math.max(SWEEP_BUSY_MS, Math.ceil(nextIdle) + 1));
   }
 
   async close(graceMs: number): Promise<void> {
-    this.closed = true;
-    await this.ready;
-    for (const [, sink, done] of this.waiting.splice(0)) {
-      sink?.onFailure('error', 'CLOSED');
-      done('error', 'CLOSED', 'node closed before undici loaded');
+    this.shut = true;
+    if (this.busy > 0 && graceMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        timer = setTimeout(resolve, graceMs);
+        timer.unref();
+      });
+      clearTimeout(timer);
+      this.drained = undefined;
     }
-    const pool = this.pool;
-    if (!pool) return;
-    let timer: NodeJS.Timeout | undefined;
-    const graceful = pool.close().then(() => true, () => true);
-    const late = new Promise<boolean>((r) => { timer = setTimeout(() => r(false), graceMs); timer.unref(); });
-    const closed = await Promise.race([graceful, late]);
-    if (timer) clearTimeout(timer);
-    if (!closed) await pool.destroy().catch(() => undefined);
+    for (const ex of this.waiting.splice(0)) ex.onFail('CLOSED', 'node closed');
+    for (const c of [...this.connections]) c.destroy('CLOSED', 'node closed');
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
   }
-}
-
-function flatten(headers: readonly (readonly [string, string])[]): string[] {
-  const flat: string[] = [];
-  for (const [n, v] of headers) flat.push(n, v);
-  return flat;
 }

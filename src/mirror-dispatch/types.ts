@@ -62,6 +62,8 @@ export interface TargetSpec {
    */
   readonly resolveAll: boolean;
   readonly resolveEveryMs: number;
+  /** HTTP only: requests written on one connection before its first answer (default 8; 1: no pipelining). */
+  readonly pipelining?: number;
   readonly timeouts: DispatchTimeouts;
   readonly limits: DispatchLimits;
   readonly breaker: BreakerSettings;
