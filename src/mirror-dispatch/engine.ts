@@ -28,7 +28,7 @@ export interface EngineOptions {
 
 /** A key for everything that shapes a target's transport and limits. */
 export function targetKey(spec: TargetSpec): string {
-  return JSON.stringify([spec.protocol, spec.tls, spec.tlsVerify, spec.nodes, spec.resolveAll, spec.timeouts, spec.limits, spec.breaker]);
+  return JSON.stringify([spec.protocol, spec.tls, spec.tlsVerify, spec.nodes, spec.resolveAll, spec.timeouts, spec.limits, spec.breaker, spec.pipelining]);
 }
 
 export class DispatchEngine {

@@ -191,7 +191,7 @@ export class ResponseParser {
   /** Parses a head from `start` to `end` (the CRLF of its last header line included). */
   private head(buf: Buffer, start: number, end: number): void {
     // "HTTP/1.x SSS" at least.
-    if (end - start < 14 || buf[start] !== 72 || buf.toString('latin1', start, start + 7) !== 'HTTP/1.' || buf[start + 8] !== 32) {
+    if (end - start < 14 || !matches(buf, start, HTTP_1) || buf[start + 8] !== 32) {
       this.fail(`not an HTTP/1.x status line: ${JSON.stringify(buf.toString('latin1', start, Math.min(end, start + 40)))}`);
     }
     const minor = buf[start + 7]! - 48;
@@ -217,32 +217,46 @@ export class ResponseParser {
       const eol = buf.indexOf(CRLF, line);
       const colon = buf.indexOf(58, line);
       if (colon < 0 || colon > eol || colon === line) this.fail(`invalid header line ${JSON.stringify(buf.toString('latin1', line, Math.min(eol, line + 40)))}`);
-      const nameLen = colon - line;
-      const first = buf[line]! | 0x20;
-      // Only the framing headers are read unless the reader wants them all.
-      const framing = (nameLen === 14 && first === 99) || (nameLen === 17 && first === 116) || (nameLen === 10 && (first === 99 || first === 107));
-      if (framing || headers) {
-        const name = buf.toString('latin1', line, colon).toLowerCase();
-        const value = buf.toString('latin1', colon + 1, eol).trim();
-        if (headers) headers.push(name, value);
-        if (name === 'content-length') {
-          if (!/^\d{1,15}$/.test(value)) this.fail(`invalid content-length ${JSON.stringify(value)}`);
-          const n = Number(value);
-          if (contentLength >= 0 && contentLength !== n) this.fail('conflicting content-length headers');
-          contentLength = n;
-        } else if (name === 'transfer-encoding') {
-          const codings = value.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
-          const last = codings[codings.length - 1];
-          chunked = last === 'chunked';
-          otherCoding = !chunked && codings.length > 0;
-        } else if (name === 'connection') {
-          const tokens = value.toLowerCase();
-          if (/(^|,)\s*close\s*(,|$)/.test(tokens)) close = true;
-          else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(tokens)) close = false;
-        } else if (name === 'keep-alive') {
-          // A second less than the server's idle timeout, so we never send on a connection it is closing.
-          const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(value);
-          if (m) keepAliveMs = Math.max(0, Number(m[1]) * 1000 - 1000);
+      // Only the framing headers are read (byte by byte) unless the reader wants them all.
+      const field = framingField(buf, line, colon - line);
+      if (headers) headers.push(buf.toString('latin1', line, colon).toLowerCase(), buf.toString('latin1', colon + 1, eol).trim());
+      if (field !== Field.Other) {
+        let v = colon + 1;
+        let ve = eol;
+        while (v < ve && (buf[v] === 32 || buf[v] === 9)) v++;
+        while (ve > v && (buf[ve - 1] === 32 || buf[ve - 1] === 9)) ve--;
+        switch (field) {
+          case Field.ContentLength: {
+            const n = digits(buf, v, ve);
+            if (n < 0) this.fail(`invalid content-length ${JSON.stringify(buf.toString('latin1', v, Math.min(ve, v + 40)))}`);
+            if (contentLength >= 0 && contentLength !== n) this.fail('conflicting content-length headers');
+            contentLength = n;
+            break;
+          }
+          case Field.TransferEncoding: {
+            const codings = buf.toString('latin1', v, ve).toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
+            chunked = codings[codings.length - 1] === 'chunked';
+            otherCoding = !chunked && codings.length > 0;
+            break;
+          }
+          case Field.Connection: {
+            if (ve - v === 10 && matchesLower(buf, v, KEEP_ALIVE)) {
+              if (minor === 0) close = false;
+            } else if (ve - v === 5 && matchesLower(buf, v, CLOSE)) {
+              close = true;
+            } else {
+              const tokens = buf.toString('latin1', v, ve).toLowerCase();
+              if (/(^|,)\s*close\s*(,|$)/.test(tokens)) close = true;
+              else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(tokens)) close = false;
+            }
+            break;
+          }
+          case Field.KeepAlive: {
+            // A second less than the server's idle timeout, so we never send on a connection it is closing.
+            const m = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i.exec(buf.toString('latin1', v, ve));
+            if (m) keepAliveMs = Math.max(0, Number(m[1]) * 1000 - 1000);
+            break;
+          }
         }
       }
       line = eol + 2;
@@ -270,6 +284,59 @@ export class ResponseParser {
       this.state = State.UntilClose;
     }
   }
+}
+
+const HTTP_1 = Buffer.from('HTTP/1.');
+const KEEP_ALIVE = Buffer.from('keep-alive');
+const CLOSE = Buffer.from('close');
+const CONTENT_LENGTH = Buffer.from('content-length');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
+const CONNECTION = Buffer.from('connection');
+
+const enum Field {
+  Other,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+  KeepAlive,
+}
+
+/** Which framing header a field name is (compared without building a string). */
+function framingField(buf: Buffer, at: number, len: number): Field {
+  if (len === 14) return matchesLower(buf, at, CONTENT_LENGTH) ? Field.ContentLength : Field.Other;
+  if (len === 17) return matchesLower(buf, at, TRANSFER_ENCODING) ? Field.TransferEncoding : Field.Other;
+  if (len === 10) {
+    if (matchesLower(buf, at, CONNECTION)) return Field.Connection;
+    if (matchesLower(buf, at, KEEP_ALIVE)) return Field.KeepAlive;
+  }
+  return Field.Other;
+}
+
+/** `buf` at `at` holds exactly `word`'s bytes. */
+function matches(buf: Buffer, at: number, word: Uint8Array): boolean {
+  for (let i = 0; i < word.length; i++) if (buf[at + i] !== word[i]) return false;
+  return true;
+}
+
+/** `buf` at `at` holds `word` (lower case) in any letter case. */
+function matchesLower(buf: Buffer, at: number, word: Uint8Array): boolean {
+  for (let i = 0; i < word.length; i++) {
+    const c = buf[at + i]!;
+    if ((c >= 65 && c <= 90 ? c | 0x20 : c) !== word[i]) return false;
+  }
+  return true;
+}
+
+/** A decimal number of 1 to 15 digits from `start` to `end`, or -1. */
+function digits(buf: Buffer, start: number, end: number): number {
+  if (end <= start || end - start > 15) return -1;
+  let n = 0;
+  for (let p = start; p < end; p++) {
+    const d = buf[p]! - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /** The size of a chunk-size line (hex digits, then optional `;extensions` or whitespace), or -1. */

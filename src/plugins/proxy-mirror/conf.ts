@@ -7,6 +7,7 @@ import { ConfError } from '../../plugin-api/index.js';
 import { describeUnknownKey } from '../../unknown-key.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
 import type { BreakerSettings, NodeSpec, TargetSpec } from '../../mirror-dispatch/index.js';
+import { DEFAULT_PIPELINING } from '../../mirror-dispatch/http-node.js';
 import { parseDuration } from './duration.js';
 import { parseCompareConf, type CompareConf } from '../../mirror-compare/conf.js';
 import { HOST_PATTERN, KNOWN_FIELDS, MAX_FRAME_BODY_BYTES, MAX_NODE_WEIGHT, PATH_PATTERN } from './schema.js';
@@ -49,6 +50,8 @@ export interface ProxyMirrorSettings {
   readonly mirrorThreads: number;
   /** JSONL file the shadow comparison appends its differences to (`--mirror-diff-log`); undefined: none. */
   readonly diffLog: string | undefined;
+  /** HTTP targets: requests waiting for their answers on one connection (1: no pipelining). */
+  readonly pipelining: number;
 }
 
 /** Where copies go: a dispatch target plus what the plugin itself needs to know. */
@@ -114,6 +117,7 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   resolveEveryMs: 30_000,
   mirrorThreads: defaultMirrorThreads(),
   diffLog: undefined,
+  pipelining: DEFAULT_PIPELINING,
 };
 
 /** Two threads (one worker) when a second core exists; the RPC thread alone otherwise. */
@@ -141,7 +145,7 @@ function rejectUnknownSettings(raw: Record<string, unknown>, known: readonly str
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfError(field, describeUnknownKey(key, known, 'setting'));
 }
 
-const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every', 'diff_log'] as const;
+const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every', 'diff_log', 'pipelining'] as const;
 
 function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string, strict = false): MirrorTimeouts {
   if (raw === undefined) return base;
@@ -183,6 +187,7 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
     mirrorThreads: intSetting(raw, 'mirror_threads', d.mirrorThreads, 1, 64),
     resolveEveryMs: raw['resolve_every'] === undefined ? d.resolveEveryMs : parseDuration(raw['resolve_every'], 'proxy-mirror.resolve_every'),
     diffLog,
+    pipelining: intSetting(raw, 'pipelining', d.pipelining, 1, 64),
   };
 }
 
@@ -399,6 +404,7 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     nodes: nodes.map((n) => nodeSpec(n, tls)),
     resolveAll: !grpc && nodes.length === 1,
     resolveEveryMs: settings.resolveEveryMs,
+    pipelining: settings.pipelining,
     breaker: settings.breaker,
     tlsVerify,
     timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),

@@ -32,4 +32,14 @@ describe('mirror settings', () => {
     expect(list.nodes.map((n) => [n.origin, n.weight])).toEqual([['http://10.0.0.1:8080', 1], ['http://10.0.0.2:8080', 3]]);
     expect(list.resolveAll).toBe(false);
   });
+
+  it('reads pipelining (default 8, 1 to 64) and hands it to every HTTP target', () => {
+    expect(DEFAULT_SETTINGS.pipelining).toBe(8);
+    const settings = parseSettings({ pipelining: 1 });
+    expect(settings.pipelining).toBe(1);
+    expect(parseProxyMirrorConf({ host: 'http://127.0.0.1:8080' }, settings).target.pipelining).toBe(1);
+    expect(() => parseSettings({ pipelining: 0 })).toThrow(/pipelining/);
+    expect(() => parseSettings({ pipelining: 65 })).toThrow(/pipelining/);
+    expect(() => parseSettings({ pipelining: '8' })).toThrow(/pipelining/);
+  });
 });
