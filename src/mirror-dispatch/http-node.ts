@@ -240,8 +240,17 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
       done('error', code, err instanceof Error ? err.message : String(err));
       return;
     }
-    const method = req.method;
-    this.dispatch(new Copy(head, req.body, method === 'HEAD', IDEMPOTENT.has(method), this.now(), sink, done, this.spec.label));
+    this.sendHead(head, req.method, req.body, sink, done);
+  }
+
+  /** Sends a request whose head was built (and checked) already, e.g. on the RPC thread. */
+  sendHead(head: string, method: string, body: Buffer | undefined, sink: ResponseSink | undefined, done: DoneCallback): void {
+    if (this.shut) {
+      sink?.onFailure('error', 'CLOSED');
+      done('error', 'CLOSED', 'node closed');
+      return;
+    }
+    this.dispatch(new Copy(head, body, method === 'HEAD', IDEMPOTENT.has(method), this.now(), sink, done, this.spec.label));
   }
 
   /** Puts a request on a connection: one being written this turn, an idle one, a new one, or the least busy. */

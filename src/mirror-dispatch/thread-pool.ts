@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { CircuitBreaker } from './circuit-breaker.js';
+import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
 import { ownBytes, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
@@ -103,10 +104,26 @@ class WorkerSlot {
   }
 
   send(nodeId: number, node: string, req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
+    // An HTTP request travels as its head, one string (cheaper to clone than the header list);
+    // one that may not be written is refused here, without a message.
+    let head: string | undefined;
+    let flat: string[] | undefined;
+    const spec = this.nodes.get(nodeId);
+    if (spec && spec.target.protocol === 'http') {
+      try {
+        head = requestHead(req.method, req.uri, req.headers, req.body?.length, spec.node.authority);
+      } catch (err) {
+        const code = err instanceof InvalidRequestError ? err.code : 'INVALID_REQUEST';
+        sink?.onFailure('error', code);
+        done('error', code, err instanceof Error ? err.message : String(err));
+        return;
+      }
+    } else {
+      flat = [];
+      for (const [n, v] of req.headers) flat.push(n, v);
+    }
     const r = this.nextReq++;
     this.pending.set(r, { done, sink, node });
-    const flat: string[] = [];
-    for (const [n, v] of req.headers) flat.push(n, v);
     let b: Uint8Array | undefined;
     if (req.body && req.body.byteLength > 0) {
       b = ownBytes(req.body);
@@ -119,7 +136,7 @@ class WorkerSlot {
       g = req.grpcMessages.map((m) => ownBytes(m));
       for (const x of g) this.transfer.push(x.buffer as ArrayBuffer);
     }
-    this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, b, g, k: sink?.maxBodyBytes });
+    this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: head, b, g, k: sink?.maxBodyBytes });
     if (!this.scheduled) {
       this.scheduled = true;
       // One message per event-loop turn: the copies of every reply written in this turn.

@@ -14,8 +14,10 @@ export interface SendMessage {
   readonly r: number;
   readonly m: string;
   readonly u: string;
-  /** Headers, flat: name, value, name, value… */
-  readonly h: string[];
+  /** Headers, flat: name, value, name, value… (gRPC; HTTP requests come as `hd`). */
+  readonly h: string[] | undefined;
+  /** HTTP: the request head, ready to write (h1/request-head.ts). */
+  readonly hd: string | undefined;
   readonly b: Uint8Array | undefined;
   readonly g: Uint8Array[] | undefined;
   /** maxBodyBytes of a response sink; absent when the answer is thrown away. */

@@ -9,7 +9,7 @@ import { DeadlineSweep } from './deadline-sweep.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
 import type { DoneMessage, FromWorker, ToWorker } from './thread-protocol.js';
-import type { DispatchRequest, ResponseSink } from './types.js';
+import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
 const port = parentPort;
 if (!port) throw new Error('thread-worker.ts runs only as a worker thread');
@@ -56,7 +56,7 @@ port.on('message', (msg: ToWorker) => {
           continue;
         }
         const headers: [string, string][] = [];
-        for (let i = 0; i < s.h.length; i += 2) headers.push([s.h[i]!, s.h[i + 1]!]);
+        if (s.h) for (let i = 0; i < s.h.length; i += 2) headers.push([s.h[i]!, s.h[i + 1]!]);
         const body = s.b ? Buffer.from(s.b.buffer, s.b.byteOffset, s.b.byteLength) : undefined;
         const req: DispatchRequest = {
           method: s.m, uri: s.u, headers, body, sizeBytes: 0,
@@ -74,7 +74,9 @@ port.on('message', (msg: ToWorker) => {
           },
           onFailure: () => undefined,
         };
-        node.send(req, sink, (o, c, e) => report({ r: s.r, o, c, e, s: answer }, answerBytes));
+        const done = (o: DispatchOutcome, c?: string, e?: string): void => report({ r: s.r, o, c, e, s: answer }, answerBytes);
+        if (s.hd !== undefined && node instanceof HttpNode) node.sendHead(s.hd, s.m, body, sink, done);
+        else node.send(req, sink, done);
       }
       break;
     case 'close': {
