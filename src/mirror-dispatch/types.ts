@@ -62,6 +62,11 @@ export interface TargetSpec {
    */
   readonly resolveAll: boolean;
   readonly resolveEveryMs: number;
+  /**
+   * Nameservers (`ip`, `ip:port`, `[ipv6]:port`) asked for the A and AAAA records of a host
+   * name; undefined: the system's lookup (getaddrinfo).
+   */
+  readonly dnsServers?: readonly string[];
   readonly timeouts: DispatchTimeouts;
   readonly limits: DispatchLimits;
   readonly breaker: BreakerSettings;
