@@ -55,7 +55,7 @@ export class DispatchTarget {
     private readonly onIdleUnreferenced: (t: DispatchTarget) => void,
   ) {
     this.picker = new NodePicker(spec.nodes.map((n) => this.createNode(n)));
-    if (spec.resolveAll && spec.protocol === 'http' && spec.nodes.length === 1 && isIP(spec.nodes[0]!.hostname) === 0) {
+    if (spec.resolveAll && spec.nodes.length === 1 && isIP(spec.nodes[0]!.hostname) === 0) {
       this.resolver = createNameResolver(spec.dnsServers);
       this.awaitingAddresses = true;
       void this.resolve();
@@ -100,6 +100,7 @@ export class DispatchTarget {
             hostname: address,
             port: named.port,
             weight: 1,
+            resolvedFrom: named.hostname,
           };
           return this.createNode(spec, named.hostname);
         }));

@@ -44,6 +44,11 @@ export interface NodeSpec {
   readonly port: number;
   /** Relative share of requests (smooth weighted round robin). */
   readonly weight: number;
+  /**
+   * For an address found by resolving the target's host name: that name. TLS checks it (and
+   * sends it as SNI), and gRPC sends it as the default :authority. Absent for a configured node.
+   */
+  readonly resolvedFrom?: string;
 }
 
 /** Everything that shapes a target's transport and limits. */

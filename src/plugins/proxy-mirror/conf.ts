@@ -432,7 +432,7 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     tls,
     tlsCa: settings.tlsCa,
     nodes: nodes.map((n) => nodeSpec(n, tls)),
-    resolveAll: !grpc && nodes.length === 1,
+    resolveAll: nodes.length === 1,
     resolveEveryMs: settings.resolveEveryMs,
     ...(settings.dnsResolver ? { dnsServers: settings.dnsResolver } : {}),
     breaker: settings.breaker,
