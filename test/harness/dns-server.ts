@@ -19,6 +19,10 @@ export interface AnsweredQuery {
 export class DnsServer {
   /** Queries answered, in arrival order. */
   readonly answered: AnsweredQuery[] = [];
+  /** Queries received and left unanswered while `mute` was set. */
+  ignored = 0;
+  /** When set, queries get no answer (a nameserver that is down or unreachable). */
+  mute = false;
   private readonly records = new Map<string, readonly string[]>();
   private version = 0;
 
@@ -60,6 +64,10 @@ export class DnsServer {
     }
     const question = query.questions?.[0];
     if (!question) return;
+    if (this.mute) {
+      this.ignored++;
+      return;
+    }
     const known = this.records.get(question.name.toLowerCase());
     const family = question.type === 'A' ? 4 : question.type === 'AAAA' ? 6 : 0;
     const addresses = (known ?? []).filter((a) => isIP(a) === family);

@@ -177,6 +177,49 @@ describe.each([1, 2])('a host name with several addresses (mirror_threads %i)', 
   });
 });
 
+describe('a host name the nameserver cannot answer for (yet)', () => {
+  it('sends copies to the bare name after a failed first answer, then to the addresses once the name resolves', async () => {
+    const dns = await dnsServer();
+    const servers = await addressServers(['127.0.0.1']);
+    const mr = await runner(dns, 1, { resolve_every: '50ms', breaker: { failures: 1 } });
+    const host = `http://mirror.test:${servers.port}`;
+    const route = mirrorRoute('route#dns-late#x#1', { host });
+    // NXDOMAIN: the copy goes to the name itself, which the system lookup does not know either.
+    await send(mr, route, 1);
+    const count = (outcome: string): Promise<number> => mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome });
+    await until(async () => (await count('error')) === 1, 'the copy to the bare name failed');
+    expect(mr.logs.some((l) => String(l['msg']).includes('failed (error)') && /^(ENOTFOUND|EAI_AGAIN)$/.test(String(l['code'])))).toBe(true);
+
+    const version = dns.set('mirror.test', ['127.0.0.1']);
+    await until(() => dns.answeredSince(version, 'A').length >= 3, 'three resolution rounds after the name appeared');
+    await send(mr, route, 3);
+    await until(() => servers.total() === 3, '3 copies to the address');
+    expect(await mr.metric('apisix_runner_mirror_node_requests_total', { target: host, node: `http://127.0.0.1:${servers.port}`, outcome: '2xx' })).toBe(3);
+  });
+
+  it('holds copies in the queue while the nameserver is silent, and drops them at shutdown', async () => {
+    const dns = await dnsServer();
+    dns.mute = true;
+    const mr = await startMirrorRunner({ settings: { dns_resolver: [dns.address], close_grace: '100ms' } });
+    let closed = false;
+    cleanups.push(async () => {
+      if (!closed) await mr.close();
+    });
+    const host = 'http://mirror.test:8080';
+    await send(mr, mirrorRoute('route#dns-silent#x#1', { host, max_queue: 2 }), 3);
+    await until(() => dns.ignored >= 1, 'the first query');
+    // Two wait for the first answer, the third found the queue full. (The resolver gives up
+    // after two tries of 2 s and more; these steps take milliseconds.)
+    expect(await mr.metric('apisix_runner_mirror_queued', { target: host })).toBe(2);
+    expect(await mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: 'dropped' })).toBe(1);
+    await mr.close();
+    closed = true;
+    expect(await mr.metric('apisix_runner_mirror_queued', { target: host })).toBe(0);
+    expect(await mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: 'dropped' })).toBe(3);
+    expect(await mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: 'sent' })).toBe(0);
+  });
+});
+
 describe('the dns_resolver setting', () => {
   const field = (fn: () => unknown): string => {
     try {
