@@ -1,10 +1,9 @@
 /**
  * The dispatch engine: the only code that talks to mirror (and, later, shadow) targets. One
  * DispatchTarget per distinct target spec, shared by whoever uses it (reference counted), one
- * deadline sweep for every request in flight. It knows nothing of APISIX or of sampling.
+ * timeout sweep per node (in http-node.ts). It knows nothing of APISIX or of sampling.
  */
 import { performance } from 'node:perf_hooks';
-import { DeadlineSweep } from './deadline-sweep.js';
 import { DispatchTarget } from './target.js';
 import { DispatchThreads } from './thread-pool.js';
 import type { DispatchObserver, TargetSpec } from './types.js';
@@ -17,8 +16,6 @@ export interface EngineOptions {
   readonly random?: () => number;
   /** At shutdown (and when an unused target goes), how long queued and in-flight requests may go on. */
   readonly closeGraceMs: number;
-  /** How often request deadlines are checked; default 50 ms. */
-  readonly sweepEveryMs?: number;
   /**
    * Threads that send requests, this one included: 1 sends from this thread (nothing else
    * started); N > 1 starts N - 1 worker threads that own the connection pools.
@@ -33,12 +30,10 @@ export function targetKey(spec: TargetSpec): string {
 
 export class DispatchEngine {
   private readonly targets = new Map<string, DispatchTarget>();
-  private readonly sweep: DeadlineSweep;
   private closed = false;
 
   constructor(private readonly options: EngineOptions) {
     const realNow = (): number => performance.now();
-    this.sweep = new DeadlineSweep(realNow, options.sweepEveryMs ?? 50);
     const threads = options.threads ?? 1;
     this.threads = threads > 1
       ? new DispatchThreads(threads - 1, (i, reason, lost) => options.observer.threadRestarted(i, reason, lost))
@@ -48,7 +43,6 @@ export class DispatchEngine {
       observer: options.observer,
       now: options.now ?? realNow,
       random: options.random ?? Math.random,
-      sweep: this.sweep,
       deadlineNow: realNow,
     };
   }
@@ -96,7 +90,6 @@ export class DispatchEngine {
     const all = [...this.targets.values()];
     this.targets.clear();
     await Promise.all(all.map((t) => t.close(this.options.closeGraceMs)));
-    this.sweep.stop();
     await this.threads?.close();
   }
 }

@@ -63,6 +63,12 @@ export class GrpcNode implements NodeTransport {
         // Without this a dead node makes grpc-js retry connecting until the deadline anyway;
         // the first attempt failing fast is what the connect timeout stands for.
         'grpc.initial_reconnect_backoff_ms': Math.max(100, Math.min(target.timeouts.connectMs, 1000)),
+        // An address of a resolved host name: the certificate is checked against the name and
+        // calls carry it as :authority, as when grpc-js connects to the name itself.
+        ...(spec.resolvedFrom === undefined ? {} : {
+          'grpc.ssl_target_name_override': spec.resolvedFrom,
+          'grpc.default_authority': `${spec.resolvedFrom}:${spec.port}`,
+        }),
       });
     });
   }

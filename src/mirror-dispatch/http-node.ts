@@ -14,7 +14,6 @@ import { createHash, type Hash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { CircuitBreaker, CONNECT_FAILURE_CODES } from './circuit-breaker.js';
-import type { DeadlineSweep } from './deadline-sweep.js';
 import { H1Connection, type ConnectionOptions, type ConnectionOwner, type Exchange } from './h1/connection.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DispatchOutcome, DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
@@ -200,7 +199,6 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
     readonly spec: NodeSpec,
     target: TargetSpec,
     readonly breaker: CircuitBreaker,
-    _sweep: DeadlineSweep,
     private readonly now: () => number,
     /** Name to verify TLS against when the node is an address resolved from a host name. */
     tlsName?: string,

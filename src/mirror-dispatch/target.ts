@@ -5,13 +5,12 @@
  * data. A target whose nodes are all out (circuit breakers open) refuses requests before they
  * are built: no connect attempt, and the caller pays nothing to prepare them.
  */
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { CircuitBreaker } from './circuit-breaker.js';
-import type { DeadlineSweep } from './deadline-sweep.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
 import { NodePicker } from './node-picker.js';
+import { createNameResolver, type NameResolver } from './resolver.js';
 import type { DispatchThreads } from './thread-pool.js';
 import type { DispatchObserver, DispatchRequest, NodeSpec, ResponseSink, SubmitResult, TargetSpec } from './types.js';
 
@@ -22,7 +21,6 @@ export interface TargetDeps {
   readonly now: () => number;
   /** Uniform in [0, 1) (breaker jitter). */
   readonly random: () => number;
-  readonly sweep: DeadlineSweep;
   /** Monotonic milliseconds for request deadlines (the real clock, even when `now` is a test's). */
   readonly deadlineNow: () => number;
   /** Worker threads that own the nodes' pools; undefined: nodes live on this thread. */
@@ -43,6 +41,9 @@ export class DispatchTarget {
   private closed = false;
   private readonly picker: NodePicker;
   private resolveTimer: NodeJS.Timeout | undefined;
+  private resolver: NameResolver | undefined;
+  /** A host name's first resolution is under way: copies wait in the queue rather than go to the bare name. */
+  private awaitingAddresses = false;
   private drained: (() => void) | undefined;
 
   constructor(
@@ -52,7 +53,9 @@ export class DispatchTarget {
     private readonly onIdleUnreferenced: (t: DispatchTarget) => void,
   ) {
     this.picker = new NodePicker(spec.nodes.map((n) => this.createNode(n)));
-    if (spec.resolveAll && spec.protocol === 'http' && spec.nodes.length === 1 && isIP(spec.nodes[0]!.hostname) === 0) {
+    if (spec.resolveAll && spec.nodes.length === 1 && isIP(spec.nodes[0]!.hostname) === 0) {
+      this.resolver = createNameResolver(spec.dnsServers);
+      this.awaitingAddresses = true;
       void this.resolve();
     }
   }
@@ -62,25 +65,31 @@ export class DispatchTarget {
     if (this.deps.threads) return this.deps.threads.createNode(node, this.spec, breaker, tlsName);
     return this.spec.protocol === 'grpc'
       ? new GrpcNode(node, this.spec, breaker)
-      : new HttpNode(node, this.spec, breaker, this.deps.sweep, this.deps.deadlineNow, tlsName);
+      : new HttpNode(node, this.spec, breaker, this.deps.deadlineNow, tlsName);
   }
 
   /**
    * A host name with several addresses becomes one node per address (same port, TLS checked
-   * against the name), re-resolved periodically. Until the first answer, or if the name does
-   * not resolve, the name itself is the one node (undici resolves it per connection).
+   * against the name), re-resolved every `resolveEveryMs`; an address that stays keeps its
+   * node (connections and breaker). Copies submitted before the first answer wait in the
+   * target's queue; if the first resolution fails they go to the name itself (undici then
+   * resolves it per connection with the system resolver) until a later round answers.
    */
   private async resolve(): Promise<void> {
     const named = this.spec.nodes[0]!;
     try {
-      const found = await lookup(named.hostname, { all: true });
+      const next = (await this.resolver!.addresses(named.hostname)).sort();
       if (this.closed) return;
-      const current = this.picker.all.map((n) => n.spec.hostname).sort().join(',');
-      const next = [...new Set(found.map((a) => a.address))].sort();
-      if (next.length > 0 && next.join(',') !== current) {
-        const old = this.picker.all;
+      const current = this.picker.all.map((n) => n.spec.hostname).sort();
+      if (next.join(',') !== current.join(',')) {
+        const kept = new Map(this.picker.all.map((n) => [n.spec.hostname, n]));
         const scheme = named.label.slice(0, named.label.indexOf('://'));
         this.picker.reset(next.map((address) => {
+          const same = kept.get(address);
+          if (same) {
+            kept.delete(address);
+            return same;
+          }
           const host = address.includes(':') ? `[${address}]` : address;
           const spec: NodeSpec = {
             label: `${scheme}://${host}:${named.port}`,
@@ -89,19 +98,23 @@ export class DispatchTarget {
             hostname: address,
             port: named.port,
             weight: 1,
+            resolvedFrom: named.hostname,
           };
           return this.createNode(spec, named.hostname);
         }));
-        // Requests already sent on the old nodes finish there.
-        for (const n of old) void n.close(1000);
+        // Nodes whose address went away: requests already sent on them finish there.
+        for (const n of kept.values()) void n.close(1000);
       }
     } catch {
       // Not resolvable now: keep the nodes we have; the next round tries again.
     }
-    if (!this.closed) {
-      this.resolveTimer = setTimeout(() => void this.resolve(), this.spec.resolveEveryMs);
-      this.resolveTimer.unref();
+    if (this.closed) return;
+    if (this.awaitingAddresses) {
+      this.awaitingAddresses = false;
+      this.pump();
     }
+    this.resolveTimer = setTimeout(() => void this.resolve(), this.spec.resolveEveryMs);
+    this.resolveTimer.unref();
   }
 
   /** Node labels currently in use (for tests and diagnostics). */
@@ -135,7 +148,7 @@ export class DispatchTarget {
       return false;
     }
     const lim = this.spec.limits;
-    if (this.inflight < lim.maxConcurrency) return true;
+    if (this.mayStart()) return true;
     if (this.queue.length - this.queueHead < lim.maxQueue && this.queuedBytes + sizeBytes <= lim.maxQueueBytes) return true;
     this.countDropped();
     return false;
@@ -155,7 +168,7 @@ export class DispatchTarget {
       return 'refused';
     }
     const lim = this.spec.limits;
-    if (this.inflight < lim.maxConcurrency) return this.start(req, sink) ? 'started' : 'refused';
+    if (this.mayStart()) return this.start(req, sink) ? 'started' : 'refused';
     if (this.queue.length - this.queueHead < lim.maxQueue && this.queuedBytes + req.sizeBytes <= lim.maxQueueBytes) {
       this.queue.push({ req, sink });
       this.queuedBytes += req.sizeBytes;
@@ -192,9 +205,13 @@ export class DispatchTarget {
     return true;
   }
 
+  /** Below the in-flight cap, and not waiting for a host name's first addresses. */
+  private mayStart(): boolean {
+    return this.inflight < this.spec.limits.maxConcurrency && !this.awaitingAddresses;
+  }
+
   private pump(): void {
-    const lim = this.spec.limits;
-    while (this.inflight < lim.maxConcurrency && this.queueHead < this.queue.length) {
+    while (this.mayStart() && this.queueHead < this.queue.length) {
       const next = this.queue[this.queueHead]!;
       this.queue[this.queueHead] = undefined as unknown as Queued;
       this.queueHead++;
@@ -225,6 +242,7 @@ export class DispatchTarget {
     if (this.closed) return;
     this.closed = true;
     if (this.resolveTimer) clearTimeout(this.resolveTimer);
+    this.resolver?.cancel();
     if (!this.idle && graceMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {

@@ -5,7 +5,6 @@
 import { parentPort } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { DeadlineSweep } from './deadline-sweep.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
 import type { DoneMessage, FromWorker, ToWorker } from './thread-protocol.js';
@@ -15,7 +14,6 @@ const port = parentPort;
 if (!port) throw new Error('thread-worker.ts runs only as a worker thread');
 
 const now = (): number => performance.now();
-const sweep = new DeadlineSweep(now, 50);
 const nodes = new Map<number, NodeTransport>();
 let outbox: DoneMessage[] = [];
 const transfer: ArrayBuffer[] = [];
@@ -45,7 +43,7 @@ port.on('message', (msg: ToWorker) => {
       const breaker = new CircuitBreaker({ failures: 1, baseMs: 1, maxMs: 1 }, now, Math.random);
       nodes.set(msg.id, msg.target.protocol === 'grpc'
         ? new GrpcNode(msg.node, msg.target, breaker)
-        : new HttpNode(msg.node, msg.target, breaker, sweep, now, msg.tlsName));
+        : new HttpNode(msg.node, msg.target, breaker, now, msg.tlsName));
       break;
     }
     case 'send':

@@ -44,6 +44,11 @@ export interface NodeSpec {
   readonly port: number;
   /** Relative share of requests (smooth weighted round robin). */
   readonly weight: number;
+  /**
+   * For an address found by resolving the target's host name: that name. TLS checks it (and
+   * sends it as SNI), and gRPC sends it as the default :authority. Absent for a configured node.
+   */
+  readonly resolvedFrom?: string;
 }
 
 /** Everything that shapes a target's transport and limits. */
@@ -64,6 +69,11 @@ export interface TargetSpec {
   readonly resolveEveryMs: number;
   /** HTTP only: requests written on one connection before its first answer (default 8; 1: no pipelining). */
   readonly pipelining?: number;
+  /**
+   * Nameservers (`ip`, `ip:port`, `[ipv6]:port`) asked for the A and AAAA records of a host
+   * name; undefined: the system's lookup (getaddrinfo).
+   */
+  readonly dnsServers?: readonly string[];
   readonly timeouts: DispatchTimeouts;
   readonly limits: DispatchLimits;
   readonly breaker: BreakerSettings;

@@ -8,7 +8,6 @@
 import { performance } from 'node:perf_hooks';
 import { describe, it, expect, afterEach } from 'vitest';
 import { CircuitBreaker } from '../../src/mirror-dispatch/circuit-breaker.js';
-import { DeadlineSweep } from '../../src/mirror-dispatch/deadline-sweep.js';
 import { HttpNode } from '../../src/mirror-dispatch/http-node.js';
 import type { DispatchOutcome, DispatchRequest, DispatchResponse, ResponseSink, TargetSpec } from '../../src/mirror-dispatch/types.js';
 import { waitUntil } from '../harness/wait.js';
@@ -38,8 +37,7 @@ async function setup(reply: (req: RawRequest) => RawReply, opts: { pipelining?: 
     ...(opts.pipelining ? { pipelining: opts.pipelining } : {}),
   };
   const now = (): number => performance.now();
-  const sweep = new DeadlineSweep(now, 50);
-  const node = new HttpNode(spec, target, new CircuitBreaker(target.breaker, now, Math.random), sweep, now);
+  const node = new HttpNode(spec, target, new CircuitBreaker(target.breaker, now, Math.random), now);
   cleanups.push(() => node.close(0));
   const send = (req: Partial<DispatchRequest> & { uri: string }, sink?: ResponseSink): Promise<Result> => new Promise((resolve) => {
     node.send({ method: 'GET', headers: [['host', 'client.example']], body: undefined, sizeBytes: 0, ...req }, sink, (outcome, code, message) => resolve({ outcome, code, message }));

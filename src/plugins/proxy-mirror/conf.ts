@@ -2,6 +2,7 @@
  * Turns the validated conf JSON and the runner-wide settings into the object every request
  * of a route uses. All parsing happens here, once per PrepareConf, never per request.
  */
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { ConfError } from '../../plugin-api/index.js';
 import { describeUnknownKey } from '../../unknown-key.js';
@@ -43,6 +44,11 @@ export interface ProxyMirrorSettings {
   readonly breaker: BreakerSettings;
   /** How often a host name target is resolved again (its addresses are its nodes). */
   readonly resolveEveryMs: number;
+  /**
+   * Nameservers asked for host name targets' A and AAAA records (`ip`, `ip:port`,
+   * `[ipv6]:port`); undefined: the system's lookup. APISIX's `apisix.dns_resolver` equivalent.
+   */
+  readonly dnsResolver: readonly string[] | undefined;
   /**
    * Threads that send copies, the RPC thread included: 1 sends them from the RPC thread;
    * N > 1 hands them to N - 1 worker threads. Default: 2 with two cores or more, else 1.
@@ -115,6 +121,7 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   closeGraceMs: 500,
   breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
   resolveEveryMs: 30_000,
+  dnsResolver: undefined,
   mirrorThreads: defaultMirrorThreads(),
   diffLog: undefined,
   pipelining: DEFAULT_PIPELINING,
@@ -145,7 +152,7 @@ function rejectUnknownSettings(raw: Record<string, unknown>, known: readonly str
   for (const key of Object.keys(raw)) if (!known.includes(key)) throw new ConfError(field, describeUnknownKey(key, known, 'setting'));
 }
 
-const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every', 'diff_log', 'pipelining'] as const;
+const SETTING_KEYS = ['timeout', 'max_body_size', 'max_concurrency', 'max_queue', 'max_queue_bytes', 'tls_ca', 'log_interval', 'close_grace', 'breaker', 'mirror_threads', 'resolve_every', 'dns_resolver', 'diff_log', 'pipelining'] as const;
 
 function parseTimeouts(raw: unknown, base: MirrorTimeouts, field: string, strict = false): MirrorTimeouts {
   if (raw === undefined) return base;
@@ -186,9 +193,40 @@ export function parseSettings(raw: unknown): ProxyMirrorSettings {
     breaker: parseBreaker(raw['breaker'], d.breaker),
     mirrorThreads: intSetting(raw, 'mirror_threads', d.mirrorThreads, 1, 64),
     resolveEveryMs: raw['resolve_every'] === undefined ? d.resolveEveryMs : parseDuration(raw['resolve_every'], 'proxy-mirror.resolve_every'),
+    dnsResolver: raw['dns_resolver'] === undefined ? d.dnsResolver : parseDnsResolver(raw['dns_resolver']),
     diffLog,
     pipelining: intSetting(raw, 'pipelining', d.pipelining, 1, 64),
   };
+}
+
+/**
+ * `dns_resolver: ["10.0.0.2", "127.0.0.1:5353", "[::1]:53"]`, APISIX's `apisix.dns_resolver`
+ * (conf/config.yaml.example; checked and written out in apisix/cli/ops.lua, `init`): a list
+ * of nameserver addresses, a bare IPv6 address allowed (APISIX brackets it), an optional port
+ * (nginx's `resolver` syntax). Unlike APISIX, which falls back to /etc/resolv.conf for an
+ * empty list and skips an IPv6 address with a zone id with a warning, both are refused here:
+ * leaving the key out is how to get the system resolver. Returned in the form node's
+ * `Resolver.setServers` takes.
+ */
+function parseDnsResolver(raw: unknown): string[] {
+  const field = 'proxy-mirror.dns_resolver';
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new ConfError(field, 'must be a non-empty list of nameservers like "10.0.0.2" or "127.0.0.1:5353" (leave it out for the system resolver)');
+  }
+  return raw.map((item: unknown, i) => {
+    const at = `${field}[${i}]`;
+    if (typeof item !== 'string') throw new ConfError(at, 'must be a nameserver address string like "10.0.0.2:53"');
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(item) ?? /^([^:]+)(?::(\d+))?$/.exec(item);
+    const address = m ? m[1]! : item;
+    const family = isIP(address);
+    if (family === 0 || item.includes('%')) {
+      throw new ConfError(at, `must be an IP address with an optional port, e.g. "10.0.0.2", "10.0.0.2:53", "[fd00::2]:53" (got ${JSON.stringify(item)}; a host name cannot be its own resolver, and zone ids are not supported)`);
+    }
+    const port = m?.[2];
+    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) throw new ConfError(at, `port out of range (${port})`);
+    if (port === undefined) return address;
+    return family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+  });
 }
 
 /** `breaker: {failures, retry_base, retry_max}` of the runner settings. */
@@ -229,7 +267,7 @@ function parseNodeUrl(host: unknown, field: string, weight: number): ParsedNode 
 
 /**
  * `host` is APISIX's string, or (runner extension) a non-empty list of nodes: strings, or
- * `{host, weight}` objects. Every node of a list has the same scheme; gRPC takes one node.
+ * `{host, weight}` objects. Every node of a list has the same scheme (http, https, grpc or grpcs).
  */
 function parseHost(host: unknown): { label: string; nodes: ParsedNode[] } {
   if (!Array.isArray(host)) {
@@ -251,9 +289,6 @@ function parseHost(host: unknown): { label: string; nodes: ParsedNode[] } {
   nodes.forEach((n, i) => {
     if (n.scheme !== scheme) throw new ConfError(`/host/${i}`, `every node must use the same scheme (${scheme})`);
   });
-  if ((scheme === 'grpc' || scheme === 'grpcs') && nodes.length > 1) {
-    throw new ConfError('/host', 'a grpc:// or grpcs:// target takes one node (a list of nodes is for http and https)');
-  }
   const seen = new Set<string>();
   nodes.forEach((n, i) => {
     const key = `${n.hostname}:${n.port}`;
@@ -402,9 +437,10 @@ export function parseProxyMirrorConf(value: unknown, settings: ProxyMirrorSettin
     tls,
     tlsCa: settings.tlsCa,
     nodes: nodes.map((n) => nodeSpec(n, tls)),
-    resolveAll: !grpc && nodes.length === 1,
+    resolveAll: nodes.length === 1,
     resolveEveryMs: settings.resolveEveryMs,
     pipelining: settings.pipelining,
+    ...(settings.dnsResolver ? { dnsServers: settings.dnsResolver } : {}),
     breaker: settings.breaker,
     tlsVerify,
     timeouts: parseTimeouts(value['timeout'], settings.timeout, '/timeout'),
