@@ -20,6 +20,9 @@ export default {
     'src/plugins/proxy-mirror/sampler.ts',
     'src/plugins/proxy-mirror/copy-builder.ts',
     'src/plugins/proxy-mirror/conf.ts',
+    // The mirror's own HTTP/1.1 client: framing of answers and the checks on request heads.
+    'src/mirror-dispatch/h1/response-parser.ts',
+    'src/mirror-dispatch/h1/request-head.ts',
   ],
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },

@@ -33,6 +33,8 @@ export default defineConfig({
       'test/plugins/proxy-mirror/nodes.test.ts',
       'test/plugins/proxy-mirror/breaker.test.ts',
       'test/plugins/proxy-mirror/compare-conf.test.ts',
+      'test/mirror-dispatch/h1-response-parser.test.ts',
+      'test/mirror-dispatch/h1-client.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
