@@ -7,7 +7,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { CircuitBreaker } from './circuit-breaker.js';
+import { BatchFlush } from './batch-flush.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
+import { BATCH_DELAY_MS } from './http-node.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
 import { ownBytes, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
@@ -21,6 +23,9 @@ function startWorker(): Worker {
   const entry = JSON.stringify(new URL('./thread-worker.ts', import.meta.url).href);
   return new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${entry}, ${entry}))`, { eval: true, stdout: false, stderr: false });
 }
+
+/** Copies posted to a worker in one message at most, before the batch goes at the end of the turn. */
+const WORKER_BATCH_FULL = 64;
 
 interface Pending {
   readonly done: DoneCallback;
@@ -37,7 +42,7 @@ class WorkerSlot {
   private readonly closeWaiters = new Map<number, () => void>();
   private outbox: SendMessage[] = [];
   private transfer: ArrayBuffer[] = [];
-  private scheduled = false;
+  private readonly flusher = new BatchFlush(() => this.flush(), BATCH_DELAY_MS, WORKER_BATCH_FULL);
   private nextReq = 0;
   private stopping = false;
   restarts = 0;
@@ -137,15 +142,11 @@ class WorkerSlot {
       for (const x of g) this.transfer.push(x.buffer as ArrayBuffer);
     }
     this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: head, b, g, k: sink?.maxBodyBytes });
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // One message per event-loop turn: the copies of every reply written in this turn.
-      setImmediate(() => this.flush());
-    }
+    // One message per batch: the copies of this turn, or of the next millisecond (batch-flush.ts).
+    this.flusher.added(this.outbox.length);
   }
 
   private flush(): void {
-    this.scheduled = false;
     if (this.outbox.length === 0) return;
     const msg: ToWorker = { t: 'send', batch: this.outbox };
     this.worker.postMessage(msg, this.transfer);
@@ -154,7 +155,7 @@ class WorkerSlot {
   }
 
   closeNode(id: number, graceMs: number): Promise<void> {
-    this.flush();
+    this.flusher.now();
     this.nodes.delete(id);
     return new Promise<void>((resolve) => {
       this.closeWaiters.set(id, resolve);
@@ -164,6 +165,7 @@ class WorkerSlot {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.flusher.cancel();
     await this.worker.terminate();
   }
 }

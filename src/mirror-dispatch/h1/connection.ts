@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { BatchFlush } from '../batch-flush.js';
 import { ResponseParseError, ResponseParser, type ResponseEvents } from './response-parser.js';
 
 /** One request on a connection and whoever reads its answer. */
@@ -42,6 +43,10 @@ export interface ConnectionOptions {
   readonly deadlineMs: number;
   /** Idle time after which a kept-alive connection is closed, unless the server says less. */
   readonly idleMs: number;
+  /** Requests written together at most (the pipelining depth): a full batch is written at once. */
+  readonly batchFull: number;
+  /** How long a batch that is not full waits for more requests (batch-flush.ts); 0: end of turn. */
+  readonly batchDelayMs: number;
 }
 
 /** What the connection tells its node. */
@@ -70,7 +75,9 @@ export class H1Connection implements ResponseEvents {
   /** Bytes to write at the end of this turn. */
   private outText = '';
   private outParts: (string | Buffer)[] | undefined;
-  private flushScheduled = false;
+  private readonly flusher: BatchFlush;
+  /** Requests added since the last write. */
+  private unflushed = 0;
   connected = false;
   /** No new requests: the server said `connection: close`, or the connection is failing. */
   draining = false;
@@ -95,6 +102,7 @@ export class H1Connection implements ResponseEvents {
     this.idleSince = now;
     this.idleMs = options.idleMs;
     this.parser = new ResponseParser(this);
+    this.flusher = new BatchFlush(() => this.flush(), options.batchDelayMs, options.batchFull);
     const t = options.tls;
     const socket = t
       ? tls.connect({ host: options.host, port: options.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ...(t.ca ? { ca: [...t.ca] } : {}), ALPNProtocols: ['http/1.1'] })
@@ -105,7 +113,7 @@ export class H1Connection implements ResponseEvents {
       this.connected = true;
       this.lastProgressAt = performanceNow();
       socket.setKeepAlive(true, 60_000);
-      if (this.outText !== '' || this.outParts) this.flush();
+      if (this.outText !== '' || this.outParts) this.flusher.now();
     });
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
@@ -121,7 +129,7 @@ export class H1Connection implements ResponseEvents {
 
   /** True while requests handed over in this turn have not been written: more can join the write. */
   get batching(): boolean {
-    return this.flushScheduled || (!this.connected && this.inflight > 0);
+    return this.flusher.pending || (!this.connected && this.inflight > 0);
   }
 
   /** When an idle connection is closed. */
@@ -143,14 +151,12 @@ export class H1Connection implements ResponseEvents {
     } else {
       this.outText += ex.head;
     }
-    if (this.connected && !this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.unflushed++;
+    if (this.connected) this.flusher.added(this.unflushed);
   }
 
   private flush(): void {
-    this.flushScheduled = false;
+    this.unflushed = 0;
     if (this.ended) return;
     const parts = this.outParts;
     const text = this.outText;
@@ -258,6 +264,7 @@ export class H1Connection implements ResponseEvents {
     if (this.ended) return;
     this.draining = true;
     this.ended = true;
+    this.flusher.cancel();
     const started = firstToBlame && (this.answering || this.parser.midAnswer);
     this.parser.stop();
     this.socket.destroy();
@@ -294,6 +301,7 @@ export class H1Connection implements ResponseEvents {
       return;
     }
     this.ended = true;
+    this.flusher.cancel();
     this.draining = true;
     // An answer that runs until the connection closes ends here.
     if (this.error === undefined && this.parser.readsUntilClose) this.parser.finish();
@@ -317,6 +325,7 @@ export class H1Connection implements ResponseEvents {
     if (this.inflight === 0) {
       if (now - this.idleSince > this.idleMs) {
         this.ended = true;
+    this.flusher.cancel();
         this.draining = true;
         this.socket.destroy();
         this.owner.closed(this);
@@ -340,7 +349,7 @@ export class H1Connection implements ResponseEvents {
       this.fail('MIRROR_DEADLINE', `${TIMEOUT_MESSAGES['MIRROR_DEADLINE']} (${o.deadlineMs} ms)`);
       return;
     }
-    if (this.socket.writableLength === 0 && !this.flushScheduled) {
+    if (this.socket.writableLength === 0 && !this.flusher.pending) {
       const since = Math.max(this.lastReadAt, this.flushedAt, this.lastProgressAt);
       if (now - since > o.readMs) this.fail('READ_TIMEOUT', `${TIMEOUT_MESSAGES['READ_TIMEOUT']} for ${o.readMs} ms`);
     }
@@ -351,6 +360,7 @@ export class H1Connection implements ResponseEvents {
     if (this.ended) return;
     this.draining = true;
     this.ended = true;
+    this.flusher.cancel();
     this.parser.stop();
     this.socket.destroy();
     for (const ex of this.takeRest()) ex.onFail(code, message);
