@@ -29,13 +29,14 @@ afterEach(async () => {
 
 const route = (key: string, name: string, value: unknown) => ({ key, conf: [{ name, value: JSON.stringify(value) }] });
 
-/** Stops a CLI runner with SIGTERM and returns the packages its preload saw loaded. */
-async function loadedPackages(proc: CliProcess): Promise<string[]> {
+/** Stops a CLI runner with SIGTERM; returns the packages its preload saw loaded and the schemas ajv compiled. */
+async function whatItLoaded(proc: CliProcess): Promise<{ packages: string[]; ajvCompiles: number }> {
   proc.child.kill('SIGTERM');
   expect(await proc.exited).toBe(0);
-  const line = /LOADED_PACKAGES (\[.*\])/.exec(proc.output());
-  if (!line) throw new Error(`the preload wrote no package list; output:\n${proc.output()}`);
-  return JSON.parse(line[1]!) as string[];
+  const packages = /LOADED_PACKAGES (\[.*\])/.exec(proc.output());
+  const compiles = /AJV_COMPILES (\d+)/.exec(proc.output());
+  if (!packages || !compiles) throw new Error(`the preload wrote no report; output:\n${proc.output()}`);
+  return { packages: JSON.parse(packages[1]!) as string[], ajvCompiles: Number(compiles[1]) };
 }
 
 /** A CLI runner with the package-reporting preload, and a client on its socket. */
@@ -47,15 +48,22 @@ async function cliRunner(args: string[]): Promise<{ proc: CliProcess; client: Ap
   return { proc, client };
 }
 
-describe('prom-client is loaded only when metrics are used', () => {
+describe('a runner started from the CLI loads prom-client only when metrics are served, and compiles schemas with their routes', () => {
+  it('an idle runner compiles no schema', async () => {
+    const { proc } = await cliRunner([]);
+    expect((await whatItLoaded(proc)).ajvCompiles).toBe(0);
+  });
+
   it('a runner without --metrics-address serves say and rewrite routes without loading prom-client or @opentelemetry/api', async () => {
     const { proc, client } = await cliRunner([]);
     expect((await client.httpReqCall(route('s', 'say', { body: 'hi' }), GET)).kind).toBe('stop');
     expect((await client.httpReqCall(route('r', 'rewrite', { path: '/other' }), GET)).kind).toBe('rewrite');
     await client.close();
-    const packages = await loadedPackages(proc);
+    const { packages, ajvCompiles } = await whatItLoaded(proc);
     // The preload sees CommonJS packages: pino is one, and every runner logs.
     expect(packages).toContain('pino');
+    // say's and rewrite's schemas, compiled with their routes; proxy-mirror's, never used, is not.
+    expect(ajvCompiles).toBe(2);
     expect(packages).not.toContain('prom-client');
     expect(packages).not.toContain('@opentelemetry/api');
   });
@@ -70,10 +78,13 @@ describe('prom-client is loaded only when metrics are used', () => {
     expect(text).toMatch(/^apisix_runner_connections 1$/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     await client.close();
-    expect(await loadedPackages(proc)).toContain('prom-client');
+    expect((await whatItLoaded(proc)).packages).toContain('prom-client');
   });
 
-  it('in-process, counts made before the registry exists are all there at its first use', async () => {
+});
+
+describe('in-process, the registry is created on first use', () => {
+  it('counts made before the registry exists are all there at its first use', async () => {
     const env = await runnerWithClient({ plugins: () => [createSayPlugin()] as Plugin<unknown>[] });
     cleanups.push(env.close);
     for (let i = 0; i < 3; i++) expect((await env.client.httpReqCall(route('s', 'say', { body: 'hi' }), GET)).kind).toBe('stop');
