@@ -10,8 +10,11 @@
  * one shared target).
  *
  *   node bench/rss.mjs [--connections 1000] [--confs 10000] [--mirror-seconds 5] [--mirror-threads 2]
- *                      [--idle-wait 30] [--breakdown] [--runner dist/cli.js]
+ *                      [--idle-wait 30] [--breakdown] [--runner dist/cli.js] [--node-flags="--max-semi-space-size=1"]
  *
+ * --node-flags passes V8/Node flags to the runner only (not to bare Node nor to this load
+ * generator, as NODE_OPTIONS would). The mirroring window also reports the runner's CPU time
+ * (all threads, /proc) per mirrored RPC.
  * --breakdown preloads bench/memory-probe.mjs into the runner and prints, for the mirroring
  * window, how the main thread's memory splits into V8 heap, external/array buffers and the rest.
  * Prints a markdown table and writes it to .bench-out/rss-latest.md.
@@ -24,7 +27,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadProtocol, REPO_ROOT } from './protocol.mjs';
 import { FRAME_TYPE, payloadLength } from './frames.mjs';
-import { processRssKiB } from './loadgen.mjs';
+import { processCpuMicros, processRssKiB } from './loadgen.mjs';
 import { startNodeServer, stopChild } from './children.mjs';
 
 const SINK_SRC = `
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     'mirror-threads': { type: 'string', default: '2' },
     'idle-wait': { type: 'string', default: '30' },
     breakdown: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const MIRROR_SECONDS = Number(values['mirror-seconds']);
@@ -109,7 +113,10 @@ rmSync(socketPath, { force: true });
 rmSync(probeFile, { force: true });
 const runnerArgs = [resolve(REPO_ROOT, values.runner), '--log-level', 'warn'];
 if (values['mirror-threads'] !== 'default') runnerArgs.push('--mirror-threads', values['mirror-threads']);
-const nodeFlags = values.breakdown ? ['--import', resolve(REPO_ROOT, 'bench/memory-probe.mjs')] : [];
+const nodeFlags = [
+  ...values['node-flags'].split(' ').filter(Boolean),
+  ...(values.breakdown ? ['--import', resolve(REPO_ROOT, 'bench/memory-probe.mjs')] : []),
+];
 const runner = spawn(process.execPath, [...nodeFlags, ...runnerArgs], {
   cwd: REPO_ROOT,
   env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}`, A6_MEMORY_PROBE_FILE: probeFile },
@@ -117,6 +124,7 @@ const runner = spawn(process.execPath, [...nodeFlags, ...runnerArgs], {
 });
 const rows = [];
 const breakdown = [];
+const notes = [];
 const sink = await startNodeServer(SINK_SRC);
 try {
   for (let i = 0; i < 200; i++) {
@@ -146,6 +154,7 @@ try {
     const sampler = setInterval(() => { samples.push({ t: Date.now(), kib: processRssKiB(runner.pid) ?? 0 }); }, 200);
     const from = Date.now();
     const until = from + MIRROR_SECONDS * 1000;
+    const cpuFrom = processCpuMicros(runner.pid);
     await Promise.all(loaders.map(async (c) => {
       while (Date.now() < until) {
         await c.call(mcall);
@@ -154,6 +163,8 @@ try {
     }));
     stop = true;
     clearInterval(sampler);
+    const cpuUsed = (processCpuMicros(runner.pid) ?? NaN) - (cpuFrom ?? NaN);
+    notes.push(`Runner CPU during the mirroring window (all threads, /proc): ${(cpuUsed / 1e6).toFixed(2)} s for ${calls.toLocaleString('en-US')} RPCs, **${(cpuUsed / calls).toFixed(1)} µs per mirrored RPC**; ${Math.round(calls / MIRROR_SECONDS).toLocaleString('en-US')} RPC/s.`);
     const secondHalf = samples.filter((x) => x.t >= from + (until - from) / 2).map((x) => x.kib);
     const label = `100 % mirroring, C = 32, ${MIRROR_SECONDS} s (${calls.toLocaleString('en-US')} copies)`;
     rows.push([`${label}: steady state (median of the second half)`, secondHalf.length ? median(secondHalf) : undefined, bareIdle]);
@@ -161,8 +172,16 @@ try {
     rows.push(['after mirroring, settled', await settledRss(runner.pid), bareIdle]);
     if (values.breakdown) {
       // The probe's lines from the second half of the window: median of each part.
-      const lines = readFileSync(probeFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-        .filter((l) => l.t >= from + (until - from) / 2 && l.t <= until);
+      const all = readFileSync(probeFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const lines = all.filter((l) => l.t >= from + (until - from) / 2 && l.t <= until);
+      // GC over the whole window: the probe's running totals at its first and last line in it.
+      const window = all.filter((l) => l.t >= from && l.t <= until);
+      if (window.length >= 2) {
+        const [a, b] = [window[0].gc, window.at(-1).gc];
+        const ms = b.minorMs - a.minorMs + (b.majorMs - a.majorMs);
+        const share = (window.at(-1).t - window[0].t) / (until - from);
+        notes.push(`Runner main thread GC during the window (\`gc\` performance entries): ${b.minorCount - a.minorCount} scavenges, ${(b.minorMs - a.minorMs).toFixed(0)} ms; ${b.majorCount - a.majorCount} other (mark-compact, incremental marking), ${(b.majorMs - a.majorMs).toFixed(0)} ms; **${((ms * 1000) / (calls * share)).toFixed(1)} µs of GC per mirrored RPC**.`);
+      }
       if (lines.length) {
         const part = (f) => median(lines.map(f));
         breakdown.push(
@@ -216,7 +235,7 @@ try {
 }
 
 const table = [
-  `RSS of \`node ${values.runner}\` (node ${process.version}, ${os.cpus()[0]?.model ?? ''}); command: \`node bench/rss.mjs --connections ${CONNECTIONS} --confs ${CONFS} --mirror-seconds ${MIRROR_SECONDS} --mirror-threads ${values['mirror-threads']} --idle-wait ${IDLE_WAIT_MS / 1000}${values.breakdown ? ' --breakdown' : ''}\``,
+  `RSS of \`node ${values['node-flags'] ? `${values['node-flags']} ` : ''}${values.runner}\` (node ${process.version}, ${os.cpus()[0]?.model ?? ''}); command: \`node bench/rss.mjs --connections ${CONNECTIONS} --confs ${CONFS} --mirror-seconds ${MIRROR_SECONDS} --mirror-threads ${values['mirror-threads']} --idle-wait ${IDLE_WAIT_MS / 1000}${values.breakdown ? ' --breakdown' : ''}${values['node-flags'] ? ` --node-flags="${values['node-flags']}"` : ''}\``,
   '',
   '| state | RSS MiB | Δ vs previous | Δ vs bare Node (same moment or idle) |',
   '|---|--:|--:|--:|',
@@ -234,6 +253,7 @@ const table = [
     '|---|--:|',
     ...breakdown.map(([label, bytes]) => `| ${label} | ${mib(bytes)} |`),
   ] : []),
+  ...(notes.length ? ['', ...notes] : []),
 ].join('\n');
 process.stdout.write(`${table}\n`);
 mkdirSync(resolve(REPO_ROOT, '.bench-out'), { recursive: true });

@@ -1,5 +1,6 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import type { CallContext, FailurePolicy, Logger, Plugin } from './plugin-api/plugin.js';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { CallContext, FailurePolicy, JsonSchema, Logger, Plugin } from './plugin-api/plugin.js';
 import { ConfError } from './plugin-api/plugin.js';
 import type { TextPair } from './plugin-api/request.js';
 import { describeUnknownKey } from './unknown-key.js';
@@ -35,7 +36,18 @@ export interface CompiledChain {
 
 interface Registered {
   readonly plugin: Plugin<unknown>;
-  readonly validate: ValidateFunction | undefined;
+  /** undefined: no schema, or not compiled yet (`schema` still set). */
+  validate: ValidateFunction | undefined;
+  /** A schema left to compile on first use. */
+  schema: JsonSchema | undefined;
+}
+
+const requireFromHere = createRequire(import.meta.url);
+
+/** ajv, required with the first schema compiled (synchronously: registration and PrepareConf stay synchronous). */
+function newAjv(): Ajv {
+  const { Ajv: AjvClass } = requireFromHere('ajv') as typeof import('ajv');
+  return new AjvClass({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
 }
 
 function describeAjvError(e: ErrorObject): { field: string; message: string } {
@@ -57,33 +69,52 @@ export type RejectReason = 'unknown_plugin' | 'invalid_json' | 'schema' | 'parse
 export interface PluginRegistryOptions {
   /** Called once per rejected conf entry (a PrepareConf is compiled once per key). */
   readonly onReject?: (plugin: string, reason: RejectReason) => void;
+  /**
+   * Schemas compiled on the first PrepareConf that uses them instead of at registration: the
+   * built-in plugins' schemas, fixed and compiled by their tests, so that a runner whose routes
+   * never use a plugin never loads ajv for it. Every other schema is compiled at registration,
+   * where a broken one fails the start.
+   */
+  readonly compileOnFirstUse?: ReadonlySet<JsonSchema>;
 }
 
 /** Holds the plugins a runner knows and compiles route confs against their schemas. */
 export class PluginRegistry {
   private readonly plugins = new Map<string, Registered>();
-  private readonly ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false });
+  private ajv: Ajv | undefined;
   private readonly onReject: (plugin: string, reason: RejectReason) => void;
+  private readonly compileOnFirstUse: ReadonlySet<JsonSchema>;
 
   constructor(options: PluginRegistryOptions = {}) {
     this.onReject = options.onReject ?? (() => undefined);
+    this.compileOnFirstUse = options.compileOnFirstUse ?? new Set();
   }
 
-  /** Adds a plugin; its schema is compiled now so that a broken schema fails at start, not per route. */
+  /**
+   * Adds a plugin; its schema is compiled now so that a broken schema fails at start, not per
+   * route (unless it is one of `compileOnFirstUse`).
+   */
   register(plugin: Plugin<unknown>): void {
     if (!plugin || typeof plugin.name !== 'string' || plugin.name === '') {
       throw new Error('a plugin must have a non-empty string `name`');
     }
     if (this.plugins.has(plugin.name)) throw new Error(`plugin "${plugin.name}" is registered twice`);
-    let validate: ValidateFunction | undefined;
-    if (plugin.confSchema) {
+    const reg: Registered = { plugin, validate: undefined, schema: plugin.confSchema };
+    if (reg.schema && !this.compileOnFirstUse.has(reg.schema)) this.validatorOf(reg);
+    this.plugins.set(plugin.name, reg);
+  }
+
+  /** The plugin's validator, compiled now if it was not (undefined: the plugin has no schema). */
+  private validatorOf(reg: Registered): ValidateFunction | undefined {
+    if (reg.schema) {
       try {
-        validate = this.ajv.compile(plugin.confSchema);
+        reg.validate = (this.ajv ??= newAjv()).compile(reg.schema);
       } catch (err) {
-        throw new Error(`plugin "${plugin.name}" has an invalid confSchema: ${(err as Error).message}`);
+        throw new Error(`plugin "${reg.plugin.name}" has an invalid confSchema: ${(err as Error).message}`);
       }
+      reg.schema = undefined;
     }
-    this.plugins.set(plugin.name, { plugin, validate });
+    return reg.validate;
   }
 
   /** The registered plugin names, in registration order. */
@@ -120,10 +151,19 @@ export class PluginRegistry {
         else fatal ??= p;
         continue;
       }
-      if (reg.validate && !reg.validate(parsed)) {
+      let validate: ValidateFunction | undefined;
+      try {
+        validate = this.validatorOf(reg);
+      } catch (err) {
+        // Only a schema compiled on first use can fail here; it fails every route using it, as a start would have.
         this.onReject(name, 'schema');
-        const first = describeAjvError(reg.validate.errors![0]!);
-        const all = reg.validate.errors!.map((e) => {
+        fatal ??= problem('', (err as Error).message, 'closed');
+        continue;
+      }
+      if (validate && !validate(parsed)) {
+        this.onReject(name, 'schema');
+        const first = describeAjvError(validate.errors![0]!);
+        const all = validate.errors!.map((e) => {
           const d = describeAjvError(e);
           return `${d.field} ${d.message}`;
         });
@@ -179,8 +219,9 @@ export class PluginRegistry {
         if (!(key in properties)) problems.push({ field: `/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, message: describeUnknownKey(key, Object.keys(properties), 'field') });
       }
     }
-    if (reg.validate && !reg.validate(parsed)) {
-      for (const e of reg.validate.errors!) {
+    const validate = this.validatorOf(reg);
+    if (validate && !validate(parsed)) {
+      for (const e of validate.errors!) {
         const d = describeAjvError(e);
         if (!problems.some((p) => p.field === d.field)) problems.push(d);
       }

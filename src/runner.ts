@@ -1,13 +1,17 @@
 import type { Registry } from 'prom-client';
-import type { Plugin, PluginHost } from './plugin-api/index.js';
+import type { JsonSchema, Plugin, PluginHost } from './plugin-api/index.js';
 import { ConfCache } from './conf-cache.js';
 import { PluginRegistry } from './plugin-registry.js';
 import { RunnerServer, type DrainOptions } from './server/runner-server.js';
 import { MAX_PAYLOAD_BYTES } from './protocol/frame.js';
 import { createLogger, type RunnerLogger } from './observability/logger.js';
-import { RpcMetrics, createRegistry, registerConfRejected, serveMetrics, type MetricsListener } from './observability/metrics.js';
+import { RpcMetrics, createLazyRegistry, registerConfRejected, serveMetrics, type MetricsListener } from './observability/metrics.js';
+import { LazyRegistry } from './observability/lazy-registry.js';
 import { RateLimitedLog } from './observability/rate-limited-log.js';
 import { builtinPlugins } from './plugins/index.js';
+import { sayConfSchema } from './plugins/say/index.js';
+import { rewriteConfSchema } from './plugins/rewrite/index.js';
+import { proxyMirrorSchema } from './plugins/proxy-mirror/schema.js';
 import { checkPluginAttrNames, pluginAttrError } from './config.js';
 
 export interface RunnerOptions {
@@ -20,7 +24,10 @@ export interface RunnerOptions {
   /** Builds the plugins; default: the built-ins (say, rewrite, proxy-mirror). */
   readonly plugins?: (host: PluginHost) => readonly Plugin<unknown>[] | Promise<readonly Plugin<unknown>[]>;
   readonly logger?: RunnerLogger;
-  /** Prometheus registry; a fresh one (with process metrics) by default. */
+  /**
+   * Prometheus registry; by default a fresh one (with process metrics), created only when
+   * metrics are served or `host.metrics` is first used: until then prom-client is not loaded.
+   */
   readonly metrics?: Registry;
   /** 'host:port' for GET /metrics; off when undefined. */
   readonly metricsAddress?: string | undefined;
@@ -57,10 +64,18 @@ export class MetricsAddressError extends Error {
   readonly code = 'A6_ERR_METRICS_ADDRESS';
 }
 
+/**
+ * The built-in plugins' schemas: fixed, and compiled by test/core/lazy-loading.test.ts, so
+ * they are compiled (and ajv loaded) with the first route that uses the plugin, not at start.
+ */
+const BUILTIN_SCHEMAS: ReadonlySet<JsonSchema> = new Set([sayConfSchema, rewriteConfSchema, proxyMirrorSchema]);
+
 /** Starts a runner listening on `options.socketPath`. */
 export async function startRunner(options: RunnerOptions): Promise<Runner> {
   const logger = options.logger ?? createLogger();
-  const metricsRegistry = options.metrics ?? createRegistry();
+  const metricsRegistry = options.metrics ?? createLazyRegistry();
+  // Served: created now, so that every metric is registered at once and in a fixed order.
+  if (options.metricsAddress && metricsRegistry instanceof LazyRegistry) metricsRegistry.get();
   // Latency histograms cost clock reads per RPC: only when someone can scrape them.
   const rpcMetrics = new RpcMetrics(metricsRegistry, Boolean(options.metricsAddress) || options.metrics !== undefined);
   const closeTasks: Array<() => Promise<void> | void> = [];
@@ -73,7 +88,10 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
   };
 
   const rejected = registerConfRejected(metricsRegistry);
-  const registry = new PluginRegistry({ onReject: (plugin, reason) => rejected.inc(plugin, reason) });
+  const registry = new PluginRegistry({
+    onReject: (plugin, reason) => rejected.cell([plugin, reason]).inc(),
+    compileOnFirstUse: BUILTIN_SCHEMAS,
+  });
   let plugins: readonly Plugin<unknown>[];
   try {
     plugins = await (options.plugins ?? builtinPlugins)(host);

@@ -1,127 +1,68 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Histogram, Registry } from 'prom-client';
+import { LazyRegistry, loadPromClient, onRegistry } from './lazy-registry.js';
+import { MetricCell, boundByOne, boundByTwo, registerMetricTable, type MetricTable } from './metric-tables.js';
 
 /**
- * Memoises the bound children of a metric with two labels, so the hot path increments a
- * child found by two Map lookups instead of building and hashing a label object per call.
- */
-export function boundByTwo<T>(bind: (a: string, b: string) => T): (a: string, b: string) => T {
-  const outer = new Map<string, Map<string, T>>();
-  return (a, b) => {
-    let inner = outer.get(a);
-    if (!inner) outer.set(a, (inner = new Map()));
-    let child = inner.get(b);
-    if (!child) inner.set(b, (child = bind(a, b)));
-    return child;
-  };
-}
-
-/** The single-label form of boundByTwo. */
-export function boundByOne<T>(bind: (a: string) => T): (a: string) => T {
-  const cache = new Map<string, T>();
-  return (a) => {
-    let child = cache.get(a);
-    if (!child) cache.set(a, (child = bind(a)));
-    return child;
-  };
-}
-
-/**
- * Plain counters by two labels, read by prom-client only at scrape time: counting on the hot
- * path is two Map lookups and an add (prom-client's own inc hashes the label set every call).
- */
-export class CountTable {
-  private readonly rows = new Map<string, Map<string, { n: number }>>();
-
-  /** The cell of (a, b), created at zero. Keep it: incrementing `cell.n` is the whole cost. */
-  cell(a: string, b: string): { n: number } {
-    let row = this.rows.get(a);
-    if (!row) this.rows.set(a, (row = new Map()));
-    let c = row.get(b);
-    if (!c) row.set(b, (c = { n: 0 }));
-    return c;
-  }
-
-  /** Adds one to (a, b). */
-  inc(a: string, b: string): void {
-    this.cell(a, b).n++;
-  }
-
-  *entries(): IterableIterator<[string, string, number]> {
-    for (const [a, row] of this.rows) for (const [b, c] of row) yield [a, b, c.n];
-  }
-}
-
-const tablesByRegistry = new WeakMap<Registry, Map<string, CountTable>>();
-
-/**
- * Registers a counter whose values come from a CountTable at scrape time. Asking again for
- * the same name on the same registry returns the same table (several plugin instances share it).
- */
-export function registerCountTable(registry: Registry, name: string, help: string, labelNames: readonly [string, string]): CountTable {
-  let tables = tablesByRegistry.get(registry);
-  if (!tables) tablesByRegistry.set(registry, (tables = new Map()));
-  const known = tables.get(name);
-  if (known) return known;
-  const table = new CountTable();
-  tables.set(name, table);
-  new Counter({
-    name,
-    help,
-    labelNames: [...labelNames],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [a, b, n] of table.entries()) this.labels(a, b).inc(n);
-    },
-  });
-  return table;
-}
-
-/**
- * The runner's own RPC metrics. Counting is always on and nearly free; the latency histogram
- * (and the clock reads it needs) only runs when metrics are served.
+ * The runner's own RPC metrics. Counting is always on and nearly free (plain numbers, see
+ * metric-tables.ts); the latency histogram (and the clock reads it needs) only runs when
+ * metrics are served (or the registry was given).
  */
 export class RpcMetrics {
-  private readonly total: CountTable;
-  private readonly durationOf: ((type: string) => { observe(v: number): void }) | undefined;
-  readonly connections: Gauge;
-  readonly confs: Gauge;
+  private readonly totalOf: (type: string, outcome: string) => MetricCell;
+  private duration: Histogram | undefined;
+  private readonly durationOf = boundByOne((type) => this.duration!.labels(type));
+  readonly connections: MetricCell;
+  readonly confs: MetricCell;
 
   constructor(readonly registry: Registry, timed: boolean) {
-    this.total = registerCountTable(registry, 'apisix_runner_rpc_total', 'RPCs handled, by message type and outcome', ['type', 'outcome']);
+    const total = registerMetricTable(registry, { kind: 'counter', name: 'apisix_runner_rpc_total', help: 'RPCs handled, by message type and outcome', labelNames: ['type', 'outcome'] });
+    this.totalOf = boundByTwo((type, outcome) => total.cell([type, outcome]));
     if (timed) {
-      const duration = new Histogram({
-        name: 'apisix_runner_rpc_duration_seconds',
-        help: 'Time from receiving an RPC to writing its reply, ExtraInfo round trips included',
-        labelNames: ['type'],
-        buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
-        registers: [registry],
+      onRegistry(registry, (created) => {
+        this.duration = new (loadPromClient().Histogram)({
+          name: 'apisix_runner_rpc_duration_seconds',
+          help: 'Time from receiving an RPC to writing its reply, ExtraInfo round trips included',
+          labelNames: ['type'],
+          buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
+          registers: [created],
+        });
       });
-      this.durationOf = boundByOne((type) => duration.labels(type));
     }
-    this.connections = new Gauge({ name: 'apisix_runner_connections', help: 'Open connections from APISIX', registers: [registry] });
-    this.confs = new Gauge({ name: 'apisix_runner_confs', help: 'Route confs held in the conf cache', registers: [registry] });
+    this.connections = registerMetricTable(registry, { kind: 'gauge', name: 'apisix_runner_connections', help: 'Open connections from APISIX', labelNames: [] }).cell([]);
+    this.confs = registerMetricTable(registry, { kind: 'gauge', name: 'apisix_runner_confs', help: 'Route confs held in the conf cache', labelNames: [] }).cell([]);
   }
 
   /** A start mark for `record` (0 when latency is not measured). */
   start(): number {
-    return this.durationOf ? performance.now() : 0;
+    return this.duration ? performance.now() : 0;
   }
 
   /** Counts one RPC, and its duration since `started` when latency is measured. */
   record(type: string, outcome: string, started: number): void {
-    this.total.inc(type, outcome);
-    if (this.durationOf) this.durationOf(type).observe((performance.now() - started) / 1000);
+    this.totalOf(type, outcome).n++;
+    if (this.duration) this.durationOf(type).observe((performance.now() - started) / 1000);
   }
+}
+
+function collectProcessMetrics(registry: Registry): void {
+  loadPromClient().collectDefaultMetrics({ register: registry });
 }
 
 /** A registry with the process metrics (CPU, memory, event loop lag, fds) collected. */
 export function createRegistry(): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const registry = new (loadPromClient().Registry)();
+  collectProcessMetrics(registry);
   return registry;
+}
+
+/**
+ * The same registry, created (prom-client loaded, process metrics collected) only when first
+ * used: when metrics are served, or when a plugin or an embedder uses `host.metrics`.
+ */
+export function createLazyRegistry(): LazyRegistry {
+  return new LazyRegistry(collectProcessMetrics);
 }
 
 /** Splits 'host:port' / '[v6]:port' / 'port'. */
@@ -178,8 +119,8 @@ export async function startMetricsServer(address: string, registry: Registry): P
 }
 
 /** Conf entries PrepareConf rejected, by plugin and reason (see PluginRegistry's RejectReason). */
-export function registerConfRejected(registry: Registry): CountTable {
-  return registerCountTable(registry, 'apisix_runner_conf_rejected_total', 'Plugin conf entries rejected at PrepareConf, by plugin and reason', ['plugin', 'reason']);
+export function registerConfRejected(registry: Registry): MetricTable {
+  return registerMetricTable(registry, { kind: 'counter', name: 'apisix_runner_conf_rejected_total', help: 'Plugin conf entries rejected at PrepareConf, by plugin and reason', labelNames: ['plugin', 'reason'] });
 }
 
 /** The metrics endpoint, bound now or as soon as its port is free. */

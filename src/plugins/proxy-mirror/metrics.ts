@@ -1,10 +1,14 @@
 /**
  * Prometheus metrics of the mirror, registered on the runner's registry. Labels are bounded:
  * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
+ * Counters and gauges are plain numbers (observability/metric-tables.ts) until someone scrapes
+ * them; the latency histogram exists once the registry does (a runner without
+ * `--metrics-address` never creates it, so copies are not timed for nobody).
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Histogram, Registry } from 'prom-client';
 import type { DispatchOutcome } from '../../mirror-dispatch/index.js';
-import { boundByOne, boundByTwo, registerCountTable } from '../../observability/metrics.js';
+import { loadPromClient, onRegistry } from '../../observability/lazy-registry.js';
+import { boundByOne, boundByTwo, registerMetricTable, type MetricCell, type TableMetric } from '../../observability/metric-tables.js';
 
 /** Terminal outcome of a copy that was handed to the dispatch engine. */
 export type MirrorOutcome = DispatchOutcome;
@@ -42,85 +46,72 @@ export interface MirrorMetrics {
   threadRestarted(): void;
 }
 
-function gauge(registry: Registry, name: string, help: string): Gauge<string> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Gauge<string>;
-  return new Gauge({ name, help, labelNames: ['target'], registers: [registry] });
-}
+const byTarget = (kind: TableMetric['kind'], name: string, help: string): TableMetric => ({ kind, name, help, labelNames: ['target'] });
 
 /** Registers (or reuses) the mirror metrics on a registry. */
 export function createMirrorMetrics(registry: Registry): MirrorMetrics {
-  const copies = registerCountTable(registry, 'apisix_runner_mirror_requests_total',
-    'Mirror copies by target and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error, dropped, skipped).',
-    ['target', 'outcome'] as const);
-  const skips = registerCountTable(registry, 'apisix_runner_mirror_skipped_total',
-    'Requests not mirrored, by target and reason.', ['target', 'reason'] as const);
-  const omitted = registerCountTable(registry, 'apisix_runner_mirror_body_omitted_total',
-    'Copies sent without their body, by target and reason.', ['target', 'reason'] as const);
-  const existingLatency = registry.getSingleMetric('apisix_runner_mirror_latency_seconds');
-  const latency = (existingLatency as Histogram<string> | undefined) ?? new Histogram({
-    name: 'apisix_runner_mirror_latency_seconds',
-    help: 'Time from sending a copy to the end of its (discarded) response, by target and outcome.',
-    labelNames: ['target', 'outcome'],
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [registry],
+  const table = (metric: TableMetric) => registerMetricTable(registry, metric);
+  const copies = table({ kind: 'counter', name: 'apisix_runner_mirror_requests_total',
+    help: 'Mirror copies by target and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error, dropped, skipped).', labelNames: ['target', 'outcome'] });
+  const skips = table({ kind: 'counter', name: 'apisix_runner_mirror_skipped_total',
+    help: 'Requests not mirrored, by target and reason.', labelNames: ['target', 'reason'] });
+  const omitted = table({ kind: 'counter', name: 'apisix_runner_mirror_body_omitted_total',
+    help: 'Copies sent without their body, by target and reason.', labelNames: ['target', 'reason'] });
+  let latency: Histogram | undefined;
+  onRegistry(registry, (created) => {
+    latency = (created.getSingleMetric('apisix_runner_mirror_latency_seconds') as Histogram | undefined) ?? new (loadPromClient().Histogram)({
+      name: 'apisix_runner_mirror_latency_seconds',
+      help: 'Time from sending a copy to the end of its (discarded) response, by target and outcome.',
+      labelNames: ['target', 'outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [created],
+    });
   });
-  const inflight = gauge(registry, 'apisix_runner_mirror_inflight', 'Mirror copies in flight, by target.');
-  const queueLen = gauge(registry, 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.');
-  const queueBytes = gauge(registry, 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.');
+  const inflight = table(byTarget('gauge', 'apisix_runner_mirror_inflight', 'Mirror copies in flight, by target.'));
+  const queueLen = table(byTarget('gauge', 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.'));
+  const queueBytes = table(byTarget('gauge', 'apisix_runner_mirror_queued_bytes', 'Bytes held by queued mirror copies, by target.'));
+  const perNode = table({ kind: 'counter', name: 'apisix_runner_mirror_node_requests_total',
+    help: 'Mirror copies by target, node and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error).', labelNames: ['target', 'node', 'outcome'] });
+  const nodeUp = table({ kind: 'gauge', name: 'apisix_runner_mirror_node_up',
+    help: '1 while a mirror node takes copies, 0 while its circuit breaker holds it out.', labelNames: ['target', 'node'] });
+  const restarts = table({ kind: 'counter', name: 'apisix_runner_mirror_thread_restarts_total',
+    help: 'Mirror worker threads that died and were restarted.', labelNames: [] }).cell([]);
 
-  const existingNode = registry.getSingleMetric('apisix_runner_mirror_node_requests_total');
-  const perNode = (existingNode as Counter<string> | undefined) ?? new Counter({
-    name: 'apisix_runner_mirror_node_requests_total',
-    help: 'Mirror copies by target, node and outcome (sent, 1xx..5xx, grpc_ok, grpc_error, timeout, error).',
-    labelNames: ['target', 'node', 'outcome'],
-    registers: [registry],
-  });
-  const existingUp = registry.getSingleMetric('apisix_runner_mirror_node_up');
-  const nodeUp = (existingUp as Gauge<string> | undefined) ?? new Gauge({
-    name: 'apisix_runner_mirror_node_up',
-    help: '1 while a mirror node takes copies, 0 while its circuit breaker holds it out.',
-    labelNames: ['target', 'node'],
-    registers: [registry],
-  });
-  const existingRestarts = registry.getSingleMetric('apisix_runner_mirror_thread_restarts_total');
-  const restarts = (existingRestarts as Counter<string> | undefined) ?? new Counter({
-    name: 'apisix_runner_mirror_thread_restarts_total',
-    help: 'Mirror worker threads that died and were restarted.',
-    registers: [registry],
-  });
-  // Bound children per (target, node), then per outcome: no label hashing per copy.
-  const nodeCounters = boundByTwo(() => new Map<string, { inc(): void }>());
-  const nodeCounter = (target: string, node: string, outcome: string): { inc(): void } => {
-    const byOutcome = nodeCounters(target, node);
+  // Cells bound once per label set: no label hashing per copy.
+  const copiesOf = boundByTwo((target, outcome) => copies.cell([target, outcome]));
+  const skipsOf = boundByTwo((target, reason) => skips.cell([target, reason]));
+  const omittedOf = boundByTwo((target, reason) => omitted.cell([target, reason]));
+  const nodeCells = boundByTwo(() => new Map<string, MetricCell>());
+  const nodeCell = (target: string, node: string, outcome: string): MetricCell => {
+    const byOutcome = nodeCells(target, node);
     let c = byOutcome.get(outcome);
-    if (!c) byOutcome.set(outcome, (c = perNode.labels(target, node, outcome)));
+    if (!c) byOutcome.set(outcome, (c = perNode.cell([target, node, outcome])));
     return c;
   };
-
-  const latencyOf = boundByTwo((target, outcome) => latency.labels(target, outcome));
-  const inflightOf = boundByOne((target) => inflight.labels(target));
-  const queueLenOf = boundByOne((target) => queueLen.labels(target));
-  const queueBytesOf = boundByOne((target) => queueBytes.labels(target));
+  const latencyOf = boundByTwo((target, outcome) => latency!.labels(target, outcome));
+  const inflightOf = boundByOne((target) => inflight.cell([target]));
+  const queueLenOf = boundByOne((target) => queueLen.cell([target]));
+  const queueBytesOf = boundByOne((target) => queueBytes.cell([target]));
+  const nodeUpOf = boundByTwo((target, node) => nodeUp.cell([target, node]));
 
   return {
-    sent: (target) => copies.inc(target, 'sent'),
+    sent: (target) => copiesOf(target, 'sent').n++,
     finished: (target, outcome, seconds) => {
-      copies.inc(target, outcome);
-      if (seconds !== undefined) latencyOf(target, outcome).observe(seconds);
+      copiesOf(target, outcome).n++;
+      if (seconds !== undefined && latency) latencyOf(target, outcome).observe(seconds);
     },
     skipped: (target, reason) => {
-      copies.inc(target, 'skipped');
-      skips.inc(target, reason);
+      copiesOf(target, 'skipped').n++;
+      skipsOf(target, reason).n++;
     },
-    bodyOmitted: (target, reason) => omitted.inc(target, reason),
+    bodyOmitted: (target, reason) => omittedOf(target, reason).n++,
     inflight: (target, delta) => inflightOf(target).inc(delta),
     queued: (target, dc, db) => {
       queueLenOf(target).inc(dc);
       queueBytesOf(target).inc(db);
     },
-    node: (target, node, outcome) => nodeCounter(target, node, outcome).inc(),
-    nodeUp: (target, node, up) => nodeUp.labels(target, node).set(up ? 1 : 0),
+    node: (target, node, outcome) => nodeCell(target, node, outcome).n++,
+    nodeUp: (target, node, up) => nodeUpOf(target, node).set(up ? 1 : 0),
     threadRestarted: () => restarts.inc(),
   };
 }

@@ -16,7 +16,7 @@ export interface RewriteConf {
 
 const nameList = { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true } as const;
 
-const schema = {
+export const rewriteConfSchema = {
   type: 'object',
   properties: {
     path: { type: 'string', pattern: '^/' },
@@ -80,7 +80,7 @@ async function render(t: Template, req: HttpRequest): Promise<string> {
 export function createRewritePlugin(): Plugin<RewriteConf> {
   return definePlugin<RewriteConf>({
     name: 'rewrite',
-    confSchema: schema,
+    confSchema: rewriteConfSchema,
     failurePolicy: 'closed',
     parseConf(value) {
       const raw = value as RawConf;

@@ -9,7 +9,7 @@ export interface SayConf {
   readonly response: StopResponse;
 }
 
-const schema = {
+export const sayConfSchema = {
   type: 'object',
   properties: {
     body: { type: 'string' },
@@ -27,7 +27,7 @@ const schema = {
 export function createSayPlugin(): Plugin<SayConf> {
   return definePlugin<SayConf>({
     name: 'say',
-    confSchema: schema,
+    confSchema: sayConfSchema,
     failurePolicy: 'closed',
     parseConf(value) {
       const raw = value as Omit<SayConf, 'response'>;
