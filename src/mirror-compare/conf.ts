@@ -3,7 +3,8 @@
  * schema as `properties.compare`) and the parser that turns it into what the room uses. Parsing
  * happens once per PrepareConf, never per request. Defaults are documented in docs/compare.md.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { JsonSchema } from '../plugin-api/index.js';
 import { ConfError } from '../plugin-api/index.js';
 // Durations are written as in proxy-mirror's timeouts (and APISIX's plugin_attr).
@@ -124,7 +125,11 @@ export interface CompareConf {
 // compareSchema is ours and fixed, so compiling it late cannot turn into a late start error.
 let compiled: ValidateFunction | undefined;
 function compareValidator(): ValidateFunction {
-  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false }).compile(compareSchema);
+  if (!compiled) {
+    // ajv itself is required here, with the first compare block: a runner without one never loads it.
+    const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+    compiled = new Ajv({ allErrors: true, useDefaults: true, strict: false, coerceTypes: false }).compile(compareSchema);
+  }
   return compiled;
 }
 

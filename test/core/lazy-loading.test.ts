@@ -49,9 +49,14 @@ async function cliRunner(args: string[]): Promise<{ proc: CliProcess; client: Ap
 }
 
 describe('a runner started from the CLI loads prom-client only when metrics are served, and compiles schemas with their routes', () => {
-  it('an idle runner compiles no schema', async () => {
+  it('an idle runner compiles no schema and does not load ajv, prom-client or undici', async () => {
     const { proc } = await cliRunner([]);
-    expect((await whatItLoaded(proc)).ajvCompiles).toBe(0);
+    const { packages, ajvCompiles } = await whatItLoaded(proc);
+    expect(ajvCompiles).toBe(0);
+    expect(packages).toContain('pino');
+    expect(packages).not.toContain('ajv');
+    expect(packages).not.toContain('prom-client');
+    expect(packages).not.toContain('undici');
   });
 
   it('a runner without --metrics-address serves say and rewrite routes without loading prom-client or @opentelemetry/api', async () => {
