@@ -16,6 +16,15 @@
  *   --runner <path>         runner entry (default dist/cli.js)
  *   --max-tries <n>         run a cell again (up to n times in all, keeping the quietest try) when
  *                           other processes used more than 20% of a core during it [BENCH_MAX_TRIES] (default 3)
+ *   --no-metrics            do not start the runner's metrics endpoint (then no copies sent/dropped column)
+ *   --rate <n>              also run paced A/B pairs (issue 13: p99 at the same offered load), n RPC/s in all
+ *   --pairs <n>             pairs per comparison in paced mode (default 5)
+ *   --pair-connections <n>  connections of the paced cells (default 16)
+ *   --pair-duration <s>     seconds measured per paced cell (default 2; warm-up --warmup)
+ *   --targets               issue 13's cells at C = 32 plus paced pairs (rate 5000 unless --rate) and
+ *                           the sink calibration, then a report of each target: same-run ratio, met or missed
+ *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
+ *                           one request per connection at a time and 16 pipelined
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -25,6 +34,7 @@ import os from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './protocol.mjs';
+import { findWorkerThreads, freePort, mirrorCounters, pinThread, threadAffinity, threadIds } from './children.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,13 +46,30 @@ const { values: flags } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     runner: { type: 'string' },
     'max-tries': { type: 'string' },
+    'no-metrics': { type: 'boolean', default: false },
+    rate: { type: 'string' },
+    pairs: { type: 'string' },
+    'pair-connections': { type: 'string' },
+    'pair-duration': { type: 'string' },
+    targets: { type: 'boolean', default: false },
+    'sink-calibration': { type: 'boolean', default: false },
   },
 });
 
 const DURATION_S = Number(flags.duration ?? process.env.BENCH_DURATION ?? (flags.quick ? 1 : 3));
 const WARMUP_S = Number(flags.warmup ?? process.env.BENCH_WARMUP ?? (flags.quick ? 0.5 : 1));
-const CONNECTIONS = (flags.connections ?? process.env.BENCH_CONNECTIONS ?? '1,4,32').split(',').map(Number);
-const ONLY = flags.only ? new Set(flags.only.split(',')) : undefined;
+const CONNECTIONS = (flags.connections ?? process.env.BENCH_CONNECTIONS ?? (flags.targets ? '32' : '1,4,32')).split(',').map(Number);
+/** Cells of issue 13's targets (`--targets`). */
+const TARGET_CELLS = ['mirror-decide', 'mirror-all', 'mirror-all-thr', 'mirror-all-http', 'mirror-dead', 'mirror-unsampled'];
+const ONLY = flags.only ? new Set(flags.only.split(',')) : flags.targets ? new Set(TARGET_CELLS) : undefined;
+const RATE = flags.rate !== undefined ? Number(flags.rate) : flags.targets ? 5000 : undefined;
+const PAIRS = Number(flags.pairs ?? 5);
+const PAIR_CONNECTIONS = Number(flags['pair-connections'] ?? 16);
+const PAIR_DURATION_S = Number(flags['pair-duration'] ?? 2);
+const METRICS = !flags['no-metrics'];
+for (const [name, v] of [['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
+  if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
+}
 const RUNNER_ENTRY = resolve(REPO_ROOT, flags.runner ?? 'dist/cli.js');
 const OUT_DIR = resolve(REPO_ROOT, '.bench-out');
 const BODY_BYTES = 1024;
@@ -87,11 +114,14 @@ const CASES = [
   { id: 'none', label: 'no plugin', conf: () => [], floor: 'floor' },
   { id: 'say', label: 'say (Stop)', conf: () => [say], floor: 'floor' },
   { id: 'rewrite', label: 'rewrite', conf: () => [rewrite], floor: 'floor' },
-  { id: 'mirror-decide', label: 'proxy-mirror 0.00001 (decision)', conf: (p) => [mirror(p, 0.00001)], floor: 'floor', sink: true },
+  { id: 'mirror-decide', label: 'proxy-mirror 0.00001 (decision)', conf: (p) => [mirror(p, 0.00001)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   { id: 'mirror-all', label: 'proxy-mirror 1 → sink', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
-  // Copies from a worker thread; the runner may use both cores (the second is shared with the
-  // load generator and the sink), as "when a second core is available" asks.
-  { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], cores: '0,1' },
+  // Copies from a worker thread: the runner starts on core 0 and its worker thread is then
+  // moved to core 1 (shared with the load generator and the sink), as "when a second core is
+  // available" asks; the RPC thread stays alone on core 0.
+  { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], workerCore: 1 },
+  // The same to the node:http sink: what the sink costs per copy, next to the fast sink's.
+  { id: 'mirror-all-http', label: 'proxy-mirror 1 → node:http sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, sinkMode: 'http', args: ['--mirror-threads', '2'], workerCore: 1 },
   // Shadow comparison (docs/compare.md): the same proxy-mirror conf in ext-plugin-pre-req and
   // ext-plugin-post-resp; each request is an HTTPReqCall then an HTTPRespCall (`respConf`), so
   // "RPC/s" and "CPU µs/RPC" are per request (two RPCs) in these rows. The sink's answer
@@ -104,6 +134,8 @@ const CASES = [
   // A target that refuses connections (port 9, discard, closed here): the breaker opens after
   // three refused connects and the rest of the copies are skipped (target_down).
   { id: 'mirror-dead', label: 'proxy-mirror 1 → refused port', conf: () => [mirror(DEAD_PORT, 1)], floor: 'floor', args: ['--mirror-threads', '1'] },
+  // The same route, unsampled: what the dead target is compared with.
+  { id: 'mirror-unsampled', label: 'proxy-mirror 0.00001 → refused port (unsampled)', conf: () => [mirror(DEAD_PORT, 0.00001)], floor: 'floor', args: ['--mirror-threads', '1'] },
   {
     id: 'body',
     label: '1 KiB body via ExtraInfo',
@@ -150,11 +182,21 @@ async function stopChild(child, graceMs = 5000) {
   clearTimeout(timer);
 }
 
-/** Starts the server of a case pinned to core 0; returns { child, socketPath }. */
+/**
+ * Starts the server of a case pinned to core 0 (or `c.cores`); returns { child, socketPath,
+ * metricsUrl, baselineTids }. The runner serves its metrics (for the copies sent/dropped
+ * columns) unless --no-metrics; every runner cell has them, so the ratios stay fair.
+ */
 async function startServer(c, logName) {
   const socketPath = socketPathFor(c.id);
-  const entry = c.server === 'floor' ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
-  const args = [...(c.plugin ? ['--plugin', c.plugin] : []), ...(c.args ?? [])];
+  const isFloor = c.server === 'floor';
+  const entry = isFloor ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
+  const metricsPort = !isFloor && METRICS ? await freePort() : undefined;
+  const args = [
+    ...(c.plugin ? ['--plugin', c.plugin] : []),
+    ...(c.args ?? []),
+    ...(metricsPort ? ['--metrics-address', `127.0.0.1:${metricsPort}`] : []),
+  ];
   const argv = pinned(c.cores ?? 0, [process.execPath, ...(c.nodeFlags ?? []), ...entry, ...args]);
   const log = createWriteStream(resolve(OUT_DIR, logName));
   const child = spawn(argv[0], argv.slice(1), {
@@ -166,12 +208,32 @@ async function startServer(c, logName) {
   child.stderr.pipe(log, { end: false });
   child.once('exit', () => log.end());
   await waitForSocket(socketPath, child);
-  return { child, socketPath };
+  // Threads of the listening runner before any conf: the mirror workers start later.
+  const baselineTids = new Set(threadIds(child.pid));
+  return { child, socketPath, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined, baselineTids };
 }
 
-/** Starts the mirror sink on core 1; returns { child, port }. */
-async function startSink() {
-  const argv = pinned(1, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs')]);
+/**
+ * For a case with `workerCore`: drives a short burst of its mirrored load so that the dispatch
+ * engine starts its worker thread(s), finds them (children.mjs `findWorkerThreads`: new since
+ * the runner listened, busiest first) and moves them to `workerCore` with `taskset -p`.
+ * Returns a note for the table saying what was done.
+ */
+async function pinWorkers(c, server, conf) {
+  const workers = Number(c.args?.[c.args.indexOf('--mirror-threads') + 1] ?? 1) - 1;
+  if (!tasksetWorks || !c.workerCore || workers < 1) return undefined;
+  await runLoadgen({ socketPath: server.socketPath, connections: 4, conf, key: `route#prime#ext-plugin-pre-req#1`, pid: server.child.pid, durationS: 0.3, warmupS: 0.2 });
+  const found = findWorkerThreads(server.child.pid, server.baselineTids, workers);
+  const moved = found.filter((t) => pinThread(t.tid, c.workerCore));
+  const where = moved.map((t) => `${t.tid} (${Math.round(t.cpuUs / 1000)} ms CPU in priming, now on core ${threadAffinity(t.tid) ?? '?'})`);
+  return moved.length === workers
+    ? `worker thread ${where.join(', ')} moved with taskset -p; RPC thread on core 0`
+    : `**worker pinning failed**: expected ${workers} new busy thread(s), moved ${moved.length}`;
+}
+
+/** Starts a mirror sink (fast or node:http) on core 1; returns { child, port, mode }. */
+async function startSink(mode = 'fast') {
+  const argv = pinned(1, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs'), '--mode', mode]);
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((res, rej) => {
     let out = '';
@@ -182,7 +244,7 @@ async function startSink() {
     });
     child.once('exit', (code) => rej(new Error(`sink exited with ${code}`)));
   });
-  return { child, port };
+  return { child, port, mode };
 }
 
 async function sinkCount(port) {
@@ -198,19 +260,21 @@ async function sinkCount(port) {
 }
 
 /** Runs the load generator (pinned to core 1) for one cell and returns its JSON summary. */
-function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pid, helperPids }) {
+function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pid, helperPids, rate, durationS, warmupS, sinkPort }) {
   const argv = pinned(1, [
     process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'),
     '--socket', socketPath,
     '--connections', String(connections),
-    '--duration', String(DURATION_S),
-    '--warmup', String(WARMUP_S),
+    '--duration', String(durationS ?? DURATION_S),
+    '--warmup', String(warmupS ?? WARMUP_S),
     '--conf', JSON.stringify(conf),
     '--key', key,
     '--body-size', String(bodySize ?? 0),
     ...(respConf ? ['--resp-conf', JSON.stringify(respConf), '--resp-key', key.replace('pre-req', 'post-resp')] : []),
     '--pid', String(pid),
     ...(helperPids?.length ? ['--helper-pids', helperPids.join(',')] : []),
+    ...(rate ? ['--rate', String(rate)] : []),
+    ...(sinkPort ? ['--sink-port', String(sinkPort)] : []),
   ]);
   return new Promise((res, rej) => {
     const child = spawn(argv[0], argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -223,6 +287,46 @@ function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pi
       try { res(JSON.parse(out)); } catch { rej(new Error(`loadgen printed no JSON: ${out}${err}`)); }
     });
   });
+}
+
+/** The mirror target (`host`) of a conf, as the runner labels its metrics, or undefined. */
+function mirrorTargetOf(conf) {
+  const m = conf.find((p) => p.name === 'proxy-mirror');
+  return m ? JSON.parse(m.value).host : undefined;
+}
+
+/**
+ * Runs one cell once: the load generator, with the sink's count and the runner's copy
+ * counters read before and after (so they include the warm-up). Returns the summary with
+ * `mirrorsReceived` and `copies` (deltas) attached.
+ */
+async function runOnce(c, server, sink, { connections, key, rate, durationS, warmupS }) {
+  const conf = c.conf ? c.conf(sink?.port) : [];
+  const target = mirrorTargetOf(conf);
+  const counters = () => (server.metricsUrl && target ? mirrorCounters(server.metricsUrl, target) : undefined);
+  const b = sink ? await sinkCount(sink.port) : undefined;
+  const cb = await counters();
+  const s = await runLoadgen({
+    socketPath: server.socketPath,
+    connections,
+    conf,
+    respConf: c.respConf ? c.respConf(sink?.port) : undefined,
+    key,
+    bodySize: c.bodySize,
+    pid: server.child.pid,
+    helperPids: sink ? [sink.child.pid] : [],
+    sinkPort: sink?.port,
+    rate,
+    durationS,
+    warmupS,
+  });
+  // Copies still in flight or queued when the load stops finish within a moment.
+  if (target) await sleep(200);
+  const a = sink ? await sinkCount(sink.port) : undefined;
+  const ca = await counters();
+  if (b && a) s.mirrorsReceived = { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 }; // -1: our count request
+  if (cb && ca) s.copies = Object.fromEntries(Object.keys(ca).map((k) => [k, ca[k] - cb[k]]));
+  return s;
 }
 
 // ---- formatting --------------------------------------------------------------------------
@@ -241,22 +345,46 @@ function machineLines() {
 
 function renderTable(rows) {
   const lines = [
-    '| case | C | RPC/s | p50 µs | p99 µs | runner CPU µs/RPC | runner CPU use | RPC/s vs floor | CPU/RPC vs floor | notes |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+    '| case | C | RPC/s | p50 µs | p99 µs | runner CPU µs/RPC | RPC thread µs/RPC | other threads µs/RPC | RPC-core capacity RPC/s | runner CPU use | copies sent / sink got / dropped | sink µs/copy | RPC/s vs floor | CPU/RPC vs floor | notes |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
   ];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.label} | ${r.connections ?? ''} | — | — | — | — | — | — | — | ${r.error} |`);
+      lines.push(`| ${r.label} | ${r.connections ?? ''} | — | — | — | — | — | — | — | — | — | — | — | — | ${r.error} |`);
       continue;
     }
     const s = r.summary;
     lines.push(
       `| ${r.label} | ${s.connections} | ${fmtInt(s.rps)} | ${fmtInt(s.latencyUs.p50)} | ${fmtInt(s.latencyUs.p99)} | ` +
-        `${fmt1(s.runnerCpuUsPerRpc)} | ${s.runnerCpuUtilisation === undefined ? 'n/a' : `${Math.round(s.runnerCpuUtilisation * 100)}%`} | ` +
+        `${fmt1(s.runnerCpuUsPerRpc)} | ${fmt1(s.rpcThreadUsPerRpc)} | ${fmt1(s.otherThreadsUsPerRpc)} | ${fmtInt(rpcCoreCapacity(s))} | ` +
+        `${s.runnerCpuUtilisation === undefined ? 'n/a' : `${Math.round(s.runnerCpuUtilisation * 100)}%`} | ${copiesCell(s)} | ${fmt1(s.sinkCpuUsPerCopy)} | ` +
         `${fmtRatio(r.rpsVsFloor)} | ${fmtRatio(r.cpuVsFloor)} | ${r.notes} |`,
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * RPCs per second the RPC thread could answer if it had its core to itself: 1e6 / its CPU µs
+ * per RPC. CPU time moves far less with machine noise than throughput does, so the ratio of
+ * two cells' capacities is the steadier reading of "RPC throughput on the RPC core".
+ */
+function rpcCoreCapacity(s) {
+  return s.rpcThreadUsPerRpc > 0 ? 1e6 / s.rpcThreadUsPerRpc : undefined;
+}
+
+/** Copies the runner sent / the sink received / the runner dropped (whole cell, warm-up included). */
+function copiesCell(s) {
+  if (!s.copies) return s.mirrorsReceived ? `— / ${fmtInt(s.mirrorsReceived.requests)} / —` : '—';
+  const got = s.mirrorsReceived ? fmtInt(s.mirrorsReceived.requests) : '—';
+  return `${fmtInt(s.copies.sent)} / ${got} / ${fmtInt(s.copies.dropped)}`;
+}
+
+/** Share of the copies the runner gave up on (dropped at a full queue) among those it meant to send. */
+function droppedShare(s) {
+  if (!s.copies) return undefined;
+  const meant = s.copies.sent + s.copies.dropped;
+  return meant > 0 ? s.copies.dropped / meant : 0;
 }
 
 function notesOf(s, extra) {
@@ -274,9 +402,191 @@ function notesOf(s, extra) {
   if (s.errors) notes.push(`**${s.errors} errors** ${JSON.stringify(s.errorCodes)}`);
   if (s.reconnects) notes.push(`${s.reconnects} reconnects`);
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
+  const dropped = droppedShare(s);
+  if (dropped > 0.01) notes.push(`**${Math.round(dropped * 100)}% of copies dropped**: the sink or the runner's sender did not keep up, CPU per RPC understates a copy`);
+  if (s.copies?.targetDown) notes.push(`${fmtInt(s.copies.targetDown)} skipped target_down`);
+  if (s.copies?.error) notes.push(`${fmtInt(s.copies.error)} copy errors`);
   if (s.otherCpuUtilisation > NOISE_LIMIT) notes.push(`**noisy: other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core** (best of ${s.tries} tries)`);
   if (extra) notes.push(extra);
   return notes.join('; ');
+}
+
+// ---- paced A/B pairs (issue 13's p99 targets) ------------------------------------------------
+/**
+ * Each comparison runs its two cells paced at the same offered load (--rate), interleaved
+ * A, B, A, B… on two runners started once, and reports the median of the per-pair p99 ratios
+ * B ÷ A: noise that hits one pair hits both sides of it.
+ */
+const COMPARISONS = [
+  { id: 'p99-mirror-thr', a: 'mirror-decide', b: 'mirror-all-thr', what: 'RPC p99, 100 % mirroring (2 threads) ÷ decision only' },
+  { id: 'p99-mirror-1', a: 'mirror-decide', b: 'mirror-all', what: 'RPC p99, 100 % mirroring (1 thread) ÷ decision only' },
+  { id: 'p99-dead', a: 'mirror-unsampled', b: 'mirror-dead', what: 'RPC p99, refused-port target ÷ the same route unsampled' },
+];
+
+function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (v.length === 0) return undefined;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+async function runPairs(cmp, servers, sinkFor, nextKey) {
+  const ca = CASES.find((x) => x.id === cmp.a);
+  const cb = CASES.find((x) => x.id === cmp.b);
+  const pairs = [];
+  for (let i = 0; i < PAIRS; i++) {
+    process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s ...\n`);
+    const side = async (c) => runOnce(c, servers.get(c.id), sinkFor(c), {
+      connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
+    });
+    const A = await side(ca);
+    const B = await side(cb);
+    pairs.push({ a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50 });
+  }
+  const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
+  return {
+    ...cmp,
+    rate: RATE,
+    connections: PAIR_CONNECTIONS,
+    pairs: pairs.map((p) => ({
+      p99: [p.a.latencyUs.p99, p.b.latencyUs.p99], p50: [p.a.latencyUs.p50, p.b.latencyUs.p50], p99Ratio: p.p99Ratio,
+      lateStarts: [p.a.paced.lateStarts, p.b.paced.lateStarts], rps: [p.a.rps, p.b.rps],
+      rpcThreadUsPerRpc: [p.a.rpcThreadUsPerRpc, p.b.rpcThreadUsPerRpc], otherCpu: [p.a.otherCpuUtilisation, p.b.otherCpuUtilisation],
+      copies: [p.a.copies, p.b.copies],
+    })),
+    medianP99Ratio: median(pairs.map((p) => p.p99Ratio)),
+    medianP50Ratio: median(pairs.map((p) => p.p50Ratio)),
+    minP99Ratio: Math.min(...pairs.map((p) => p.p99Ratio)),
+    maxP99Ratio: Math.max(...pairs.map((p) => p.p99Ratio)),
+    medianP99: [median(pairs.map((p) => p.a.latencyUs.p99)), median(pairs.map((p) => p.b.latencyUs.p99))],
+    maxLateShare: Math.max(...pairs.flatMap((p) => [lateShare(p.a), lateShare(p.b)])),
+    maxOtherCpu: Math.max(...pairs.flatMap((p) => [p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0])),
+    // CPU per RPC, all threads (schedstat: a paced cell is too short for 10 ms ticks), and the RPC thread's.
+    medianCpu: [median(pairs.map((p) => p.a.threadsCpuUsPerRpc)), median(pairs.map((p) => p.b.threadsCpuUsPerRpc))],
+    medianRpcThread: [median(pairs.map((p) => p.a.rpcThreadUsPerRpc)), median(pairs.map((p) => p.b.rpcThreadUsPerRpc))],
+    maxDroppedShare: Math.max(...pairs.map((p) => droppedShare(p.b) ?? 0)),
+  };
+}
+
+function renderPairs(done) {
+  const lines = [
+    `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
+    '',
+    '| comparison (B ÷ A) | median p99 A µs | median p99 B µs | median of p99 ratios | min–max ratio | median of p50 ratios | CPU µs/RPC A / B (all threads) | RPC thread µs/RPC A / B | copies dropped (B, max) | late starts (max share) | noise (max other CPU) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const d of done) {
+    lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
+      `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
+  }
+  lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 compares overloaded cells.');
+  return lines.join('\n');
+}
+
+// ---- sink calibration ---------------------------------------------------------------------
+/** Each sink mode alone, driven by bench/sink-server.mjs --calibrate (client on core 0, sink on core 1). */
+async function calibrateSinks() {
+  const rows = [];
+  for (const [connections, batch] of [[32, 1], [8, 16]]) {
+    for (const mode of ['fast', 'http']) {
+      process.stderr.write(`bench: sink calibration ${mode}, ${connections} connections × ${batch} pipelined ...\n`);
+      const argv = pinned(0, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs'), '--calibrate', '--mode', mode,
+        '--connections', String(connections), '--batch', String(batch), '--seconds', String(DURATION_S), ...(tasksetWorks ? ['--sink-core', '1'] : [])]);
+      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+      try {
+        rows.push(JSON.parse(r.stdout));
+      } catch {
+        rows.push({ mode, connections, batch, error: (r.stderr || 'no output').trim().split('\n')[0] });
+      }
+    }
+  }
+  return rows;
+}
+
+function renderCalibration(rows) {
+  const lines = [
+    'Mirror sinks alone (`node bench/sink-server.mjs --calibrate`): the bench\'s GET with 12 headers on raw keep-alive connections, client on core 0, sink on core 1.',
+    '',
+    '| sink | connections × pipelined | requests/s | sink CPU µs/request | sink CPU use |',
+    '|---|--:|--:|--:|--:|',
+  ];
+  for (const r of rows) {
+    if (r.error) lines.push(`| ${r.mode} | ${r.connections} × ${r.batch} | — | — | ${r.error} |`);
+    else lines.push(`| ${r.mode === 'fast' ? 'fast (raw net)' : 'node:http'} | ${r.connections} × ${r.batch} | ${fmtInt(r.requestsPerSecond)} | ${fmt1(r.sinkCpuUsPerRequest)} | ${Math.round(r.sinkCpuUtilisation * 100)}% |`);
+  }
+  return lines.join('\n');
+}
+
+// ---- issue 13 target report ----------------------------------------------------------------
+/** Issue 13's targets against this run's cells (the largest C measured) and paced pairs. */
+function renderTargets(results, pairsDone) {
+  const maxC = Math.max(...CONNECTIONS);
+  const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && r.summary)?.summary;
+  const pair = (id) => pairsDone.find((d) => d.id === id);
+  const status = (ok, fair = true) => (ok === undefined ? 'not measured' : !fair ? (ok ? 'met, **not measured fairly**' : '**missed**, not measured fairly') : ok ? 'met' : '**missed**');
+  const rows = [];
+  const decide = cell('mirror-decide');
+  for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
+    const s = cell(id);
+    const dropped = s ? droppedShare(s) : undefined;
+    const fair = dropped === undefined || dropped <= 0.01;
+    rows.push([
+      `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, C = ${maxC}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
+      s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); ${fmtRatio(decide ? s.runnerCpuUsPerRpc / decide.runnerCpuUsPerRpc : undefined)} decision's ${fmt1(decide?.runnerCpuUsPerRpc)}; copies dropped ${dropped === undefined ? 'n/a' : `${(dropped * 100).toFixed(1)}%`}` : '—',
+      status(s ? s.runnerCpuUsPerRpc <= 25 : undefined, fair),
+    ]);
+  }
+  const late = (d) => d && d.maxLateShare > 0.01;
+  // The same at the paced pairs' offered load, where the copies can all be sent: fair when
+  // none was dropped, but each RPC then pays more wake-ups than at saturation, so B − A (what
+  // the copy adds at that load) is shown too.
+  for (const [id, threads] of [['p99-mirror-1', 1], ['p99-mirror-thr', 2]]) {
+    const d = pair(id);
+    if (!d) continue;
+    rows.push([
+      `Runner CPU per mirrored request (all threads, fast sink, paced ${RATE} RPC/s on ${PAIR_CONNECTIONS} connections, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
+      `${fmt1(d.medianCpu[1])} µs (decision at the same load ${fmt1(d.medianCpu[0])}: the copy adds ${fmt1(d.medianCpu[1] - d.medianCpu[0])}); copies dropped ≤ ${(d.maxDroppedShare * 100).toFixed(1)}%`,
+      status(d.medianCpu[1] <= 25, d.maxDroppedShare <= 0.01 && !late(d)),
+    ]);
+  }
+  const p2 = pair('p99-mirror-thr');
+  rows.push([
+    'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced, same offered load)',
+    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${RATE} RPC/s)` : 'run with --rate or --targets',
+    status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, !late(p2)),
+  ]);
+  const thr = cell('mirror-all-thr');
+  const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
+  rows.push([
+    'RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only',
+    capRatio !== undefined ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)})` : '—',
+    status(capRatio !== undefined ? capRatio >= 0.8 : undefined, !(droppedShare(thr ?? {}) > 0.01)),
+  ]);
+  const pd = pair('p99-dead');
+  rows.push([
+    'RPC p99 with a dead (refused) target ≤ 1.5× the unsampled route\'s (paced)',
+    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${RATE} RPC/s)` : 'run with --rate or --targets',
+    status(pd ? pd.medianP99Ratio <= 1.5 : undefined, !late(pd)),
+  ]);
+  const mirrored = ['mirror-all', 'mirror-all-thr'].map(cell).filter(Boolean);
+  const varPerRpc = mirrored.length ? Math.max(...mirrored.map((s) => s.extraInfo.var / Math.max(1, s.completed))) : undefined;
+  rows.push([
+    'No ExtraInfo round trip per copy for `GET /get?x=1` (query rebuilt from the args)',
+    varPerRpc !== undefined ? `ExtraInfo var ${varPerRpc.toFixed(2)} per RPC` : '—',
+    status(varPerRpc !== undefined ? varPerRpc === 0 : undefined),
+  ]);
+  const fast = cell('mirror-all-thr');
+  const slow = cell('mirror-all-http');
+  const lines = [
+    '| issue 13 target | this run | status |',
+    '|---|---|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+  if (fast?.sinkCpuUsPerCopy && slow?.sinkCpuUsPerCopy) {
+    lines.push('', `Sink cost per copy received, same run: fast sink ${fmt1(fast.sinkCpuUsPerCopy)} µs, node:http sink ${fmt1(slow.sinkCpuUsPerCopy)} µs (${fmtRatio(slow.sinkCpuUsPerCopy / fast.sinkCpuUsPerCopy)}).`);
+  }
+  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (CPU per request then leaves out their sending; the RPC-core ratio may then flatter the mirror), or more than 1 % of the paced calls started late (the offered load was not sustained).');
+  return lines.join('\n');
 }
 
 // ---- main ----------------------------------------------------------------------------------
@@ -291,13 +601,22 @@ async function main() {
 
   const results = [];
   const floors = new Map(); // `${caseId}:${C}` -> summary
-  let sink;
+  const sinks = new Map(); // mode -> sink
   const children = new Set();
+  // Runners kept for the paced pairs once their matrix cells are done.
+  const kept = new Map(); // case id -> server
+  const pairIds = RATE ? new Set(COMPARISONS.filter((x) => !ONLY || (ONLY.has(x.a) && ONLY.has(x.b))).flatMap((x) => [x.a, x.b])) : new Set();
+  const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
     for (const c of children) await stopChild(c);
-    if (sink) await stopChild(sink.child);
+    for (const s of sinks.values()) await stopChild(s.child);
   };
   process.once('SIGINT', () => { cleanup().finally(() => process.exit(130)); });
+  const sinkFor = (c) => (c.sink ? sinks.get(c.sinkMode ?? 'fast') : undefined);
+  let routeVersion = 0;
+  const nextKey = () => `route#1#ext-plugin-pre-req#${++routeVersion}`;
+  let pairsDone = [];
+  const calibration = flags.targets || flags['sink-calibration'] ? await calibrateSinks() : undefined;
 
   try {
     for (const c of CASES) {
@@ -306,7 +625,8 @@ async function main() {
         results.push({ label: c.label, error: 'runner not built (dist/cli.js missing)' });
         continue;
       }
-      if (c.sink && !sink) sink = await startSink();
+      if (c.sink && !sinks.has(c.sinkMode ?? 'fast')) sinks.set(c.sinkMode ?? 'fast', await startSink(c.sinkMode ?? 'fast'));
+      const sink = sinkFor(c);
       let server;
       try {
         server = await startServer(c, `server-${c.id}.log`);
@@ -315,34 +635,22 @@ async function main() {
         continue;
       }
       children.add(server.child);
-      let routeVersion = 0;
+      try {
+        const note = await pinWorkers(c, server, c.conf ? c.conf(sink?.port) : []);
+        if (note) pinNotes.set(c.id, note);
+      } catch (err) {
+        pinNotes.set(c.id, `**worker pinning failed**: ${err.message.split('\n')[0]}`);
+      }
       for (const C of CONNECTIONS) {
         process.stderr.write(`bench: ${c.label}, C=${C} ...\n`);
         try {
           let summary;
-          let mirrored;
           let tries = 0;
           // Other jobs on the machine skew a cell badly: run it again and keep the quietest try.
           while (tries < MAX_TRIES) {
             tries++;
-            const b = c.sink ? await sinkCount(sink.port) : undefined;
-            const s = await runLoadgen({
-              socketPath: server.socketPath,
-              connections: C,
-              conf: c.conf ? c.conf(sink?.port) : [],
-              respConf: c.respConf ? c.respConf(sink?.port) : undefined,
-              key: `route#1#ext-plugin-pre-req#${++routeVersion}`,
-              bodySize: c.bodySize,
-              pid: server.child.pid,
-              helperPids: c.sink ? [sink.child.pid] : [],
-            });
-            const a = c.sink ? await sinkCount(sink.port) : undefined;
-            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) {
-              summary = s;
-              mirrored = b !== undefined && a !== undefined
-                ? { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 } // -1: our count request
-                : undefined;
-            }
+            const s = await runOnce(c, server, sink, { connections: C, key: nextKey() });
+            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) summary = s;
             if ((summary.otherCpuUtilisation ?? 0) <= NOISE_LIMIT) break;
             process.stderr.write(`bench:   noisy (other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core), trying again\n`);
             await sleep(2000);
@@ -350,7 +658,11 @@ async function main() {
           summary.tries = tries;
           if (c.server === 'floor') floors.set(`${c.id}:${C}`, summary);
           const floor = c.floor ? floors.get(`${c.floor}:${C}`) : undefined;
-          if (mirrored !== undefined) summary.mirrorsReceived = mirrored;
+          const mirrored = summary.mirrorsReceived;
+          const extra = [
+            (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined,
+            pinNotes.get(c.id),
+          ].filter(Boolean).join('; ');
           results.push({
             id: c.id,
             label: c.label,
@@ -358,7 +670,7 @@ async function main() {
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
+            notes: notesOf(summary, extra || undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });
@@ -368,11 +680,27 @@ async function main() {
           break;
         }
       }
+      if (pairIds.has(c.id) && server.child.exitCode === null) {
+        kept.set(c.id, server);
+        continue;
+      }
       await stopChild(server.child);
       children.delete(server.child);
       rmSync(server.socketPath, { force: true });
     }
+
+    if (RATE) {
+      for (const cmp of COMPARISONS) {
+        if (!kept.has(cmp.a) || !kept.has(cmp.b)) continue;
+        try {
+          pairsDone.push(await runPairs(cmp, kept, sinkFor, nextKey));
+        } catch (err) {
+          process.stderr.write(`bench: pairs ${cmp.id} failed: ${err.message.split('\n')[0]}\n`);
+        }
+      }
+    }
   } finally {
+    for (const server of kept.values()) rmSync(server.socketPath, { force: true });
     await cleanup();
   }
 
@@ -387,13 +715,17 @@ async function main() {
     renderTable(results),
     '',
     '"vs floor": the same column of the framing-only floor server at the same C in this run (RPC/s ratio: higher is better; CPU ratio: lower is better). The 1 KiB body row is compared with the floor that also asks for the body.',
+    '"RPC thread" is the runner\'s main thread (tid = pid), "other threads" all the others (mirror workers, GC and compiler helpers, libuv pool), from /proc/<pid>/task/*/schedstat over the measured window; "runner CPU" is the process total from /proc/<pid>/stat. "RPC-core capacity" is 1e6 ÷ RPC-thread µs per RPC. Copies are counted over the whole cell (warm-up included) from the runner\'s metrics and the sink; "sink µs/copy" is the sink process\'s CPU per copy received in the measured window.',
     '',
+    ...(pairsDone.length ? [renderPairs(pairsDone), ''] : []),
+    ...(calibration ? [renderCalibration(calibration), ''] : []),
+    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone), ''] : []),
   ].join('\n');
   process.stdout.write(`${report}\n`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.md`), report);
   writeFileSync(resolve(OUT_DIR, 'bench-latest.md'), report);
-  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results }, null, 2));
+  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, sinkCalibration: calibration }, null, 2));
   process.stderr.write(`bench: written to .bench-out/bench-${stamp}.md and .json\n`);
 }
 

@@ -18,11 +18,20 @@
  *
  * Not supported by the fast mode (answered 400 and closed, or not needed by the copies):
  * `Expect: 100-continue`, HTTP/1.0 keep-alive, request heads over 64 KiB.
+ *
+ * Calibration (`--calibrate [--connections 32] [--batch 1] [--seconds 2] [--sink-core 1]`): starts
+ * a sink of `--mode` as a child (pinned with taskset when --sink-core is given), drives it from
+ * this process with raw keep-alive connections, each writing `--batch` pipelined copies of the
+ * bench's GET (12 headers) at a time and waiting for their answers, and prints one JSON line:
+ * requests/s and the sink's CPU µs per request (utime + stime from /proc).
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const OK = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n', 'latin1');
 const BAD = Buffer.from('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n', 'latin1');
@@ -167,12 +176,101 @@ export function createHttpSink() {
   return { server, stats };
 }
 
+/** The bench's mirrored request as the copies send it: `GET /get?x=1` with 12 headers. */
+const CALIBRATION_REQUEST = `GET /get?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9080\r\n${Array.from({ length: 12 }, (_, i) => `x-bench-${i}: value-${i}\r\n`).join('')}\r\n`;
+
+/** utime + stime of a process in µs (Linux /proc), or NaN. */
+function cpuMicros(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs a sink of `mode` in a child and measures its CPU per request (see the file comment). */
+async function calibrate({ mode, connections, batch, seconds, sinkCore }) {
+  const self = fileURLToPath(import.meta.url);
+  const argv = sinkCore !== undefined ? ['taskset', '-c', String(sinkCore), process.execPath, self, '--mode', mode] : [process.execPath, self, '--mode', mode];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = /sink listening on (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
+    });
+    const payload = Buffer.from(CALIBRATION_REQUEST.repeat(batch), 'latin1');
+    const ANSWER_END = Buffer.from('\r\n\r\n', 'latin1');
+    let answered = 0;
+    let stop = false;
+    const sockets = [];
+    for (let i = 0; i < connections; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.setNoDelay(true);
+      let owed = 0;
+      // Every answer is a head with content-length: 0, so each CRLFCRLF ends one; a terminator
+      // split across two reads is carried over.
+      let tail = Buffer.alloc(0);
+      s.on('data', (d) => {
+        const data = tail.length ? Buffer.concat([tail, d]) : d;
+        let off = 0;
+        for (let k; (k = data.indexOf(ANSWER_END, off)) >= 0; off = k + 4) { answered++; owed--; }
+        tail = data.subarray(Math.max(off, data.length - 3));
+        if (owed === 0 && !stop) { owed = batch; s.write(payload); }
+      });
+      s.once('connect', () => { owed = batch; s.write(payload); });
+      s.on('error', () => {});
+      sockets.push(s);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const c0 = cpuMicros(child.pid);
+    const n0 = answered;
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const c1 = cpuMicros(child.pid);
+    const n1 = answered;
+    const elapsed = (performance.now() - t0) / 1000;
+    stop = true;
+    for (const s of sockets) s.destroy();
+    return { mode, connections, batch, seconds: elapsed, requestsPerSecond: (n1 - n0) / elapsed, sinkCpuUsPerRequest: (c1 - c0) / (n1 - n0), sinkCpuUtilisation: (c1 - c0) / (elapsed * 1e6) };
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
 function main() {
-  const { values } = parseArgs({ options: { mode: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      mode: { type: 'string' },
+      calibrate: { type: 'boolean', default: false },
+      connections: { type: 'string', default: '32' },
+      batch: { type: 'string', default: '1' },
+      seconds: { type: 'string', default: '2' },
+      'sink-core': { type: 'string' },
+    },
+  });
   const mode = values.mode ?? process.env.SINK_MODE ?? 'fast';
   if (mode !== 'fast' && mode !== 'http') {
     process.stderr.write(`sink: --mode must be fast or http, got "${mode}"\n`);
     process.exit(2);
+  }
+  if (values.calibrate) {
+    const opts = { mode, connections: Number(values.connections), batch: Number(values.batch), seconds: Number(values.seconds), sinkCore: values['sink-core'] };
+    if (![opts.connections, opts.batch, opts.seconds].every((n) => n > 0)) {
+      process.stderr.write('sink: --connections, --batch and --seconds must be positive numbers\n');
+      process.exit(2);
+    }
+    calibrate(opts).then(
+      (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
+      (err) => { process.stderr.write(`sink: calibration failed: ${err.message}\n`); process.exit(1); },
+    );
+    return;
   }
   const { server } = mode === 'fast' ? createFastSink() : createHttpSink();
   const sockets = new Set();
