@@ -502,7 +502,7 @@ export async function runLoad(opts) {
     // With --sink-port: copies the mirror sink received inside the window, and the helper
     // processes' (the sink's) CPU per copy received.
     sinkRequestsInWindow: sinkInWindow,
-    sinkCpuUsPerCopy: sinkInWindow && helpers.length ? helperUs / sinkInWindow : undefined,
+    sinkCpuUsPerCopy: sinkInWindow > 0 && helpers.length ? helperUs / sinkInWindow : undefined,
     errors: stats.errors,
     errorCodes: stats.errorCodes,
     reconnects: stats.reconnects,

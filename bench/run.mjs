@@ -21,7 +21,10 @@
  *   --pairs <n>             pairs per comparison in paced mode (default 5)
  *   --pair-connections <n>  connections of the paced cells (default 16)
  *   --pair-duration <s>     seconds measured per paced cell (default 2; warm-up --warmup)
- *   --targets               issue 13's cells at C = 32 plus paced pairs (rate 5000 unless --rate) and
+ *   --cpu-rate <n>          each case also runs one paced cell at n RPC/s on the largest C: CPU per
+ *                           mirrored request at a load whose copies can all be sent (none dropped)
+ *   --targets               issue 13's cells at C = 32 (and paced at --cpu-rate, default 8000),
+ *                           paced pairs (rate 5000 unless --rate) and
  *                           the sink calibration, then a report of each target: same-run ratio, met or missed
  *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
  *                           one request per connection at a time and 16 pipelined
@@ -53,6 +56,7 @@ const { values: flags } = parseArgs({
     'pair-duration': { type: 'string' },
     targets: { type: 'boolean', default: false },
     'sink-calibration': { type: 'boolean', default: false },
+    'cpu-rate': { type: 'string' },
   },
 });
 
@@ -67,7 +71,8 @@ const PAIRS = Number(flags.pairs ?? 5);
 const PAIR_CONNECTIONS = Number(flags['pair-connections'] ?? 16);
 const PAIR_DURATION_S = Number(flags['pair-duration'] ?? 2);
 const METRICS = !flags['no-metrics'];
-for (const [name, v] of [['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
+const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : flags.targets ? 8000 : undefined;
+for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
 }
 const RUNNER_ENTRY = resolve(REPO_ROOT, flags.runner ?? 'dist/cli.js');
@@ -355,7 +360,7 @@ function renderTable(rows) {
     }
     const s = r.summary;
     lines.push(
-      `| ${r.label} | ${s.connections} | ${fmtInt(s.rps)} | ${fmtInt(s.latencyUs.p50)} | ${fmtInt(s.latencyUs.p99)} | ` +
+      `| ${r.label} | ${s.connections}${r.rate ? ` paced ${fmtInt(r.rate)}/s` : ''} | ${fmtInt(s.rps)} | ${fmtInt(s.latencyUs.p50)} | ${fmtInt(s.latencyUs.p99)} | ` +
         `${fmt1(s.runnerCpuUsPerRpc)} | ${fmt1(s.rpcThreadUsPerRpc)} | ${fmt1(s.otherThreadsUsPerRpc)} | ${fmtInt(rpcCoreCapacity(s))} | ` +
         `${s.runnerCpuUtilisation === undefined ? 'n/a' : `${Math.round(s.runnerCpuUtilisation * 100)}%`} | ${copiesCell(s)} | ${fmt1(s.sinkCpuUsPerCopy)} | ` +
         `${fmtRatio(r.rpsVsFloor)} | ${fmtRatio(r.cpuVsFloor)} | ${r.notes} |`,
@@ -518,56 +523,57 @@ function renderCalibration(rows) {
 }
 
 // ---- issue 13 target report ----------------------------------------------------------------
-/** Issue 13's targets against this run's cells (the largest C measured) and paced pairs. */
+/** Issue 13's targets against this run's cells (the largest C measured, closed loop and --cpu-rate) and paced pairs. */
 function renderTargets(results, pairsDone) {
   const maxC = Math.max(...CONNECTIONS);
-  const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && r.summary)?.summary;
+  const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && !r.rate && r.summary)?.summary;
+  const pacedCell = (id) => (CPU_RATE ? results.find((r) => r.id === id && r.rate === CPU_RATE && r.summary)?.summary : undefined);
   const pair = (id) => pairsDone.find((d) => d.id === id);
   const status = (ok, fair = true) => (ok === undefined ? 'not measured' : !fair ? (ok ? 'met, **not measured fairly**' : '**missed**, not measured fairly') : ok ? 'met' : '**missed**');
+  const pct = (x) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+  const lateShare = (s) => (s?.paced ? s.paced.lateStarts / Math.max(1, s.completed) : 0);
+  const fairCell = (s) => !(droppedShare(s) > 0.01) && lateShare(s) <= 0.01;
   const rows = [];
-  const decide = cell('mirror-decide');
-  for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
-    const s = cell(id);
-    const dropped = s ? droppedShare(s) : undefined;
-    const fair = dropped === undefined || dropped <= 0.01;
-    rows.push([
-      `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, C = ${maxC}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
-      s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); ${fmtRatio(decide ? s.runnerCpuUsPerRpc / decide.runnerCpuUsPerRpc : undefined)} decision's ${fmt1(decide?.runnerCpuUsPerRpc)}; copies dropped ${dropped === undefined ? 'n/a' : `${(dropped * 100).toFixed(1)}%`}` : '—',
-      status(s ? s.runnerCpuUsPerRpc <= 25 : undefined, fair),
-    ]);
+  // 1. CPU per mirrored request: closed loop at C = maxC (as the issue words it) and paced at
+  // --cpu-rate, where all copies can be sent; "the copy adds" is mirror − decision at that load.
+  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`C = ${maxC} paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+    const decide = get('mirror-decide');
+    for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
+      const s = get(id);
+      rows.push([
+        `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, ${load}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
+        s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); decision ${fmt1(decide?.runnerCpuUsPerRpc)} µs, the copy adds ${fmt1(decide ? s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc : undefined)}; copies dropped ${pct(droppedShare(s))}${s.paced ? `, late starts ${pct(lateShare(s))}` : ''}` : '—',
+        status(s ? s.runnerCpuUsPerRpc <= 25 : undefined, s ? fairCell(s) : true),
+      ]);
+    }
   }
+  // 2. p99 at the same offered load, paced pairs.
   const late = (d) => d && d.maxLateShare > 0.01;
-  // The same at the paced pairs' offered load, where the copies can all be sent: fair when
-  // none was dropped, but each RPC then pays more wake-ups than at saturation, so B − A (what
-  // the copy adds at that load) is shown too.
-  for (const [id, threads] of [['p99-mirror-1', 1], ['p99-mirror-thr', 2]]) {
-    const d = pair(id);
-    if (!d) continue;
-    rows.push([
-      `Runner CPU per mirrored request (all threads, fast sink, paced ${RATE} RPC/s on ${PAIR_CONNECTIONS} connections, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
-      `${fmt1(d.medianCpu[1])} µs (decision at the same load ${fmt1(d.medianCpu[0])}: the copy adds ${fmt1(d.medianCpu[1] - d.medianCpu[0])}); copies dropped ≤ ${(d.maxDroppedShare * 100).toFixed(1)}%`,
-      status(d.medianCpu[1] <= 25, d.maxDroppedShare <= 0.01 && !late(d)),
-    ]);
-  }
   const p2 = pair('p99-mirror-thr');
   rows.push([
-    'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced, same offered load)',
-    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${RATE} RPC/s)` : 'run with --rate or --targets',
-    status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, !late(p2)),
+    'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced pairs, same offered load)',
+    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
+    status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, p2 ? !late(p2) && p2.maxDroppedShare <= 0.01 : true),
   ]);
-  const thr = cell('mirror-all-thr');
-  const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
-  rows.push([
-    'RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only',
-    capRatio !== undefined ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)})` : '—',
-    status(capRatio !== undefined ? capRatio >= 0.8 : undefined, !(droppedShare(thr ?? {}) > 0.01)),
-  ]);
+  // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC.
+  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+    const thr = get('mirror-all-thr');
+    const decide = get('mirror-decide');
+    const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
+    rows.push([
+      `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (${load})`,
+      capRatio !== undefined ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)}); copies dropped ${pct(droppedShare(thr))}` : '—',
+      status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) : true),
+    ]);
+  }
+  // 4. Dead target.
   const pd = pair('p99-dead');
   rows.push([
-    'RPC p99 with a dead (refused) target ≤ 1.5× the unsampled route\'s (paced)',
-    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${RATE} RPC/s)` : 'run with --rate or --targets',
+    'RPC p99 with a dead (refused) target ≤ 1.5× the unsampled route\'s (paced pairs)',
+    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s)` : 'run with --rate or --targets',
     status(pd ? pd.medianP99Ratio <= 1.5 : undefined, !late(pd)),
   ]);
+  // 5. ExtraInfo.
   const mirrored = ['mirror-all', 'mirror-all-thr'].map(cell).filter(Boolean);
   const varPerRpc = mirrored.length ? Math.max(...mirrored.map((s) => s.extraInfo.var / Math.max(1, s.completed))) : undefined;
   rows.push([
@@ -575,17 +581,17 @@ function renderTargets(results, pairsDone) {
     varPerRpc !== undefined ? `ExtraInfo var ${varPerRpc.toFixed(2)} per RPC` : '—',
     status(varPerRpc !== undefined ? varPerRpc === 0 : undefined),
   ]);
-  const fast = cell('mirror-all-thr');
-  const slow = cell('mirror-all-http');
   const lines = [
     '| issue 13 target | this run | status |',
     '|---|---|---|',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
   ];
+  const fast = cell('mirror-all-thr');
+  const slow = cell('mirror-all-http');
   if (fast?.sinkCpuUsPerCopy && slow?.sinkCpuUsPerCopy) {
-    lines.push('', `Sink cost per copy received, same run: fast sink ${fmt1(fast.sinkCpuUsPerCopy)} µs, node:http sink ${fmt1(slow.sinkCpuUsPerCopy)} µs (${fmtRatio(slow.sinkCpuUsPerCopy / fast.sinkCpuUsPerCopy)}).`);
+    lines.push('', `Sink CPU per copy received in the mirrored cells (2 threads, C = ${maxC}): fast sink ${fmt1(fast.sinkCpuUsPerCopy)} µs, node:http sink ${fmt1(slow.sinkCpuUsPerCopy)} µs (${fmtRatio(slow.sinkCpuUsPerCopy / fast.sinkCpuUsPerCopy)}).`);
   }
-  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (CPU per request then leaves out their sending; the RPC-core ratio may then flatter the mirror), or more than 1 % of the paced calls started late (the offered load was not sustained).');
+  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (the CPU per request then leaves out their sending, and the RPC thread may have skipped work for them), or more than 1 % of the paced calls started late (the offered load was not sustained).');
   return lines.join('\n');
 }
 
@@ -641,23 +647,26 @@ async function main() {
       } catch (err) {
         pinNotes.set(c.id, `**worker pinning failed**: ${err.message.split('\n')[0]}`);
       }
-      for (const C of CONNECTIONS) {
-        process.stderr.write(`bench: ${c.label}, C=${C} ...\n`);
+      // The closed-loop cells, then (with --cpu-rate) one paced cell at the largest C.
+      const variants = [...CONNECTIONS.map((C) => ({ C })), ...(CPU_RATE ? [{ C: Math.max(...CONNECTIONS), rate: CPU_RATE }] : [])];
+      for (const { C, rate } of variants) {
+        process.stderr.write(`bench: ${c.label}, C=${C}${rate ? ` paced at ${rate} RPC/s` : ''} ...\n`);
         try {
           let summary;
           let tries = 0;
           // Other jobs on the machine skew a cell badly: run it again and keep the quietest try.
           while (tries < MAX_TRIES) {
             tries++;
-            const s = await runOnce(c, server, sink, { connections: C, key: nextKey() });
+            const s = await runOnce(c, server, sink, { connections: C, key: nextKey(), rate });
             if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) summary = s;
             if ((summary.otherCpuUtilisation ?? 0) <= NOISE_LIMIT) break;
             process.stderr.write(`bench:   noisy (other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core), trying again\n`);
             await sleep(2000);
           }
           summary.tries = tries;
-          if (c.server === 'floor') floors.set(`${c.id}:${C}`, summary);
-          const floor = c.floor ? floors.get(`${c.floor}:${C}`) : undefined;
+          const variant = rate ? `${C}@${rate}` : `${C}`;
+          if (c.server === 'floor') floors.set(`${c.id}:${variant}`, summary);
+          const floor = c.floor ? floors.get(`${c.floor}:${variant}`) : undefined;
           const mirrored = summary.mirrorsReceived;
           const extra = [
             (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined,
@@ -667,6 +676,7 @@ async function main() {
             id: c.id,
             label: c.label,
             connections: C,
+            rate,
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
