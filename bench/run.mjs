@@ -533,6 +533,13 @@ function renderTargets(results, pairsDone) {
   const pct = (x) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
   const lateShare = (s) => (s?.paced ? s.paced.lateStarts / Math.max(1, s.completed) : 0);
   const fairCell = (s) => !(droppedShare(s) > 0.01) && lateShare(s) <= 0.01;
+  // With copies dropped, an estimate of the figure had every copy been sent: the decision's
+  // cost plus what the sent copies added, scaled up to all requests (a dropped copy taken as free).
+  const ifAllSent = (s, decide) => {
+    const dropped = droppedShare(s);
+    if (!decide || !(dropped > 0.01) || dropped >= 1) return '';
+    return `; if every copy were sent ≈ ${fmt1(decide.runnerCpuUsPerRpc + (s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc) / (1 - dropped))} µs`;
+  };
   const rows = [];
   // 1. CPU per mirrored request: closed loop at C = maxC (as the issue words it) and paced at
   // --cpu-rate, where all copies can be sent; "the copy adds" is mirror − decision at that load.
@@ -542,7 +549,7 @@ function renderTargets(results, pairsDone) {
       const s = get(id);
       rows.push([
         `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, ${load}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
-        s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); decision ${fmt1(decide?.runnerCpuUsPerRpc)} µs, the copy adds ${fmt1(decide ? s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc : undefined)}; copies dropped ${pct(droppedShare(s))}${s.paced ? `, late starts ${pct(lateShare(s))}` : ''}` : '—',
+        s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); decision ${fmt1(decide?.runnerCpuUsPerRpc)} µs, the copy adds ${fmt1(decide ? s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc : undefined)}; copies dropped ${pct(droppedShare(s))}${s.paced ? `, late starts ${pct(lateShare(s))}` : ''}${ifAllSent(s, decide)}` : '—',
         status(s ? s.runnerCpuUsPerRpc <= 25 : undefined, s ? fairCell(s) : true),
       ]);
     }
