@@ -3,7 +3,7 @@
  * child process), driven by real undici clients and raw TCP sockets: every request the copies
  * can send is answered 200 with an empty body, in order, and counted exactly once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -209,6 +209,17 @@ describe('mirror sink, fast mode batching', () => {
       expect(after.writes - before.writes).toBeLessThan(50);
     } finally {
       await stopSink(sink.child);
+    }
+  });
+
+  it('--calibrate drives a sink of the given mode and reports its requests and CPU per request', async () => {
+    for (const mode of ['fast', 'http']) {
+      const r = spawnSync(process.execPath, [SINK, '--calibrate', '--mode', mode, '--connections', '2', '--batch', '3', '--seconds', '0.3'], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { mode: string; connections: number; batch: number; requestsPerSecond: number; sinkCpuUsPerRequest: number };
+      expect(out).toMatchObject({ mode, connections: 2, batch: 3 });
+      expect(out.requestsPerSecond).toBeGreaterThan(0);
+      expect(Number.isFinite(out.sinkCpuUsPerRequest)).toBe(true);
     }
   });
 
