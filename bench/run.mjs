@@ -225,7 +225,8 @@ async function startServer(c, logName) {
  * Returns a note for the table saying what was done.
  */
 async function pinWorkers(c, server, conf) {
-  const workers = Number(c.args?.[c.args.indexOf('--mirror-threads') + 1] ?? 1) - 1;
+  const at = c.args?.indexOf('--mirror-threads') ?? -1;
+  const workers = at >= 0 ? Number(c.args[at + 1]) - 1 : 0;
   if (!tasksetWorks || !c.workerCore || workers < 1) return undefined;
   await runLoadgen({ socketPath: server.socketPath, connections: 4, conf, key: `route#prime#ext-plugin-pre-req#1`, pid: server.child.pid, durationS: 0.3, warmupS: 0.2 });
   const found = findWorkerThreads(server.child.pid, server.baselineTids, workers);
