@@ -21,6 +21,8 @@
  *   --pairs <n>             pairs per comparison in paced mode (default 5)
  *   --pair-connections <n>  connections of the paced cells (default 16)
  *   --pair-duration <s>     seconds measured per paced cell (default 2; warm-up --warmup)
+ *   --no-pair-freeze        keep the runners of the pairs running while the other side is measured
+ *                           (default: SIGSTOP them, so their GC after a load does not land on core 0)
  *   --cpu-rate <n>          each case also runs one paced cell at n RPC/s on the largest C: CPU per
  *                           mirrored request at a load whose copies can all be sent (none dropped)
  *   --targets               issue 13's cells at C = 32 (and paced at --cpu-rate, default 8000),
@@ -57,6 +59,7 @@ const { values: flags } = parseArgs({
     targets: { type: 'boolean', default: false },
     'sink-calibration': { type: 'boolean', default: false },
     'cpu-rate': { type: 'string' },
+    'no-pair-freeze': { type: 'boolean', default: false },
   },
 });
 
@@ -71,6 +74,7 @@ const PAIRS = Number(flags.pairs ?? 5);
 const PAIR_CONNECTIONS = Number(flags['pair-connections'] ?? 16);
 const PAIR_DURATION_S = Number(flags['pair-duration'] ?? 2);
 const METRICS = !flags['no-metrics'];
+const PAIR_FREEZE = !flags['no-pair-freeze'];
 const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : flags.targets ? 8000 : undefined;
 for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
@@ -429,6 +433,20 @@ const COMPARISONS = [
   { id: 'p99-dead', a: 'mirror-unsampled', b: 'mirror-dead', what: 'RPC p99, refused-port target ÷ the same route unsampled' },
 ];
 
+/**
+ * Stops (SIGSTOP) or resumes (SIGCONT) a runner kept for the pairs: while another cell runs, a
+ * kept runner must not use core 0 (V8 collects garbage a few seconds after a load stops).
+ * Unless --no-pair-freeze.
+ */
+function freeze(server, stopped) {
+  if (!PAIR_FREEZE || server.child.exitCode !== null || server.child.signalCode !== null) return;
+  try {
+    process.kill(server.child.pid, stopped ? 'SIGSTOP' : 'SIGCONT');
+  } catch {
+    // already gone: its cells report the exit
+  }
+}
+
 function median(values) {
   const v = values.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
   if (v.length === 0) return undefined;
@@ -442,9 +460,14 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
   const pairs = [];
   for (let i = 0; i < PAIRS; i++) {
     process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s ...\n`);
-    const side = async (c) => runOnce(c, servers.get(c.id), sinkFor(c), {
-      connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
-    });
+    const side = async (c) => {
+      // Only the runner measured runs: the others are stopped (SIGSTOP), so that the other side's
+      // leftovers (copies in flight, the GC after its load) do not land on core 0 in this cell.
+      for (const [id, server] of servers) freeze(server, id !== c.id);
+      return runOnce(c, servers.get(c.id), sinkFor(c), {
+        connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
+      });
+    };
     const A = await side(ca);
     const B = await side(cb);
     pairs.push({ a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50 });
@@ -461,6 +484,9 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
       copies: [p.a.copies, p.b.copies],
     })),
     medianP99Ratio: median(pairs.map((p) => p.p99Ratio)),
+    // Pairs whose both sides were quiet (other processes under NOISE_LIMIT of a core).
+    quietPairs: pairs.filter((p) => (p.a.otherCpuUtilisation ?? 0) <= NOISE_LIMIT && (p.b.otherCpuUtilisation ?? 0) <= NOISE_LIMIT).length,
+    quietMedianP99Ratio: median(pairs.filter((p) => (p.a.otherCpuUtilisation ?? 0) <= NOISE_LIMIT && (p.b.otherCpuUtilisation ?? 0) <= NOISE_LIMIT).map((p) => p.p99Ratio)),
     medianP50Ratio: median(pairs.map((p) => p.p50Ratio)),
     minP99Ratio: Math.min(...pairs.map((p) => p.p99Ratio)),
     maxP99Ratio: Math.max(...pairs.map((p) => p.p99Ratio)),
@@ -478,13 +504,14 @@ function renderPairs(done) {
   const lines = [
     `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
     '',
-    '| comparison (B ÷ A) | median p99 A µs | median p99 B µs | median of p99 ratios | min–max ratio | median of p50 ratios | CPU µs/RPC A / B (all threads) | RPC thread µs/RPC A / B | copies dropped (B, max) | late starts (max share) | noise (max other CPU) |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| comparison (B ÷ A) | median p99 A µs | median p99 B µs | median of p99 ratios | min–max ratio | quiet pairs: n, median ratio | median of p50 ratios | CPU µs/RPC A / B (all threads) | RPC thread µs/RPC A / B | copies dropped (B, max) | late starts (max share) | noise (max other CPU) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const d of done) {
-    lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
+    lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${d.quietPairs}, ${fmtRatio(d.quietMedianP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
       `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
   }
+  lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core. ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
   lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 compares overloaded cells.');
   return lines.join('\n');
 }
@@ -560,7 +587,7 @@ function renderTargets(results, pairsDone) {
   const p2 = pair('p99-mirror-thr');
   rows.push([
     'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced pairs, same offered load)',
-    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
+    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${p2.quietPairs} quiet pairs: ${fmtRatio(p2.quietMedianP99Ratio)}); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
     status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, p2 ? !late(p2) && p2.maxDroppedShare <= 0.01 : true),
   ]);
   // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC.
@@ -578,7 +605,7 @@ function renderTargets(results, pairsDone) {
   const pd = pair('p99-dead');
   rows.push([
     'RPC p99 with a dead (refused) target ≤ 1.5× the unsampled route\'s (paced pairs)',
-    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s)` : 'run with --rate or --targets',
+    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${pd.quietPairs} quiet pairs: ${fmtRatio(pd.quietMedianP99Ratio)})` : 'run with --rate or --targets',
     status(pd ? pd.medianP99Ratio <= 1.5 : undefined, !late(pd)),
   ]);
   // 5. ExtraInfo.
@@ -622,6 +649,7 @@ async function main() {
   const pairIds = RATE ? new Set(COMPARISONS.filter((x) => !ONLY || (ONLY.has(x.a) && ONLY.has(x.b))).flatMap((x) => [x.a, x.b])) : new Set();
   const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
+    for (const server of kept.values()) freeze(server, false);
     for (const c of children) await stopChild(c);
     for (const s of sinks.values()) await stopChild(s.child);
   };
@@ -700,6 +728,7 @@ async function main() {
       }
       if (pairIds.has(c.id) && server.child.exitCode === null) {
         kept.set(c.id, server);
+        freeze(server, true);
         continue;
       }
       await stopChild(server.child);
@@ -718,7 +747,10 @@ async function main() {
       }
     }
   } finally {
-    for (const server of kept.values()) rmSync(server.socketPath, { force: true });
+    for (const server of kept.values()) {
+      freeze(server, false);
+      rmSync(server.socketPath, { force: true });
+    }
     await cleanup();
   }
 
