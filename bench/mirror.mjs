@@ -23,6 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad } from './loadgen.mjs';
 import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
+import { startSinkProcess } from './sink-server.mjs';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -56,18 +57,9 @@ function startTarget(delayMs) {
  * node:http one), which keeps up with the copies where a node:http server on a shared core did
  * not (the cell then measured the target more than the runner).
  */
-function startFastTarget() {
-  const mode = process.env.BENCH_SINK_MODE ?? 'fast';
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bench/sink-server.mjs'), '--mode', mode], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /sink listening on (\d+)/.exec(out);
-      if (m) resolve({ child, url: `http://127.0.0.1:${m[1]}` });
-    });
-    child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
-  });
+async function startFastTarget() {
+  const { child, port } = await startSinkProcess(process.env.BENCH_SINK_MODE ?? 'fast');
+  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 async function main() {

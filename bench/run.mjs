@@ -40,6 +40,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './protocol.mjs';
 import { findWorkerThreads, freePort, mirrorCounters, pinThread, threadAffinity, threadIds } from './children.mjs';
+import { startSinkProcess } from './sink-server.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -243,17 +244,7 @@ async function pinWorkers(c, server, conf) {
 
 /** Starts a mirror sink (fast or node:http) on core 1; returns { child, port, mode }. */
 async function startSink(mode = 'fast') {
-  const argv = pinned(1, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs'), '--mode', mode]);
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((res, rej) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /sink listening on (\d+)/.exec(out);
-      if (m) res(Number(m[1]));
-    });
-    child.once('exit', (code) => rej(new Error(`sink exited with ${code}`)));
-  });
+  const { child, port } = await startSinkProcess(mode, pinned(1, []));
   return { child, port, mode };
 }
 

@@ -190,21 +190,28 @@ function cpuMicros(pid) {
   }
 }
 
+/**
+ * Starts this sink in a child process and resolves { child, port } once it listens.
+ * `prefix` goes before the node command (e.g. `['taskset', '-c', '1']`).
+ */
+export function startSinkProcess(mode = 'fast', prefix = []) {
+  const argv = [...prefix, process.execPath, fileURLToPath(import.meta.url), '--mode', mode];
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /sink listening on (\d+)/.exec(out);
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
+  });
+}
+
 /** Runs a sink of `mode` in a child and measures its CPU per request (see the file comment). */
 async function calibrate({ mode, connections, batch, seconds, sinkCore }) {
-  const self = fileURLToPath(import.meta.url);
-  const argv = sinkCore !== undefined ? ['taskset', '-c', String(sinkCore), process.execPath, self, '--mode', mode] : [process.execPath, self, '--mode', mode];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { child, port } = await startSinkProcess(mode, sinkCore !== undefined ? ['taskset', '-c', String(sinkCore)] : []);
   try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-        const m = /sink listening on (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
-    });
     const payload = Buffer.from(CALIBRATION_REQUEST.repeat(batch), 'latin1');
     const ANSWER_END = Buffer.from('\r\n\r\n', 'latin1');
     let answered = 0;

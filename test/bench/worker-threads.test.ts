@@ -45,14 +45,20 @@ describe.skipIf(!hasProcTasks)('finding a runner\'s mirror worker thread', () =>
     child = undefined;
   });
 
-  it('picks the new busy thread (the worker), not the threads that existed before nor the idle pool threads', async () => {
-    child = spawn(process.execPath, [FIXTURES + 'busy-worker.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    await lineMatching(child, /ready\n/);
-    const pid = child.pid!;
+  /** Starts the fixture, lists its threads, then has it start its worker; returns the ground truth. */
+  async function startBusyWorker(): Promise<{ pid: number; baseline: number[]; workerTid: number }> {
+    const c = spawn(process.execPath, [FIXTURES + 'busy-worker.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    child = c;
+    await lineMatching(c, /ready\n/);
+    const pid = c.pid!;
     const baseline = readdirSync(`/proc/${pid}/task`).map(Number);
-    const workerLine = lineMatching(child, /worker (\d+)\n/);
-    child.stdin!.write('start\n');
-    const workerTid = Number((await workerLine)[1]);
+    const workerLine = lineMatching(c, /worker (\d+)\n/);
+    c.stdin!.write('start\n');
+    return { pid, baseline, workerTid: Number((await workerLine)[1]) };
+  }
+
+  it('picks the new busy thread (the worker), not the threads that existed before nor the idle pool threads', async () => {
+    const { pid, baseline, workerTid } = await startBusyWorker();
     expect(baseline).not.toContain(workerTid);
 
     const { found } = find(pid, baseline, 1);
@@ -64,13 +70,7 @@ describe.skipIf(!hasProcTasks)('finding a runner\'s mirror worker thread', () =>
   });
 
   it.skipIf(!hasTaskset)('moves the thread it found to the given core, and only that thread', async () => {
-    child = spawn(process.execPath, [FIXTURES + 'busy-worker.mjs'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    await lineMatching(child, /ready\n/);
-    const pid = child.pid!;
-    const baseline = readdirSync(`/proc/${pid}/task`).map(Number);
-    const workerLine = lineMatching(child, /worker (\d+)\n/);
-    child.stdin!.write('start\n');
-    const workerTid = Number((await workerLine)[1]);
+    const { pid, baseline, workerTid } = await startBusyWorker();
     const mainBefore = spawnSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' }).stdout;
 
     const r = find(pid, baseline, 1, 0);
