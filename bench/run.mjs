@@ -509,7 +509,7 @@ function renderPairs(done) {
       `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
   }
   lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core. ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
-  lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 from the write leaves out the wait, and the p99 from the due time (which includes it, and the 1 ms pacing timer\'s lag) is the one to read.');
+  lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 from the write leaves out the wait. The p99 from the due time includes it, but also the pacer\'s own lag (1 ms timer, the load generator\'s pauses), the same on both sides, which pulls that ratio toward 1: read the two together.');
   return lines.join('\n');
 }
 
