@@ -4,7 +4,7 @@
  * process pinned to core 0, drives it from bench/loadgen.mjs pinned to core 1, for each
  * conf × connection count, and compares every cell with the framing-only floor server
  * measured in the same run. Prints a markdown table and writes it (plus raw JSON) to
- * .bench-out/.
+ * .bench-out/ (env BENCH_OUT_DIR: another directory).
  *
  * Flags (env in brackets):
  *   --quick                 ~1 min run: 1 s per cell, 0.5 s warm-up
@@ -81,7 +81,8 @@ for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs',
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
 }
 const RUNNER_ENTRY = resolve(REPO_ROOT, flags.runner ?? 'dist/cli.js');
-const OUT_DIR = resolve(REPO_ROOT, '.bench-out');
+/** Where the report, raw JSON and server logs go (BENCH_OUT_DIR, e.g. a test's temporary directory). */
+const OUT_DIR = resolve(REPO_ROOT, process.env.BENCH_OUT_DIR ?? '.bench-out');
 const BODY_BYTES = 1024;
 const MAX_TRIES = Number(flags['max-tries'] ?? process.env.BENCH_MAX_TRIES ?? 3);
 /** Share of a core used by other processes during a cell above which the cell is run again. */
@@ -670,7 +671,7 @@ async function main() {
       try {
         server = await startServer(c, `server-${c.id}.log`);
       } catch (err) {
-        results.push({ label: c.label, error: `server failed to start: ${err.message} (see .bench-out/server-${c.id}.log)` });
+        results.push({ label: c.label, error: `server failed to start: ${err.message} (see ${resolve(OUT_DIR, `server-${c.id}.log`)})` });
         continue;
       }
       children.add(server.child);
@@ -719,7 +720,7 @@ async function main() {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });
         }
         if (server.child.exitCode !== null) {
-          results.push({ label: c.label, error: `server exited (${server.child.exitCode}); see .bench-out/server-${c.id}.log` });
+          results.push({ label: c.label, error: `server exited (${server.child.exitCode}); see ${resolve(OUT_DIR, `server-${c.id}.log`)}` });
           break;
         }
       }
@@ -773,7 +774,7 @@ async function main() {
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.md`), report);
   writeFileSync(resolve(OUT_DIR, 'bench-latest.md'), report);
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, sinkCalibration: calibration }, null, 2));
-  process.stderr.write(`bench: written to .bench-out/bench-${stamp}.md and .json\n`);
+  process.stderr.write(`bench: written to ${resolve(OUT_DIR, `bench-${stamp}`)}.md and .json\n`);
 }
 
 main().catch((err) => {
