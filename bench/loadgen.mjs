@@ -235,7 +235,9 @@ export async function runLoad(opts) {
   const backlog = [];
   let backlogHead = 0;
   const MAX_BACKLOG = 1_000_000;
-  const pacing = { due: 0, lateStarts: 0, dropped: 0, startLagUsSum: 0, started: 0 };
+  const pacing = { due: 0, lateStarts: 0, dropped: 0, startLagUsSum: 0, started: 0, stalls: 0, maxTickGapMs: 0 };
+  /** A pacer tick later than this after the previous one counts as a stall of the load generator. */
+  const PACER_STALL_MS = 5;
   const stats = {
     completed: 0,
     errors: 0,
@@ -379,9 +381,18 @@ export async function runLoad(opts) {
    */
   let pacer;
   let pacedFrom = 0;
+  let lastTick = 0;
   const pace = () => {
     if (stopping) return;
     const now = performance.now();
+    // The pacer's own stalls (this process busy or descheduled): calls pile up behind them and
+    // may start late through no fault of the runner.
+    if (recording && lastTick > 0) {
+      const gap = now - lastTick;
+      if (gap > pacing.maxTickGapMs) pacing.maxTickGapMs = gap;
+      if (gap > PACER_STALL_MS) pacing.stalls++;
+    }
+    lastTick = now;
     const due = Math.floor(((now - pacedFrom) * rate) / 1000);
     while (pacing.due < due) {
       const at = pacedFrom + (pacing.due * 1000) / rate;
@@ -482,6 +493,9 @@ export async function runLoad(opts) {
           lateStarts: pacing.lateStarts,
           backlogDropped: pacing.dropped,
           meanStartLagUs: pacing.started > 0 ? pacing.startLagUsSum / pacing.started : undefined,
+          // Ticks of the 1 ms pacer that came more than 5 ms after the previous one, and the longest gap.
+          pacerStalls: pacing.stalls,
+          maxTickGapMs: pacing.maxTickGapMs,
           fromDueUs: {
             p50: scheduledHistogram.getValueAtPercentile(50),
             p99: scheduledHistogram.getValueAtPercentile(99),

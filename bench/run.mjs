@@ -406,6 +406,11 @@ function notesOf(s, extra) {
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
   const dropped = droppedShare(s);
   if (dropped > 0.01) notes.push(`**${Math.round(dropped * 100)}% of copies dropped**: the sink or the runner's sender did not keep up, CPU per RPC understates a copy`);
+  if (s.paced) {
+    const late = s.paced.lateStarts / Math.max(1, s.completed);
+    if (late > 0.01) notes.push(`**${(late * 100).toFixed(0)}% late starts**`);
+    if (s.paced.pacerStalls) notes.push(`load generator stalled ${s.paced.pacerStalls}× (longest ${s.paced.maxTickGapMs.toFixed(0)} ms)`);
+  }
   if (s.copies?.targetDown) notes.push(`${fmtInt(s.copies.targetDown)} skipped target_down`);
   if (s.copies?.error) notes.push(`${fmtInt(s.copies.error)} copy errors`);
   if (s.otherCpuUtilisation > NOISE_LIMIT) notes.push(`**noisy: other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core** (best of ${s.tries} tries)`);

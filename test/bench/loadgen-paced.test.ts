@@ -25,7 +25,7 @@ interface Summary {
   rpcThreadCpuUs?: number;
   otherThreadsCpuUs?: number;
   threads: { tid: number; cpuUs: number }[];
-  paced?: { rate: number; lateStarts: number; fromDueUs: { p99: number } };
+  paced?: { rate: number; lateStarts: number; fromDueUs: { p99: number }; pacerStalls: number; maxTickGapMs: number };
 }
 
 let dir: string;
@@ -94,6 +94,9 @@ describe('load generator, paced mode and per-thread CPU', () => {
       // Calls due since pacing began (warm-up included), plus slack for the stop.
       expect(s.completed).toBeLessThanOrEqual(Math.ceil(rate * (0.2 + s.seconds + 0.5)));
       expect(s.paced!.fromDueUs.p99).toBeGreaterThanOrEqual(s.latencyUs.p99);
+      // The pacer's own stalls are counted apart: a count, and the longest gap between ticks.
+      expect(s.paced!.pacerStalls).toBeGreaterThanOrEqual(0);
+      expect(s.paced!.maxTickGapMs).toBeGreaterThan(0);
       // The server's main thread answered the calls: it is the RPC thread, and it used CPU.
       expect(s.rpcThreadCpuUs).toBeGreaterThan(0);
       expect(s.threads.map((t) => t.tid)).toContain(process.pid);
