@@ -660,7 +660,7 @@ async function main() {
   const sinkFor = (c) => (c.sink ? sinks.get(c.sinkMode ?? 'fast') : undefined);
   let routeVersion = 0;
   const nextKey = () => `route#1#ext-plugin-pre-req#${++routeVersion}`;
-  let pairsDone = [];
+  const pairsDone = [];
   const calibration = flags.targets || flags['sink-calibration'] ? await calibrateSinks() : undefined;
 
   try {
