@@ -5,7 +5,7 @@
  * per-thread CPU columns attribute the server's main thread.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../../src/protocol/frame.js';
 import { decodeHttpReqCall, encodeHttpReqCallResp, encodePrepareConfResp } from '../../src/protocol/messages.js';
 import { FRAME_TYPE } from '../../bench/frames.mjs';
+import { writeDistShim } from './dist-shim.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const LOADGEN = path.join(REPO, 'bench/loadgen.mjs');
@@ -31,16 +32,10 @@ interface Summary {
 let dir: string;
 let distShim: string;
 
-/**
- * The load generator imports the compiled protocol code (BENCH_DIST); a two-file shim that
- * re-exports the TypeScript sources, run under tsx, spares the test a build.
- */
+// The load generator imports the compiled protocol code: a shim of the sources spares a build.
 beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'lgp-'));
-  distShim = path.join(dir, 'dist');
-  mkdirSync(path.join(distShim, 'protocol/generated'), { recursive: true });
-  writeFileSync(path.join(distShim, 'protocol/generated/a6.js'), `export * from ${JSON.stringify(path.join(REPO, 'src/protocol/generated/a6.ts'))};\n`);
-  writeFileSync(path.join(distShim, 'protocol/frame.js'), `export * from ${JSON.stringify(path.join(REPO, 'src/protocol/frame.ts'))};\n`);
+  distShim = writeDistShim(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

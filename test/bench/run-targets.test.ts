@@ -6,11 +6,12 @@
  * is skipped as target_down, the pairs ran), never its numbers.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDistShim } from './dist-shim.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -21,10 +22,7 @@ let dir: string;
 let shim: string;
 beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'rt-'));
-  shim = path.join(dir, 'dist');
-  mkdirSync(path.join(shim, 'protocol/generated'), { recursive: true });
-  writeFileSync(path.join(shim, 'protocol/generated/a6.js'), `export * from ${JSON.stringify(path.join(REPO, 'src/protocol/generated/a6.ts'))};\n`);
-  writeFileSync(path.join(shim, 'protocol/frame.js'), `export * from ${JSON.stringify(path.join(REPO, 'src/protocol/frame.ts'))};\n`);
+  shim = writeDistShim(dir);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
