@@ -1,10 +1,12 @@
 /**
  * Helpers shared by the bench scripts that run servers in child processes: start a small
- * Node server from source and learn its port, stop a child, find a free (or dead) port, and
- * read a counter from a Prometheus text page.
+ * Node server from source and learn its port, stop a child, find a free (or dead) port, read a
+ * counter from a Prometheus text page, and find and pin a runner's mirror worker threads.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
+import { threadCpuMicros } from './loadgen.mjs';
 
 /**
  * Runs `source` with `node -e` and resolves { child, url } once it prints `port N`.
@@ -49,4 +51,61 @@ export function scrape(text, name, labels = {}) {
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** Thread ids (tids) of a process now, from /proc/<pid>/task (empty when unreadable). */
+export function threadIds(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The mirror worker threads of a runner, found without help from the runner: Node names every
+ * thread `node`, so they are told apart by when they appeared and what they did. `baseline`
+ * holds the tids seen once the runner listened (its main thread, V8's platform threads, the
+ * inspector and signal threads), before any conf created a mirror target, which is when the
+ * dispatch engine starts its workers. After mirrored load, the threads that are new since then
+ * and used the most CPU are the workers (libuv's pool threads, if any appear, stay nearly idle).
+ * Returns up to `count` of them, busiest first, with their CPU time in µs since they started.
+ */
+export function findWorkerThreads(pid, baseline, count) {
+  const fresh = threadIds(pid).filter((tid) => !baseline.has(tid));
+  return fresh
+    .map((tid) => ({ tid, cpuUs: threadCpuMicros(pid, tid) ?? 0 }))
+    .sort((a, b) => b.cpuUs - a.cpuUs)
+    .slice(0, count);
+}
+
+/** Moves one thread to a core (`taskset -p -c <core> <tid>`); returns true when taskset succeeded. */
+export function pinThread(tid, core) {
+  return spawnSync('taskset', ['-p', '-c', String(core), String(tid)], { stdio: 'ignore' }).status === 0;
+}
+
+/** The cores a thread may run on, as taskset prints them (e.g. "1"), or undefined. */
+export function threadAffinity(tid) {
+  const r = spawnSync('taskset', ['-p', '-c', String(tid)], { encoding: 'utf8' });
+  const m = /list: (\S+)/.exec(r.stdout ?? '');
+  return r.status === 0 && m ? m[1] : undefined;
+}
+
+/**
+ * The mirror's copy counters of one target from the runner's metrics page: sent, each terminal
+ * outcome, and the skips (target_down among them). Undefined when the page cannot be read.
+ */
+export async function mirrorCounters(metricsUrl, target) {
+  let text;
+  try {
+    const res = await fetch(metricsUrl);
+    text = await res.text();
+  } catch {
+    return undefined;
+  }
+  const outcome = (o) => scrape(text, 'apisix_runner_mirror_requests_total', { target, outcome: o });
+  const counts = {};
+  for (const o of ['sent', '2xx', '4xx', '5xx', 'timeout', 'error', 'dropped', 'skipped']) counts[o] = outcome(o);
+  counts.targetDown = scrape(text, 'apisix_runner_mirror_skipped_total', { target, reason: 'target_down' });
+  return counts;
 }

@@ -12,12 +12,20 @@
  * with the empty body. `completed` then counts requests (both calls answered), and ExtraInfo
  * questions are counted per phase.
  *
+ * With `--rate N` the load is paced (open loop): N calls per second in all, each handed to a
+ * free connection when it is due, so two cells can be compared at the same offered load below
+ * saturation. At most one call is in flight per connection (as with APISIX); a call that finds
+ * every connection busy waits for the next one and is counted as a late start.
+ *
+ * With `--pid`, the runner's CPU over the measured window is read from /proc: the whole process
+ * (stat), its main (RPC) thread and each other thread (schedstat, nanoseconds).
+ *
  * Prints one JSON object (see `summary` below) on stdout. Run alone:
  *   node bench/loadgen.mjs --socket /tmp/r.sock --connections 4 --duration 3 \
  *     --conf '[{"name":"say","value":"{\"body\":\"hello\"}"}]' [--pid <runner pid>] [--body-size 1024]
  */
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +38,7 @@ const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux: /proc/<pid>/stat counts
 /** utime + stime of a process in microseconds, or undefined when /proc is not readable. */
 export function processCpuMicros(pid) {
   try {
+    // `pid` may also be `<pid>/task/<tid>` (one thread).
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the parenthesised command name (which may itself contain spaces).
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -39,6 +48,37 @@ export function processCpuMicros(pid) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time of one thread (task) of a process in microseconds, or undefined: the scheduler's
+ * run time from /proc/<pid>/task/<tid>/schedstat (nanoseconds) when the kernel has schedstats,
+ * else utime + stime from the task's stat (10 ms ticks: too coarse for a few thousand RPCs).
+ */
+export function threadCpuMicros(pid, tid) {
+  try {
+    const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]);
+    if (Number.isFinite(ns)) return ns / 1000;
+  } catch {
+    // no schedstat: fall back to the tick counts
+  }
+  return processCpuMicros(`${pid}/task/${tid}`);
+}
+
+/** CPU time of every live thread of a process: Map tid -> microseconds (empty when /proc is not readable). */
+export function threadsCpuMicros(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const us = threadCpuMicros(pid, tid);
+    if (us !== undefined) out.set(Number(tid), us);
+  }
+  return out;
 }
 
 /** Busy CPU time of the whole machine in microseconds (all cores, from /proc/stat), or undefined. */
@@ -57,6 +97,16 @@ export function processRssKiB(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Requests a bench mirror sink (bench/sink-server.mjs) has counted so far, or undefined. */
+async function sinkRequests(port) {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/__bench/count`);
+    return (await res.json()).requests;
   } catch {
     return undefined;
   }
@@ -166,12 +216,28 @@ export async function runLoad(opts) {
     return f;
   };
 
-  const histogram = hdr.build({
+  const newHistogram = () => hdr.build({
     lowestDiscernibleValue: 1,
     highestTrackableValue: 60_000_000,
     numberOfSignificantValueDigits: 3,
     useWebAssembly: false,
   });
+  // From writing the call to its final answer (the service time, as in the closed loop).
+  const histogram = newHistogram();
+  // Paced mode only: from the moment the call was due (its schedule slot) to its final answer,
+  // so a call that waited for a free connection counts its wait (no coordinated omission).
+  const scheduledHistogram = newHistogram();
+  const rate = opts.rate ?? 0;
+  const paced = rate > 0;
+  /** Connections waiting for the next due call (paced mode). */
+  const idle = [];
+  /** Due times of calls that found no free connection (paced mode), oldest first. */
+  const backlog = [];
+  let backlogHead = 0;
+  const MAX_BACKLOG = 1_000_000;
+  const pacing = { due: 0, lateStarts: 0, dropped: 0, startLagUsSum: 0, started: 0, stalls: 0, maxTickGapMs: 0 };
+  /** A pacer tick later than this after the previous one counts as a stall of the load generator. */
+  const PACER_STALL_MS = 5;
   const stats = {
     completed: 0,
     errors: 0,
@@ -207,7 +273,8 @@ export async function runLoad(opts) {
     inFlight.add(conn);
     const nextId = () => ((1 << 22) | (workerCounter++ & 0x3fffff)) >>> 0;
 
-    const sendCall = () => {
+    let dueAt = 0;
+    const sendCall = (due) => {
       if (stopping) { conn.busy = false; return; }
       // worker 1, 22-bit counter: never 0, so the id field stays present.
       call.writeUInt32LE(nextId(), idOffset);
@@ -215,7 +282,25 @@ export async function runLoad(opts) {
       inPostResp = false;
       requestIdAnswer = undefined;
       sentAt = performance.now();
+      dueAt = due ?? sentAt;
+      if (recording && paced) {
+        pacing.started++;
+        pacing.startLagUsSum += (sentAt - dueAt) * 1000;
+      }
       socket.write(call);
+    };
+    conn.send = sendCall;
+    /** After a final answer: the next call at once (closed loop), or the next due one (paced). */
+    const next = () => {
+      if (!paced) return sendCall();
+      conn.busy = false;
+      if (stopping) return;
+      if (backlogHead < backlog.length) {
+        const due = backlog[backlogHead++];
+        if (backlogHead > 4096 && backlogHead * 2 > backlog.length) { backlog.splice(0, backlogHead); backlogHead = 0; }
+        return sendCall(due);
+      }
+      idle.push(conn);
     };
 
     const onFrame = (type, payload) => {
@@ -245,7 +330,9 @@ export async function runLoad(opts) {
         if (recording && inPostResp && type === FRAME_TYPE.error) stats.respErrors++;
         if (recording) {
           stats.completed++;
-          histogram.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
+          const now = performance.now();
+          histogram.recordValue(Math.max(1, Math.round((now - sentAt) * 1000)));
+          if (paced) scheduledHistogram.recordValue(Math.max(1, Math.round((now - dueAt) * 1000)));
           if (type === FRAME_TYPE.error) {
             stats.errors++;
             const code = frames.readErrorCode(payload);
@@ -255,11 +342,11 @@ export async function runLoad(opts) {
             stats.actions[frames.readReplyAction(payload)]++;
           }
         }
-        sendCall();
+        next();
         return;
       }
       stats.unexpected++;
-      sendCall();
+      next();
     };
 
     socket.on('data', (chunk) => {
@@ -277,25 +364,66 @@ export async function runLoad(opts) {
     socket.on('error', () => {});
     socket.on('close', () => {
       inFlight.delete(conn);
+      const at = idle.indexOf(conn);
+      if (at >= 0) idle.splice(at, 1);
       if (stopping) return;
       // A failed RPC closes the connection; APISIX opens a new one for the next request.
       stats.reconnects++;
       connectUnix(opts.socketPath).then(startConnection, () => { stats.errors++; });
     });
-    sendCall();
+    next();
   }
+
+  /**
+   * Paced mode: open loop at `rate` calls/s in all. Every millisecond (or as often as the
+   * timer fires) the calls due so far are handed to free connections; a call that finds none
+   * waits in the backlog for the next connection to free up and counts as a late start.
+   */
+  let pacer;
+  let pacedFrom = 0;
+  let lastTick = 0;
+  const pace = () => {
+    if (stopping) return;
+    const now = performance.now();
+    // The pacer's own stalls (this process busy or descheduled): calls pile up behind them and
+    // may start late through no fault of the runner.
+    if (recording && lastTick > 0) {
+      const gap = now - lastTick;
+      if (gap > pacing.maxTickGapMs) pacing.maxTickGapMs = gap;
+      if (gap > PACER_STALL_MS) pacing.stalls++;
+    }
+    lastTick = now;
+    const due = Math.floor(((now - pacedFrom) * rate) / 1000);
+    while (pacing.due < due) {
+      const at = pacedFrom + (pacing.due * 1000) / rate;
+      pacing.due++;
+      const conn = idle.pop();
+      if (conn) { conn.send(at); continue; }
+      if (recording) pacing.lateStarts++;
+      if (backlog.length - backlogHead < MAX_BACKLOG) backlog.push(at);
+      else if (recording) pacing.dropped++;
+    }
+    pacer = setTimeout(pace, 1);
+  };
 
   const sockets = [first];
   for (let i = 1; i < opts.connections; i++) sockets.push(await connectUnix(opts.socketPath));
   for (const s of sockets) startConnection(s);
+  if (paced) {
+    pacedFrom = performance.now();
+    pace();
+  }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   await sleep(opts.warmupMs);
 
   const cpuStart = opts.pid ? processCpuMicros(opts.pid) : undefined;
+  const rpcThreadStart = opts.pid ? threadCpuMicros(opts.pid, opts.pid) : undefined;
+  const threadsStart = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const helpers = opts.helperPids ?? [];
   const helperCpu = () => helpers.reduce((sum, pid) => sum + (processCpuMicros(pid) ?? 0), 0);
   const helperStart = helperCpu();
+  const sinkStart = opts.sinkPort ? await sinkRequests(opts.sinkPort) : undefined;
   const selfStart = process.cpuUsage();
   const machineStart = machineBusyMicros();
   const t0 = performance.now();
@@ -304,12 +432,17 @@ export async function runLoad(opts) {
   recording = false;
   const elapsedMs = performance.now() - t0;
   const cpuEnd = opts.pid ? processCpuMicros(opts.pid) : undefined;
+  const rpcThreadEnd = opts.pid ? threadCpuMicros(opts.pid, opts.pid) : undefined;
+  const threadsEnd = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const self = process.cpuUsage(selfStart);
   const machineEnd = machineBusyMicros();
   const helperUs = helperCpu() - helperStart;
+  const sinkEnd = opts.sinkPort ? await sinkRequests(opts.sinkPort) : undefined;
+  const sinkInWindow = sinkStart !== undefined && sinkEnd !== undefined ? sinkEnd - sinkStart : undefined;
   const rss = opts.pid ? processRssKiB(opts.pid) : undefined;
 
   stopping = true;
+  clearTimeout(pacer);
   // Let the RPCs in flight finish (bounded), then close like APISIX's pool would.
   for (let i = 0; i < 100 && [...inFlight].some((c) => c.busy); i++) await sleep(10);
   for (const c of inFlight) c.socket.destroy();
@@ -317,6 +450,18 @@ export async function runLoad(opts) {
   const seconds = elapsedMs / 1000;
   const runnerCpuUs = cpuStart !== undefined && cpuEnd !== undefined ? cpuEnd - cpuStart : undefined;
   const pct = (p) => histogram.getValueAtPercentile(p);
+  // The RPC thread is the process's main thread (tid = pid): it reads the socket, runs the
+  // plugins and answers. Every other thread (mirror workers, V8's GC and compiler helpers,
+  // libuv's pool) is "other": the sum of their CPU over the window.
+  const perThread = [...threadsEnd].map(([tid, us]) => ({ tid, cpuUs: us - (threadsStart.get(tid) ?? 0), new: !threadsStart.has(tid) }))
+    .filter((t) => t.cpuUs > 0)
+    .sort((a, b) => b.cpuUs - a.cpuUs);
+  const rpcThreadCpuUs = rpcThreadStart !== undefined && rpcThreadEnd !== undefined ? rpcThreadEnd - rpcThreadStart : undefined;
+  // Threads that ended inside the window are missing here (a restarted mirror worker); the
+  // process total (`runnerCpuUs`, from /proc/<pid>/stat) still has them, at 10 ms resolution.
+  const otherThreadsCpuUs = rpcThreadCpuUs !== undefined && opts.pid
+    ? perThread.filter((t) => t.tid !== opts.pid).reduce((sum, t) => sum + t.cpuUs, 0)
+    : undefined;
   return {
     connections: opts.connections,
     seconds,
@@ -329,7 +474,35 @@ export async function runLoad(opts) {
     runnerCpuUs,
     runnerCpuUsPerRpc: runnerCpuUs !== undefined && stats.completed > 0 ? runnerCpuUs / stats.completed : undefined,
     runnerCpuUtilisation: runnerCpuUs !== undefined ? runnerCpuUs / (seconds * 1e6) : undefined,
+    rpcThreadCpuUs,
+    rpcThreadUsPerRpc: rpcThreadCpuUs !== undefined && stats.completed > 0 ? rpcThreadCpuUs / stats.completed : undefined,
+    rpcThreadUtilisation: rpcThreadCpuUs !== undefined ? rpcThreadCpuUs / (seconds * 1e6) : undefined,
+    otherThreadsCpuUs,
+    otherThreadsUsPerRpc: otherThreadsCpuUs !== undefined && stats.completed > 0 ? otherThreadsCpuUs / stats.completed : undefined,
+    // RPC thread + other threads (scheduler time, all threads alive at the end of the window).
+    threadsCpuUsPerRpc: rpcThreadCpuUs !== undefined && otherThreadsCpuUs !== undefined && stats.completed > 0 ? (rpcThreadCpuUs + otherThreadsCpuUs) / stats.completed : undefined,
+    // The runner's threads that used CPU in the window, busiest first (tid, µs, started during it).
+    threads: perThread,
     runnerRssKiB: rss,
+    // Paced mode (`rate` > 0): calls due, calls that found no free connection at their due time
+    // (late starts: the runner, or the load generator, could not keep up with the offered
+    // load), mean delay from due time to write, and latency counted from the due time.
+    paced: paced
+      ? {
+          rate,
+          lateStarts: pacing.lateStarts,
+          backlogDropped: pacing.dropped,
+          meanStartLagUs: pacing.started > 0 ? pacing.startLagUsSum / pacing.started : undefined,
+          // Ticks of the 1 ms pacer that came more than 5 ms after the previous one, and the longest gap.
+          pacerStalls: pacing.stalls,
+          maxTickGapMs: pacing.maxTickGapMs,
+          fromDueUs: {
+            p50: scheduledHistogram.getValueAtPercentile(50),
+            p99: scheduledHistogram.getValueAtPercentile(99),
+            max: scheduledHistogram.maxValue,
+          },
+        }
+      : undefined,
     loadgenCpuUsPerRpc: stats.completed > 0 ? (self.user + self.system) / stats.completed : undefined,
     loadgenCpuUtilisation: (self.user + self.system) / (seconds * 1e6),
     // CPU used by everything else on the machine during the window (other jobs, the mirror
@@ -340,6 +513,10 @@ export async function runLoad(opts) {
         : undefined,
     // CPU of helper processes of the cell (the mirror sink), not counted as disturbance.
     helperCpuUtilisation: helpers.length ? helperUs / (seconds * 1e6) : undefined,
+    // With --sink-port: copies the mirror sink received inside the window, and the helper
+    // processes' (the sink's) CPU per copy received.
+    sinkRequestsInWindow: sinkInWindow,
+    sinkCpuUsPerCopy: sinkInWindow > 0 && helpers.length ? helperUs / sinkInWindow : undefined,
     errors: stats.errors,
     errorCodes: stats.errorCodes,
     reconnects: stats.reconnects,
@@ -369,10 +546,16 @@ async function main() {
       'resp-key': { type: 'string' },
       pid: { type: 'string' },
       'helper-pids': { type: 'string' },
+      rate: { type: 'string' },
+      'sink-port': { type: 'string' },
     },
   });
+  if (values.rate !== undefined && !(Number(values.rate) > 0)) {
+    process.stderr.write(`loadgen: --rate must be a positive number of calls per second, got "${values.rate}"\n`);
+    process.exit(2);
+  }
   if (!values.socket) {
-    process.stderr.write('usage: node bench/loadgen.mjs --socket <path> [--connections N] [--duration s] [--warmup s] [--conf JSON] [--key K] [--body-size B] [--resp-conf JSON] [--resp-key K] [--pid P]\n');
+    process.stderr.write('usage: node bench/loadgen.mjs --socket <path> [--connections N] [--duration s] [--warmup s] [--conf JSON] [--key K] [--body-size B] [--resp-conf JSON] [--resp-key K] [--pid P] [--helper-pids P,Q] [--rate N] [--sink-port P]\n');
     process.exit(2);
   }
   const summary = await runLoad({
@@ -387,6 +570,8 @@ async function main() {
     respKey: values['resp-key'],
     pid: values.pid ? Number(values.pid) : undefined,
     helperPids: values['helper-pids'] ? values['helper-pids'].split(',').map(Number) : [],
+    rate: values.rate ? Number(values.rate) : undefined,
+    sinkPort: values['sink-port'] ? Number(values['sink-port']) : undefined,
   });
   process.stdout.write(JSON.stringify(summary) + '\n');
 }

@@ -4,7 +4,8 @@
  * child process on a Unix socket) and plays APISIX's side with bench/loadgen.mjs
  * (`GET /get?x=1`, one RPC in flight per connection). Three cells, one run:
  *   1. no mirror        — the route has no plugin (the baseline);
- *   2. mirror → fast    — proxy-mirror sample_ratio 1 to a local target answering at once;
+ *   2. mirror → fast    — proxy-mirror sample_ratio 1 to a local target answering at once
+ *                         (the bench's fast sink);
  *   3. mirror → 2 s     — proxy-mirror sample_ratio 1 to a local target answering after 2 s.
  * Prints a markdown table: throughput and HTTPReqCall latency p50/p99, each also as a ratio
  * to the no-mirror cell, plus the mirror outcomes scraped from the runner's /metrics.
@@ -12,6 +13,8 @@
  *   npm run bench:mirror                   (builds first)
  *   BENCH_SECONDS=5 BENCH_CONNECTIONS=8 node bench/mirror.mjs
  *   BENCH_MIRROR_THREADS=1 node bench/mirror.mjs   (copies from the RPC thread)
+ *   BENCH_SINK_MODE=http node bench/mirror.mjs      (the fast target served by node:http, as before)
+ * The fast target is bench/sink-server.mjs (raw `net`, answers 200 with an empty body).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad } from './loadgen.mjs';
 import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
+import { startSinkProcess } from './sink-server.mjs';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -48,6 +52,16 @@ function startTarget(delayMs) {
   return startNodeServer(TARGET_SRC, { DELAY_MS: String(delayMs) });
 }
 
+/**
+ * The fast target: bench/sink-server.mjs in its raw `net` mode (BENCH_SINK_MODE=http for the
+ * node:http one), which keeps up with the copies where a node:http server on a shared core did
+ * not (the cell then measured the target more than the runner).
+ */
+async function startFastTarget() {
+  const { child, port } = await startSinkProcess(process.env.BENCH_SINK_MODE ?? 'fast');
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
 async function main() {
   const cli = path.join(distDir(), 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
@@ -68,7 +82,7 @@ async function main() {
     },
   }));
 
-  const fast = await startTarget(0);
+  const fast = await startFastTarget();
   const slow = await startTarget(SLOW_MS);
   const runner = spawn(process.execPath, [cli, '--config', configPath], {
     cwd: REPO_ROOT,

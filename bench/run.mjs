@@ -4,7 +4,7 @@
  * process pinned to core 0, drives it from bench/loadgen.mjs pinned to core 1, for each
  * conf × connection count, and compares every cell with the framing-only floor server
  * measured in the same run. Prints a markdown table and writes it (plus raw JSON) to
- * .bench-out/.
+ * .bench-out/ (env BENCH_OUT_DIR: another directory).
  *
  * Flags (env in brackets):
  *   --quick                 ~1 min run: 1 s per cell, 0.5 s warm-up
@@ -16,6 +16,20 @@
  *   --runner <path>         runner entry (default dist/cli.js)
  *   --max-tries <n>         run a cell again (up to n times in all, keeping the quietest try) when
  *                           other processes used more than 20% of a core during it [BENCH_MAX_TRIES] (default 3)
+ *   --no-metrics            do not start the runner's metrics endpoint (then no copies sent/dropped column)
+ *   --rate <n>              also run paced A/B pairs (issue 13: p99 at the same offered load), n RPC/s in all
+ *   --pairs <n>             pairs per comparison in paced mode (default 5)
+ *   --pair-connections <n>  connections of the paced cells (default 16)
+ *   --pair-duration <s>     seconds measured per paced cell (default 2; warm-up --warmup)
+ *   --no-pair-freeze        keep the runners of the pairs running while the other side is measured
+ *                           (default: SIGSTOP them, so their GC after a load does not land on core 0)
+ *   --cpu-rate <n>          each case also runs one paced cell at n RPC/s on the largest C: CPU per
+ *                           mirrored request at a load whose copies can all be sent (none dropped)
+ *   --targets               issue 13's cells at C = 32 (and paced at --cpu-rate, default 8000),
+ *                           paced pairs (rate 5000 unless --rate) and
+ *                           the sink calibration, then a report of each target: same-run ratio, met or missed
+ *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
+ *                           one request per connection at a time and 16 pipelined
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -25,6 +39,8 @@ import os from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './protocol.mjs';
+import { findWorkerThreads, freePort, mirrorCounters, pinThread, threadAffinity, threadIds } from './children.mjs';
+import { startSinkProcess } from './sink-server.mjs';
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,15 +52,37 @@ const { values: flags } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     runner: { type: 'string' },
     'max-tries': { type: 'string' },
+    'no-metrics': { type: 'boolean', default: false },
+    rate: { type: 'string' },
+    pairs: { type: 'string' },
+    'pair-connections': { type: 'string' },
+    'pair-duration': { type: 'string' },
+    targets: { type: 'boolean', default: false },
+    'sink-calibration': { type: 'boolean', default: false },
+    'cpu-rate': { type: 'string' },
+    'no-pair-freeze': { type: 'boolean', default: false },
   },
 });
 
 const DURATION_S = Number(flags.duration ?? process.env.BENCH_DURATION ?? (flags.quick ? 1 : 3));
 const WARMUP_S = Number(flags.warmup ?? process.env.BENCH_WARMUP ?? (flags.quick ? 0.5 : 1));
-const CONNECTIONS = (flags.connections ?? process.env.BENCH_CONNECTIONS ?? '1,4,32').split(',').map(Number);
-const ONLY = flags.only ? new Set(flags.only.split(',')) : undefined;
+const CONNECTIONS = (flags.connections ?? process.env.BENCH_CONNECTIONS ?? (flags.targets ? '32' : '1,4,32')).split(',').map(Number);
+/** Cells of issue 13's targets (`--targets`). */
+const TARGET_CELLS = ['mirror-decide', 'mirror-all', 'mirror-all-thr', 'mirror-all-http', 'mirror-dead', 'mirror-unsampled'];
+const ONLY = flags.only ? new Set(flags.only.split(',')) : flags.targets ? new Set(TARGET_CELLS) : undefined;
+const RATE = flags.rate !== undefined ? Number(flags.rate) : flags.targets ? 5000 : undefined;
+const PAIRS = Number(flags.pairs ?? 5);
+const PAIR_CONNECTIONS = Number(flags['pair-connections'] ?? 16);
+const PAIR_DURATION_S = Number(flags['pair-duration'] ?? 2);
+const METRICS = !flags['no-metrics'];
+const PAIR_FREEZE = !flags['no-pair-freeze'];
+const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : flags.targets ? 8000 : undefined;
+for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
+  if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
+}
 const RUNNER_ENTRY = resolve(REPO_ROOT, flags.runner ?? 'dist/cli.js');
-const OUT_DIR = resolve(REPO_ROOT, '.bench-out');
+/** Where the report, raw JSON and server logs go (BENCH_OUT_DIR, e.g. a test's temporary directory). */
+const OUT_DIR = resolve(REPO_ROOT, process.env.BENCH_OUT_DIR ?? '.bench-out');
 const BODY_BYTES = 1024;
 const MAX_TRIES = Number(flags['max-tries'] ?? process.env.BENCH_MAX_TRIES ?? 3);
 /** Share of a core used by other processes during a cell above which the cell is run again. */
@@ -87,11 +125,14 @@ const CASES = [
   { id: 'none', label: 'no plugin', conf: () => [], floor: 'floor' },
   { id: 'say', label: 'say (Stop)', conf: () => [say], floor: 'floor' },
   { id: 'rewrite', label: 'rewrite', conf: () => [rewrite], floor: 'floor' },
-  { id: 'mirror-decide', label: 'proxy-mirror 0.00001 (decision)', conf: (p) => [mirror(p, 0.00001)], floor: 'floor', sink: true },
+  { id: 'mirror-decide', label: 'proxy-mirror 0.00001 (decision)', conf: (p) => [mirror(p, 0.00001)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
   { id: 'mirror-all', label: 'proxy-mirror 1 → sink', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '1'] },
-  // Copies from a worker thread; the runner may use both cores (the second is shared with the
-  // load generator and the sink), as "when a second core is available" asks.
-  { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], cores: '0,1' },
+  // Copies from a worker thread: the runner starts on core 0 and its worker thread is then
+  // moved to core 1 (shared with the load generator and the sink), as "when a second core is
+  // available" asks; the RPC thread stays alone on core 0.
+  { id: 'mirror-all-thr', label: 'proxy-mirror 1 → sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, args: ['--mirror-threads', '2'], workerCore: 1 },
+  // The same to the node:http sink: what the sink costs per copy, next to the fast sink's.
+  { id: 'mirror-all-http', label: 'proxy-mirror 1 → node:http sink, 2 threads', conf: (p) => [mirror(p, 1)], floor: 'floor', sink: true, sinkMode: 'http', args: ['--mirror-threads', '2'], workerCore: 1 },
   // Shadow comparison (docs/compare.md): the same proxy-mirror conf in ext-plugin-pre-req and
   // ext-plugin-post-resp; each request is an HTTPReqCall then an HTTPRespCall (`respConf`), so
   // "RPC/s" and "CPU µs/RPC" are per request (two RPCs) in these rows. The sink's answer
@@ -104,6 +145,8 @@ const CASES = [
   // A target that refuses connections (port 9, discard, closed here): the breaker opens after
   // three refused connects and the rest of the copies are skipped (target_down).
   { id: 'mirror-dead', label: 'proxy-mirror 1 → refused port', conf: () => [mirror(DEAD_PORT, 1)], floor: 'floor', args: ['--mirror-threads', '1'] },
+  // The same route, unsampled: what the dead target is compared with.
+  { id: 'mirror-unsampled', label: 'proxy-mirror 0.00001 → refused port (unsampled)', conf: () => [mirror(DEAD_PORT, 0.00001)], floor: 'floor', args: ['--mirror-threads', '1'] },
   {
     id: 'body',
     label: '1 KiB body via ExtraInfo',
@@ -150,11 +193,21 @@ async function stopChild(child, graceMs = 5000) {
   clearTimeout(timer);
 }
 
-/** Starts the server of a case pinned to core 0; returns { child, socketPath }. */
+/**
+ * Starts the server of a case pinned to core 0 (or `c.cores`); returns { child, socketPath,
+ * metricsUrl, baselineTids }. The runner serves its metrics (for the copies sent/dropped
+ * columns) unless --no-metrics; every runner cell has them, so the ratios stay fair.
+ */
 async function startServer(c, logName) {
   const socketPath = socketPathFor(c.id);
-  const entry = c.server === 'floor' ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
-  const args = [...(c.plugin ? ['--plugin', c.plugin] : []), ...(c.args ?? [])];
+  const isFloor = c.server === 'floor';
+  const entry = isFloor ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
+  const metricsPort = !isFloor && METRICS ? await freePort() : undefined;
+  const args = [
+    ...(c.plugin ? ['--plugin', c.plugin] : []),
+    ...(c.args ?? []),
+    ...(metricsPort ? ['--metrics-address', `127.0.0.1:${metricsPort}`] : []),
+  ];
   const argv = pinned(c.cores ?? 0, [process.execPath, ...(c.nodeFlags ?? []), ...entry, ...args]);
   const log = createWriteStream(resolve(OUT_DIR, logName));
   const child = spawn(argv[0], argv.slice(1), {
@@ -166,23 +219,34 @@ async function startServer(c, logName) {
   child.stderr.pipe(log, { end: false });
   child.once('exit', () => log.end());
   await waitForSocket(socketPath, child);
-  return { child, socketPath };
+  // Threads of the listening runner before any conf: the mirror workers start later.
+  const baselineTids = new Set(threadIds(child.pid));
+  return { child, socketPath, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined, baselineTids };
 }
 
-/** Starts the mirror sink on core 1; returns { child, port }. */
-async function startSink() {
-  const argv = pinned(1, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs')]);
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((res, rej) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /sink listening on (\d+)/.exec(out);
-      if (m) res(Number(m[1]));
-    });
-    child.once('exit', (code) => rej(new Error(`sink exited with ${code}`)));
-  });
-  return { child, port };
+/**
+ * For a case with `workerCore`: drives a short burst of its mirrored load so that the dispatch
+ * engine starts its worker thread(s), finds them (children.mjs `findWorkerThreads`: new since
+ * the runner listened, busiest first) and moves them to `workerCore` with `taskset -p`.
+ * Returns a note for the table saying what was done.
+ */
+async function pinWorkers(c, server, conf) {
+  const at = c.args?.indexOf('--mirror-threads') ?? -1;
+  const workers = at >= 0 ? Number(c.args[at + 1]) - 1 : 0;
+  if (!tasksetWorks || !c.workerCore || workers < 1) return undefined;
+  await runLoadgen({ socketPath: server.socketPath, connections: 4, conf, key: `route#prime#ext-plugin-pre-req#1`, pid: server.child.pid, durationS: 0.3, warmupS: 0.2 });
+  const found = findWorkerThreads(server.child.pid, server.baselineTids, workers);
+  const moved = found.filter((t) => pinThread(t.tid, c.workerCore));
+  const where = moved.map((t) => `${t.tid} (${Math.round(t.cpuUs / 1000)} ms CPU in priming, now on core ${threadAffinity(t.tid) ?? '?'})`);
+  return moved.length === workers
+    ? `worker thread ${where.join(', ')} moved with taskset -p; RPC thread on core 0`
+    : `**worker pinning failed**: expected ${workers} new busy thread(s), moved ${moved.length}`;
+}
+
+/** Starts a mirror sink (fast or node:http) on core 1; returns { child, port, mode }. */
+async function startSink(mode = 'fast') {
+  const { child, port } = await startSinkProcess(mode, pinned(1, []));
+  return { child, port, mode };
 }
 
 async function sinkCount(port) {
@@ -198,19 +262,21 @@ async function sinkCount(port) {
 }
 
 /** Runs the load generator (pinned to core 1) for one cell and returns its JSON summary. */
-function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pid, helperPids }) {
+function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pid, helperPids, rate, durationS, warmupS, sinkPort }) {
   const argv = pinned(1, [
     process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'),
     '--socket', socketPath,
     '--connections', String(connections),
-    '--duration', String(DURATION_S),
-    '--warmup', String(WARMUP_S),
+    '--duration', String(durationS ?? DURATION_S),
+    '--warmup', String(warmupS ?? WARMUP_S),
     '--conf', JSON.stringify(conf),
     '--key', key,
     '--body-size', String(bodySize ?? 0),
     ...(respConf ? ['--resp-conf', JSON.stringify(respConf), '--resp-key', key.replace('pre-req', 'post-resp')] : []),
     '--pid', String(pid),
     ...(helperPids?.length ? ['--helper-pids', helperPids.join(',')] : []),
+    ...(rate ? ['--rate', String(rate)] : []),
+    ...(sinkPort ? ['--sink-port', String(sinkPort)] : []),
   ]);
   return new Promise((res, rej) => {
     const child = spawn(argv[0], argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -223,6 +289,46 @@ function runLoadgen({ socketPath, connections, conf, key, respConf, bodySize, pi
       try { res(JSON.parse(out)); } catch { rej(new Error(`loadgen printed no JSON: ${out}${err}`)); }
     });
   });
+}
+
+/** The mirror target (`host`) of a conf, as the runner labels its metrics, or undefined. */
+function mirrorTargetOf(conf) {
+  const m = conf.find((p) => p.name === 'proxy-mirror');
+  return m ? JSON.parse(m.value).host : undefined;
+}
+
+/**
+ * Runs one cell once: the load generator, with the sink's count and the runner's copy
+ * counters read before and after (so they include the warm-up). Returns the summary with
+ * `mirrorsReceived` and `copies` (deltas) attached.
+ */
+async function runOnce(c, server, sink, { connections, key, rate, durationS, warmupS }) {
+  const conf = c.conf ? c.conf(sink?.port) : [];
+  const target = mirrorTargetOf(conf);
+  const counters = () => (server.metricsUrl && target ? mirrorCounters(server.metricsUrl, target) : undefined);
+  const b = sink ? await sinkCount(sink.port) : undefined;
+  const cb = await counters();
+  const s = await runLoadgen({
+    socketPath: server.socketPath,
+    connections,
+    conf,
+    respConf: c.respConf ? c.respConf(sink?.port) : undefined,
+    key,
+    bodySize: c.bodySize,
+    pid: server.child.pid,
+    helperPids: sink ? [sink.child.pid] : [],
+    sinkPort: sink?.port,
+    rate,
+    durationS,
+    warmupS,
+  });
+  // Copies still in flight or queued when the load stops finish within a moment.
+  if (target) await sleep(200);
+  const a = sink ? await sinkCount(sink.port) : undefined;
+  const ca = await counters();
+  if (b && a) s.mirrorsReceived = { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 }; // -1: our count request
+  if (cb && ca) s.copies = Object.fromEntries(Object.keys(ca).map((k) => [k, ca[k] - cb[k]]));
+  return s;
 }
 
 // ---- formatting --------------------------------------------------------------------------
@@ -241,22 +347,46 @@ function machineLines() {
 
 function renderTable(rows) {
   const lines = [
-    '| case | C | RPC/s | p50 µs | p99 µs | runner CPU µs/RPC | runner CPU use | RPC/s vs floor | CPU/RPC vs floor | notes |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+    '| case | C | RPC/s | p50 µs | p99 µs | runner CPU µs/RPC | RPC thread µs/RPC | other threads µs/RPC | RPC-core capacity RPC/s | runner CPU use | copies sent / sink got / dropped | sink µs/copy | RPC/s vs floor | CPU/RPC vs floor | notes |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|',
   ];
   for (const r of rows) {
     if (r.error) {
-      lines.push(`| ${r.label} | ${r.connections ?? ''} | — | — | — | — | — | — | — | ${r.error} |`);
+      lines.push(`| ${r.label} | ${r.connections ?? ''} | — | — | — | — | — | — | — | — | — | — | — | — | ${r.error} |`);
       continue;
     }
     const s = r.summary;
     lines.push(
-      `| ${r.label} | ${s.connections} | ${fmtInt(s.rps)} | ${fmtInt(s.latencyUs.p50)} | ${fmtInt(s.latencyUs.p99)} | ` +
-        `${fmt1(s.runnerCpuUsPerRpc)} | ${s.runnerCpuUtilisation === undefined ? 'n/a' : `${Math.round(s.runnerCpuUtilisation * 100)}%`} | ` +
+      `| ${r.label} | ${s.connections}${r.rate ? ` paced ${fmtInt(r.rate)}/s` : ''} | ${fmtInt(s.rps)} | ${fmtInt(s.latencyUs.p50)} | ${fmtInt(s.latencyUs.p99)} | ` +
+        `${fmt1(s.runnerCpuUsPerRpc)} | ${fmt1(s.rpcThreadUsPerRpc)} | ${fmt1(s.otherThreadsUsPerRpc)} | ${fmtInt(rpcCoreCapacity(s))} | ` +
+        `${s.runnerCpuUtilisation === undefined ? 'n/a' : `${Math.round(s.runnerCpuUtilisation * 100)}%`} | ${copiesCell(s)} | ${fmt1(s.sinkCpuUsPerCopy)} | ` +
         `${fmtRatio(r.rpsVsFloor)} | ${fmtRatio(r.cpuVsFloor)} | ${r.notes} |`,
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * RPCs per second the RPC thread could answer if it had its core to itself: 1e6 / its CPU µs
+ * per RPC. CPU time moves far less with machine noise than throughput does, so the ratio of
+ * two cells' capacities is the steadier reading of "RPC throughput on the RPC core".
+ */
+function rpcCoreCapacity(s) {
+  return s.rpcThreadUsPerRpc > 0 ? 1e6 / s.rpcThreadUsPerRpc : undefined;
+}
+
+/** Copies the runner sent / the sink received / the runner dropped (whole cell, warm-up included). */
+function copiesCell(s) {
+  if (!s.copies) return s.mirrorsReceived ? `— / ${fmtInt(s.mirrorsReceived.requests)} / —` : '—';
+  const got = s.mirrorsReceived ? fmtInt(s.mirrorsReceived.requests) : '—';
+  return `${fmtInt(s.copies.sent)} / ${got} / ${fmtInt(s.copies.dropped)}`;
+}
+
+/** Share of the copies the runner gave up on (dropped at a full queue) among those it meant to send. */
+function droppedShare(s) {
+  if (!s.copies) return undefined;
+  const meant = s.copies.sent + s.copies.dropped;
+  return meant > 0 ? s.copies.dropped / meant : 0;
 }
 
 function notesOf(s, extra) {
@@ -274,9 +404,233 @@ function notesOf(s, extra) {
   if (s.errors) notes.push(`**${s.errors} errors** ${JSON.stringify(s.errorCodes)}`);
   if (s.reconnects) notes.push(`${s.reconnects} reconnects`);
   if (s.loadgenCpuUtilisation > 0.9) notes.push('load generator saturated');
+  const dropped = droppedShare(s);
+  if (dropped > 0.01) notes.push(`**${Math.round(dropped * 100)}% of copies dropped**: the sink or the runner's sender did not keep up, CPU per RPC understates a copy`);
+  if (s.paced) {
+    const late = s.paced.lateStarts / Math.max(1, s.completed);
+    if (late > 0.01) notes.push(`**${(late * 100).toFixed(0)}% late starts**`);
+    if (s.paced.pacerStalls) notes.push(`load generator stalled ${s.paced.pacerStalls}× (longest ${s.paced.maxTickGapMs.toFixed(0)} ms)`);
+  }
+  if (s.copies?.targetDown) notes.push(`${fmtInt(s.copies.targetDown)} skipped target_down`);
+  if (s.copies?.error) notes.push(`${fmtInt(s.copies.error)} copy errors`);
   if (s.otherCpuUtilisation > NOISE_LIMIT) notes.push(`**noisy: other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core** (best of ${s.tries} tries)`);
   if (extra) notes.push(extra);
   return notes.join('; ');
+}
+
+// ---- paced A/B pairs (issue 13's p99 targets) ------------------------------------------------
+/**
+ * Each comparison runs its two cells paced at the same offered load (--rate), interleaved
+ * A, B, A, B… on two runners started once, and reports the median of the per-pair p99 ratios
+ * B ÷ A: noise that hits one pair hits both sides of it.
+ */
+const COMPARISONS = [
+  { id: 'p99-mirror-thr', a: 'mirror-decide', b: 'mirror-all-thr', what: 'RPC p99, 100 % mirroring (2 threads) ÷ decision only' },
+  { id: 'p99-mirror-1', a: 'mirror-decide', b: 'mirror-all', what: 'RPC p99, 100 % mirroring (1 thread) ÷ decision only' },
+  { id: 'p99-dead', a: 'mirror-unsampled', b: 'mirror-dead', what: 'RPC p99, refused-port target ÷ the same route unsampled' },
+];
+
+/**
+ * Stops (SIGSTOP) or resumes (SIGCONT) a runner kept for the pairs: while another cell runs, a
+ * kept runner must not use core 0 (V8 collects garbage a few seconds after a load stops).
+ * Unless --no-pair-freeze.
+ */
+function freeze(server, stopped) {
+  if (!PAIR_FREEZE || server.child.exitCode !== null || server.child.signalCode !== null) return;
+  try {
+    process.kill(server.child.pid, stopped ? 'SIGSTOP' : 'SIGCONT');
+  } catch {
+    // already gone: its cells report the exit
+  }
+}
+
+function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (v.length === 0) return undefined;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+async function runPairs(cmp, servers, sinkFor, nextKey) {
+  const ca = CASES.find((x) => x.id === cmp.a);
+  const cb = CASES.find((x) => x.id === cmp.b);
+  const pairs = [];
+  for (let i = 0; i < PAIRS; i++) {
+    process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s ...\n`);
+    const side = async (c) => {
+      // Only the runner measured runs: the others are stopped (SIGSTOP), so that the other side's
+      // leftovers (copies in flight, the GC after its load) do not land on core 0 in this cell.
+      for (const [id, server] of servers) freeze(server, id !== c.id);
+      return runOnce(c, servers.get(c.id), sinkFor(c), {
+        connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
+      });
+    };
+    const A = await side(ca);
+    const B = await side(cb);
+    pairs.push({
+      a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
+      // Counted from the due time: a side that made calls wait for a connection pays for it.
+      dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99,
+    });
+  }
+  const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
+  return {
+    ...cmp,
+    rate: RATE,
+    connections: PAIR_CONNECTIONS,
+    pairs: pairs.map((p) => ({
+      p99: [p.a.latencyUs.p99, p.b.latencyUs.p99], p50: [p.a.latencyUs.p50, p.b.latencyUs.p50], p99Ratio: p.p99Ratio,
+      dueP99: [p.a.paced.fromDueUs.p99, p.b.paced.fromDueUs.p99], dueP99Ratio: p.dueP99Ratio,
+      lateStarts: [p.a.paced.lateStarts, p.b.paced.lateStarts], rps: [p.a.rps, p.b.rps],
+      rpcThreadUsPerRpc: [p.a.rpcThreadUsPerRpc, p.b.rpcThreadUsPerRpc], otherCpu: [p.a.otherCpuUtilisation, p.b.otherCpuUtilisation],
+      copies: [p.a.copies, p.b.copies],
+    })),
+    medianP99Ratio: median(pairs.map((p) => p.p99Ratio)),
+    // Pairs whose both sides were quiet (other processes under NOISE_LIMIT of a core).
+    quietPairs: pairs.filter((p) => (p.a.otherCpuUtilisation ?? 0) <= NOISE_LIMIT && (p.b.otherCpuUtilisation ?? 0) <= NOISE_LIMIT).length,
+    quietMedianP99Ratio: median(pairs.filter((p) => (p.a.otherCpuUtilisation ?? 0) <= NOISE_LIMIT && (p.b.otherCpuUtilisation ?? 0) <= NOISE_LIMIT).map((p) => p.p99Ratio)),
+    medianP50Ratio: median(pairs.map((p) => p.p50Ratio)),
+    medianDueP99Ratio: median(pairs.map((p) => p.dueP99Ratio)),
+    minP99Ratio: Math.min(...pairs.map((p) => p.p99Ratio)),
+    maxP99Ratio: Math.max(...pairs.map((p) => p.p99Ratio)),
+    medianP99: [median(pairs.map((p) => p.a.latencyUs.p99)), median(pairs.map((p) => p.b.latencyUs.p99))],
+    maxLateShare: Math.max(...pairs.flatMap((p) => [lateShare(p.a), lateShare(p.b)])),
+    maxOtherCpu: Math.max(...pairs.flatMap((p) => [p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0])),
+    // CPU per RPC, all threads (schedstat: a paced cell is too short for 10 ms ticks), and the RPC thread's.
+    medianCpu: [median(pairs.map((p) => p.a.threadsCpuUsPerRpc)), median(pairs.map((p) => p.b.threadsCpuUsPerRpc))],
+    medianRpcThread: [median(pairs.map((p) => p.a.rpcThreadUsPerRpc)), median(pairs.map((p) => p.b.rpcThreadUsPerRpc))],
+    maxDroppedShare: Math.max(...pairs.map((p) => droppedShare(p.b) ?? 0)),
+  };
+}
+
+function renderPairs(done) {
+  const lines = [
+    `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
+    '',
+    '| comparison (B ÷ A) | median p99 A µs | median p99 B µs | median of p99 ratios | min–max ratio | quiet pairs: n, median ratio | median of p99 ratios from due time | median of p50 ratios | CPU µs/RPC A / B (all threads) | RPC thread µs/RPC A / B | copies dropped (B, max) | late starts (max share) | noise (max other CPU) |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const d of done) {
+    lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${d.quietPairs}, ${fmtRatio(d.quietMedianP99Ratio)} | ${fmtRatio(d.medianDueP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
+      `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
+  }
+  lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core. ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
+  lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 from the write leaves out the wait. The p99 from the due time includes it, but also the pacer\'s own lag (1 ms timer, the load generator\'s pauses), the same on both sides, which pulls that ratio toward 1: read the two together.');
+  return lines.join('\n');
+}
+
+// ---- sink calibration ---------------------------------------------------------------------
+/** Each sink mode alone, driven by bench/sink-server.mjs --calibrate (client on core 0, sink on core 1). */
+async function calibrateSinks() {
+  const rows = [];
+  for (const [connections, batch] of [[32, 1], [8, 16]]) {
+    for (const mode of ['fast', 'http']) {
+      process.stderr.write(`bench: sink calibration ${mode}, ${connections} connections × ${batch} pipelined ...\n`);
+      const argv = pinned(0, [process.execPath, resolve(REPO_ROOT, 'bench/sink-server.mjs'), '--calibrate', '--mode', mode,
+        '--connections', String(connections), '--batch', String(batch), '--seconds', String(DURATION_S), ...(tasksetWorks ? ['--sink-core', '1'] : [])]);
+      const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+      try {
+        rows.push(JSON.parse(r.stdout));
+      } catch {
+        rows.push({ mode, connections, batch, error: (r.stderr || 'no output').trim().split('\n')[0] });
+      }
+    }
+  }
+  return rows;
+}
+
+function renderCalibration(rows) {
+  const lines = [
+    'Mirror sinks alone (`node bench/sink-server.mjs --calibrate`): the bench\'s GET with 12 headers on raw keep-alive connections, client on core 0, sink on core 1.',
+    '',
+    '| sink | connections × pipelined | requests/s | sink CPU µs/request | sink CPU use |',
+    '|---|--:|--:|--:|--:|',
+  ];
+  for (const r of rows) {
+    if (r.error) lines.push(`| ${r.mode} | ${r.connections} × ${r.batch} | — | — | ${r.error} |`);
+    else lines.push(`| ${r.mode === 'fast' ? 'fast (raw net)' : 'node:http'} | ${r.connections} × ${r.batch} | ${fmtInt(r.requestsPerSecond)} | ${fmt1(r.sinkCpuUsPerRequest)} | ${Math.round(r.sinkCpuUtilisation * 100)}% |`);
+  }
+  return lines.join('\n');
+}
+
+// ---- issue 13 target report ----------------------------------------------------------------
+/** Issue 13's targets against this run's cells (the largest C measured, closed loop and --cpu-rate) and paced pairs. */
+function renderTargets(results, pairsDone) {
+  const maxC = Math.max(...CONNECTIONS);
+  const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && !r.rate && r.summary)?.summary;
+  const pacedCell = (id) => (CPU_RATE ? results.find((r) => r.id === id && r.rate === CPU_RATE && r.summary)?.summary : undefined);
+  const pair = (id) => pairsDone.find((d) => d.id === id);
+  const status = (ok, fair = true) => (ok === undefined ? 'not measured' : !fair ? (ok ? 'met, **not measured fairly**' : '**missed**, not measured fairly') : ok ? 'met' : '**missed**');
+  const pct = (x) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+  const lateShare = (s) => (s?.paced ? s.paced.lateStarts / Math.max(1, s.completed) : 0);
+  const fairCell = (s) => !(droppedShare(s) > 0.01) && lateShare(s) <= 0.01;
+  // With copies dropped, an estimate of the figure had every copy been sent: the decision's
+  // cost plus what the sent copies added, scaled up to all requests (a dropped copy taken as free).
+  const ifAllSent = (s, decide) => {
+    const dropped = droppedShare(s);
+    if (!decide || !(dropped > 0.01) || dropped >= 1) return '';
+    return `; if every copy were sent ≈ ${fmt1(decide.runnerCpuUsPerRpc + (s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc) / (1 - dropped))} µs`;
+  };
+  const rows = [];
+  // 1. CPU per mirrored request: closed loop at C = maxC (as the issue words it) and paced at
+  // --cpu-rate, where all copies can be sent; "the copy adds" is mirror − decision at that load.
+  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`C = ${maxC} paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+    const decide = get('mirror-decide');
+    for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
+      const s = get(id);
+      rows.push([
+        `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, ${load}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
+        s ? `${fmt1(s.runnerCpuUsPerRpc)} µs (RPC thread ${fmt1(s.rpcThreadUsPerRpc)} + others ${fmt1(s.otherThreadsUsPerRpc)}); decision ${fmt1(decide?.runnerCpuUsPerRpc)} µs, the copy adds ${fmt1(decide ? s.runnerCpuUsPerRpc - decide.runnerCpuUsPerRpc : undefined)}; copies dropped ${pct(droppedShare(s))}${s.paced ? `, late starts ${pct(lateShare(s))}` : ''}${ifAllSent(s, decide)}` : '—',
+        status(s ? s.runnerCpuUsPerRpc <= 25 : undefined, s ? fairCell(s) : true),
+      ]);
+    }
+  }
+  // 2. p99 at the same offered load, paced pairs.
+  const late = (d) => d && d.maxLateShare > 0.01;
+  const p2 = pair('p99-mirror-thr');
+  rows.push([
+    'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced pairs, same offered load)',
+    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${p2.quietPairs} quiet pairs: ${fmtRatio(p2.quietMedianP99Ratio)}; from the due time: ${fmtRatio(p2.medianDueP99Ratio)}); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
+    status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, p2 ? !late(p2) && p2.maxDroppedShare <= 0.01 : true),
+  ]);
+  // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC.
+  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+    const thr = get('mirror-all-thr');
+    const decide = get('mirror-decide');
+    const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
+    rows.push([
+      `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (${load})`,
+      capRatio !== undefined ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)}); copies dropped ${pct(droppedShare(thr))}` : '—',
+      status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) : true),
+    ]);
+  }
+  // 4. Dead target.
+  const pd = pair('p99-dead');
+  rows.push([
+    'RPC p99 with a dead (refused) target ≤ 1.5× the unsampled route\'s (paced pairs)',
+    pd ? `median of ${PAIRS} pair ratios ${fmtRatio(pd.medianP99Ratio)} (${fmtInt(pd.medianP99[1])} vs ${fmtInt(pd.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${pd.quietPairs} quiet pairs: ${fmtRatio(pd.quietMedianP99Ratio)}; from the due time: ${fmtRatio(pd.medianDueP99Ratio)})` : 'run with --rate or --targets',
+    status(pd ? pd.medianP99Ratio <= 1.5 : undefined, !late(pd)),
+  ]);
+  // 5. ExtraInfo.
+  const mirrored = ['mirror-all', 'mirror-all-thr'].map(cell).filter(Boolean);
+  const varPerRpc = mirrored.length ? Math.max(...mirrored.map((s) => s.extraInfo.var / Math.max(1, s.completed))) : undefined;
+  rows.push([
+    'No ExtraInfo round trip per copy for `GET /get?x=1` (query rebuilt from the args)',
+    varPerRpc !== undefined ? `ExtraInfo var ${varPerRpc.toFixed(2)} per RPC` : '—',
+    status(varPerRpc !== undefined ? varPerRpc === 0 : undefined),
+  ]);
+  const lines = [
+    '| issue 13 target | this run | status |',
+    '|---|---|---|',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+  const fast = cell('mirror-all-thr');
+  const slow = cell('mirror-all-http');
+  if (fast?.sinkCpuUsPerCopy && slow?.sinkCpuUsPerCopy) {
+    lines.push('', `Sink CPU per copy received in the mirrored cells (2 threads, C = ${maxC}): fast sink ${fmt1(fast.sinkCpuUsPerCopy)} µs, node:http sink ${fmt1(slow.sinkCpuUsPerCopy)} µs (${fmtRatio(slow.sinkCpuUsPerCopy / fast.sinkCpuUsPerCopy)}).`);
+  }
+  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (the CPU per request then leaves out their sending, and the RPC thread may have skipped work for them), or more than 1 % of the paced calls started late (the offered load was not sustained).');
+  return lines.join('\n');
 }
 
 // ---- main ----------------------------------------------------------------------------------
@@ -291,13 +645,23 @@ async function main() {
 
   const results = [];
   const floors = new Map(); // `${caseId}:${C}` -> summary
-  let sink;
+  const sinks = new Map(); // mode -> sink
   const children = new Set();
+  // Runners kept for the paced pairs once their matrix cells are done.
+  const kept = new Map(); // case id -> server
+  const pairIds = RATE ? new Set(COMPARISONS.filter((x) => !ONLY || (ONLY.has(x.a) && ONLY.has(x.b))).flatMap((x) => [x.a, x.b])) : new Set();
+  const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
+    for (const server of kept.values()) freeze(server, false);
     for (const c of children) await stopChild(c);
-    if (sink) await stopChild(sink.child);
+    for (const s of sinks.values()) await stopChild(s.child);
   };
   process.once('SIGINT', () => { cleanup().finally(() => process.exit(130)); });
+  const sinkFor = (c) => (c.sink ? sinks.get(c.sinkMode ?? 'fast') : undefined);
+  let routeVersion = 0;
+  const nextKey = () => `route#1#ext-plugin-pre-req#${++routeVersion}`;
+  const pairsDone = [];
+  const calibration = flags.targets || flags['sink-calibration'] ? await calibrateSinks() : undefined;
 
   try {
     for (const c of CASES) {
@@ -306,73 +670,90 @@ async function main() {
         results.push({ label: c.label, error: 'runner not built (dist/cli.js missing)' });
         continue;
       }
-      if (c.sink && !sink) sink = await startSink();
+      if (c.sink && !sinks.has(c.sinkMode ?? 'fast')) sinks.set(c.sinkMode ?? 'fast', await startSink(c.sinkMode ?? 'fast'));
+      const sink = sinkFor(c);
       let server;
       try {
         server = await startServer(c, `server-${c.id}.log`);
       } catch (err) {
-        results.push({ label: c.label, error: `server failed to start: ${err.message} (see .bench-out/server-${c.id}.log)` });
+        results.push({ label: c.label, error: `server failed to start: ${err.message} (see ${resolve(OUT_DIR, `server-${c.id}.log`)})` });
         continue;
       }
       children.add(server.child);
-      let routeVersion = 0;
-      for (const C of CONNECTIONS) {
-        process.stderr.write(`bench: ${c.label}, C=${C} ...\n`);
+      try {
+        const note = await pinWorkers(c, server, c.conf ? c.conf(sink?.port) : []);
+        if (note) pinNotes.set(c.id, note);
+      } catch (err) {
+        pinNotes.set(c.id, `**worker pinning failed**: ${err.message.split('\n')[0]}`);
+      }
+      // The closed-loop cells, then (with --cpu-rate) one paced cell at the largest C.
+      const variants = [...CONNECTIONS.map((C) => ({ C })), ...(CPU_RATE ? [{ C: Math.max(...CONNECTIONS), rate: CPU_RATE }] : [])];
+      for (const { C, rate } of variants) {
+        process.stderr.write(`bench: ${c.label}, C=${C}${rate ? ` paced at ${rate} RPC/s` : ''} ...\n`);
         try {
           let summary;
-          let mirrored;
           let tries = 0;
           // Other jobs on the machine skew a cell badly: run it again and keep the quietest try.
           while (tries < MAX_TRIES) {
             tries++;
-            const b = c.sink ? await sinkCount(sink.port) : undefined;
-            const s = await runLoadgen({
-              socketPath: server.socketPath,
-              connections: C,
-              conf: c.conf ? c.conf(sink?.port) : [],
-              respConf: c.respConf ? c.respConf(sink?.port) : undefined,
-              key: `route#1#ext-plugin-pre-req#${++routeVersion}`,
-              bodySize: c.bodySize,
-              pid: server.child.pid,
-              helperPids: c.sink ? [sink.child.pid] : [],
-            });
-            const a = c.sink ? await sinkCount(sink.port) : undefined;
-            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) {
-              summary = s;
-              mirrored = b !== undefined && a !== undefined
-                ? { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 } // -1: our count request
-                : undefined;
-            }
+            const s = await runOnce(c, server, sink, { connections: C, key: nextKey(), rate });
+            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) summary = s;
             if ((summary.otherCpuUtilisation ?? 0) <= NOISE_LIMIT) break;
             process.stderr.write(`bench:   noisy (other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core), trying again\n`);
             await sleep(2000);
           }
           summary.tries = tries;
-          if (c.server === 'floor') floors.set(`${c.id}:${C}`, summary);
-          const floor = c.floor ? floors.get(`${c.floor}:${C}`) : undefined;
-          if (mirrored !== undefined) summary.mirrorsReceived = mirrored;
+          const variant = rate ? `${C}@${rate}` : `${C}`;
+          if (c.server === 'floor') floors.set(`${c.id}:${variant}`, summary);
+          const floor = c.floor ? floors.get(`${c.floor}:${variant}`) : undefined;
+          const mirrored = summary.mirrorsReceived;
+          const extra = [
+            (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined,
+            pinNotes.get(c.id),
+          ].filter(Boolean).join('; ');
           results.push({
             id: c.id,
             label: c.label,
             connections: C,
+            rate,
             summary,
             rpsVsFloor: floor ? summary.rps / floor.rps : undefined,
             cpuVsFloor: floor && floor.runnerCpuUsPerRpc ? summary.runnerCpuUsPerRpc / floor.runnerCpuUsPerRpc : undefined,
-            notes: notesOf(summary, (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined),
+            notes: notesOf(summary, extra || undefined),
           });
         } catch (err) {
           results.push({ label: c.label, connections: C, error: err.message.split('\n')[0] });
         }
         if (server.child.exitCode !== null) {
-          results.push({ label: c.label, error: `server exited (${server.child.exitCode}); see .bench-out/server-${c.id}.log` });
+          results.push({ label: c.label, error: `server exited (${server.child.exitCode}); see ${resolve(OUT_DIR, `server-${c.id}.log`)}` });
           break;
         }
+      }
+      if (pairIds.has(c.id) && server.child.exitCode === null) {
+        kept.set(c.id, server);
+        freeze(server, true);
+        continue;
       }
       await stopChild(server.child);
       children.delete(server.child);
       rmSync(server.socketPath, { force: true });
     }
+
+    if (RATE) {
+      for (const cmp of COMPARISONS) {
+        if (!kept.has(cmp.a) || !kept.has(cmp.b)) continue;
+        try {
+          pairsDone.push(await runPairs(cmp, kept, sinkFor, nextKey));
+        } catch (err) {
+          process.stderr.write(`bench: pairs ${cmp.id} failed: ${err.message.split('\n')[0]}\n`);
+        }
+      }
+    }
   } finally {
+    for (const server of kept.values()) {
+      freeze(server, false);
+      rmSync(server.socketPath, { force: true });
+    }
     await cleanup();
   }
 
@@ -387,14 +768,18 @@ async function main() {
     renderTable(results),
     '',
     '"vs floor": the same column of the framing-only floor server at the same C in this run (RPC/s ratio: higher is better; CPU ratio: lower is better). The 1 KiB body row is compared with the floor that also asks for the body.',
+    '"RPC thread" is the runner\'s main thread (tid = pid), "other threads" all the others (mirror workers, GC and compiler helpers, libuv pool), from /proc/<pid>/task/*/schedstat over the measured window; "runner CPU" is the process total from /proc/<pid>/stat. "RPC-core capacity" is 1e6 ÷ RPC-thread µs per RPC. Copies are counted over the whole cell (warm-up included) from the runner\'s metrics and the sink; "sink µs/copy" is the sink process\'s CPU per copy received in the measured window.',
     '',
+    ...(pairsDone.length ? [renderPairs(pairsDone), ''] : []),
+    ...(calibration ? [renderCalibration(calibration), ''] : []),
+    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone), ''] : []),
   ].join('\n');
   process.stdout.write(`${report}\n`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.md`), report);
   writeFileSync(resolve(OUT_DIR, 'bench-latest.md'), report);
-  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results }, null, 2));
-  process.stderr.write(`bench: written to .bench-out/bench-${stamp}.md and .json\n`);
+  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, sinkCalibration: calibration }, null, 2));
+  process.stderr.write(`bench: written to ${resolve(OUT_DIR, `bench-${stamp}`)}.md and .json\n`);
 }
 
 main().catch((err) => {

@@ -1,0 +1,87 @@
+/**
+ * bench/run.mjs --targets end to end, tiny and from source (tsx for every child through
+ * NODE_OPTIONS, a two-file BENCH_DIST shim for the load generator's protocol code): the real
+ * runner, sinks, load generator, metrics scrape, paced cells, pairs, sink calibration and the
+ * target report are wired together. Asserts the report's structure and causes (a refused port
+ * is skipped as target_down, the pairs ran), never its numbers.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeDistShim } from './dist-shim.js';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+interface Cell { id?: string; rate?: number; summary?: { copies?: { sent: number; targetDown: number }; rpcThreadUsPerRpc?: number; threads: unknown[] } }
+interface Report { results: Cell[]; pairs: { id: string; pairs: unknown[] }[]; sinkCalibration: { mode: string; requestsPerSecond: number }[] }
+
+let dir: string;
+let shim: string;
+beforeAll(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'rt-'));
+  shim = writeDistShim(dir);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runBench(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'bench/run.mjs'), ...args], {
+      cwd: REPO,
+      env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import tsx`.trim(), BENCH_DIST: shim, BENCH_OUT_DIR: path.join(dir, 'out') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.once('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+describe('bench/run.mjs --targets', () => {
+  it('measures the selected cells closed-loop and paced, runs the pairs and the sink calibration, and reports each target', async () => {
+    const r = await runBench([
+      '--only', 'mirror-dead,mirror-unsampled,mirror-all-thr', '--connections', '2', '--duration', '0.3', '--warmup', '0.2',
+      '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--targets', '--no-pin',
+      '--runner', 'src/cli.ts',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.split('\n');
+    const row = (label: string, c: string): string | undefined => lines.find((l) => l.startsWith(`| ${label} | ${c} |`));
+
+    // The dead target's copies are skipped by the open breaker, counted from the runner's metrics.
+    expect(row('proxy-mirror 1 → refused port', '2')).toMatch(/skipped target_down/);
+    // Closed-loop and paced rows for each case, with the per-thread and copies columns filled.
+    const thr = row('proxy-mirror 1 → sink, 2 threads', '2');
+    const thrPaced = row('proxy-mirror 1 → sink, 2 threads', '2 paced 200/s');
+    expect(thr).toBeDefined();
+    expect(thrPaced).toBeDefined();
+    for (const l of [thr!, thrPaced!]) {
+      const cols = l.split('|').map((c) => c.trim());
+      expect(cols[7]).toMatch(/^\d[\d.,]*$/); // RPC thread µs/RPC
+      expect(cols[8]).toMatch(/^\d[\d.,]*$/); // other threads µs/RPC
+      expect(cols[11]).toMatch(/^[\d,]+ \/ [\d,]+ \/ [\d,]+$/); // copies sent / sink got / dropped
+    }
+    expect(r.out).toMatch(/\| RPC p99, refused-port target ÷ the same route unsampled \|/);
+    expect(r.out).toMatch(/\| fast \(raw net\) \| 32 × 1 \|/);
+    expect(r.out).toMatch(/\| node:http \| 8 × 16 \|/);
+    expect(r.out).toContain('### Issue 13 targets');
+    // The dead-target target was measured (pairs ran); the p99 mirror pairs were not selected.
+    expect(lines.find((l) => l.startsWith('| RPC p99 with a dead (refused) target'))).toMatch(/\| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(lines.find((l) => l.startsWith('| RPC p99 at 100 % mirroring'))).toMatch(/\| not measured \|$/);
+
+    // The raw numbers behind it.
+    const json = /written to (\S+)\.md and \.json/.exec(r.err)?.[1];
+    expect(json).toBeDefined();
+    expect(json!.startsWith(path.join(dir, 'out'))).toBe(true);
+    const report = JSON.parse(readFileSync(`${json!}.json`, 'utf8')) as Report;
+    const dead = report.results.find((c) => c.id === 'mirror-dead' && !c.rate);
+    expect(dead?.summary?.copies?.targetDown).toBeGreaterThan(0);
+    expect(report.pairs.map((p) => [p.id, p.pairs.length])).toEqual([['p99-dead', 1]]);
+    expect(report.sinkCalibration.map((c) => c.mode).sort()).toEqual(['fast', 'fast', 'http', 'http']);
+    for (const c of report.sinkCalibration) expect(c.requestsPerSecond).toBeGreaterThan(0);
+  }, 240_000);
+});
