@@ -51,7 +51,7 @@ Options (flags win over the config file, which wins over the environment and def
       --drain-timeout <ms>       after SIGTERM, how long in-flight RPCs may run (default 700; APISIX
                                  kills the runner about 1 s after SIGTERM)
       --mirror-threads <n>       threads that send proxy-mirror copies, this one included: 1 sends them
-                                 from the RPC thread (default: 2 with two cores or more, else 1;
+                                 from the RPC thread (default 1; N > 1 adds N - 1 worker threads;
                                  same as plugin_attr.proxy-mirror.mirror_threads)
       --mirror-diff-log <file>   append the shadow comparison's differences to a JSONL file
                                  (same as plugin_attr.proxy-mirror.diff_log; see docs/compare.md)

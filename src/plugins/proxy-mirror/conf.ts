@@ -3,7 +3,6 @@
  * of a route uses. All parsing happens here, once per PrepareConf, never per request.
  */
 import { isIP } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { ConfError } from '../../plugin-api/index.js';
 import { describeUnknownKey } from '../../unknown-key.js';
 import type { HttpMethod } from '../../plugin-api/index.js';
@@ -51,7 +50,7 @@ export interface ProxyMirrorSettings {
   readonly dnsResolver: readonly string[] | undefined;
   /**
    * Threads that send copies, the RPC thread included: 1 sends them from the RPC thread;
-   * N > 1 hands them to N - 1 worker threads. Default: 2 with two cores or more, else 1.
+   * N > 1 hands them to N - 1 worker threads. Default 1 (DEFAULT_MIRROR_THREADS).
    */
   readonly mirrorThreads: number;
   /** JSONL file the shadow comparison appends its differences to (`--mirror-diff-log`); undefined: none. */
@@ -111,6 +110,14 @@ export interface GrpcMethodSet {
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
+/**
+ * Copies are sent from the RPC thread unless the operator asks for workers. Measured with the
+ * mirror's own HTTP client (docs/performance.md, "Mirror dispatch, final pass"): at a moderate
+ * rate a worker saves the RPC thread nothing (handing a copy over costs about what sending it
+ * does), costs more CPU in all and a worse RPC p99; it only helps a saturated RPC thread.
+ */
+export const DEFAULT_MIRROR_THREADS = 1;
+
 /** Defaults used when the runner's configuration says nothing. */
 export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   timeout: { connectMs: DEFAULT_TIMEOUT_MS, sendMs: DEFAULT_TIMEOUT_MS, readMs: DEFAULT_TIMEOUT_MS },
@@ -122,15 +129,11 @@ export const DEFAULT_SETTINGS: ProxyMirrorSettings = {
   breaker: { failures: 3, baseMs: 1000, maxMs: 30_000 },
   resolveEveryMs: 30_000,
   dnsResolver: undefined,
-  mirrorThreads: defaultMirrorThreads(),
+  mirrorThreads: DEFAULT_MIRROR_THREADS,
   diffLog: undefined,
   pipelining: DEFAULT_PIPELINING,
 };
 
-/** Two threads (one worker) when a second core exists; the RPC thread alone otherwise. */
-export function defaultMirrorThreads(): number {
-  return availableParallelism() >= 2 ? 2 : 1;
-}
 
 export { parseDuration } from './duration.js';
 

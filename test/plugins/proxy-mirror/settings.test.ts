@@ -1,7 +1,7 @@
 /** Runner-wide mirror settings added with the dispatch engine: threads, breaker, node lists. */
 import { describe, it, expect } from 'vitest';
 import { ConfigError, resolveConfig } from '../../../src/config.js';
-import { DEFAULT_SETTINGS, defaultMirrorThreads, parseProxyMirrorConf, parseSettings } from '../../../src/plugins/proxy-mirror/conf.js';
+import { DEFAULT_SETTINGS, parseProxyMirrorConf, parseSettings } from '../../../src/plugins/proxy-mirror/conf.js';
 
 describe('mirror settings', () => {
   it('--mirror-threads sets plugin_attr.proxy-mirror.mirror_threads, keeping the rest of the block', () => {
@@ -12,9 +12,10 @@ describe('mirror settings', () => {
     expect(() => parseSettings({ mirror_threads: 0 })).toThrow(/mirror_threads/);
   });
 
-  it('defaults to one worker thread when a second core exists', () => {
-    expect(defaultMirrorThreads()).toBeGreaterThanOrEqual(1);
-    expect(DEFAULT_SETTINGS.mirrorThreads).toBe(defaultMirrorThreads());
+  it('sends copies from the RPC thread unless workers are asked for', () => {
+    expect(DEFAULT_SETTINGS.mirrorThreads).toBe(1);
+    expect(parseSettings({}).mirrorThreads).toBe(1);
+    expect(parseSettings({ mirror_threads: 2 }).mirrorThreads).toBe(2);
   });
 
   it('reads the breaker block and refuses a maximum below the base', () => {
