@@ -30,8 +30,6 @@ const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_PIPELINING = 8;
 /** Idle keep-alive connections are closed after this, or a second before the server's own `Keep-Alive: timeout`. */
 const IDLE_MS = 4000;
-/** How long copies on the RPC thread wait for others to share their write. */
-export const BATCH_DELAY_MS = 1;
 /** How often a node with requests in flight checks their timeouts. */
 const SWEEP_BUSY_MS = 50;
 
@@ -204,11 +202,6 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
     private readonly now: () => number,
     /** Name to verify TLS against when the node is an address resolved from a host name. */
     tlsName?: string,
-    /**
-     * How long copies wait for others to share their write (batch-flush.ts). On the RPC thread
-     * 1 ms; in a worker thread 0, since the RPC thread has batched them already.
-     */
-    batchDelayMs = BATCH_DELAY_MS,
   ) {
     const t = target.timeouts;
     const name = tlsName ?? spec.hostname;
@@ -227,8 +220,6 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
       readMs: t.readMs,
       deadlineMs: t.connectMs + t.sendMs + t.readMs,
       idleMs: IDLE_MS,
-      batchFull: this.pipelining,
-      batchDelayMs,
     };
   }
 

@@ -9,7 +9,6 @@ import { Worker } from 'node:worker_threads';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { BatchFlush } from './batch-flush.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
-import { BATCH_DELAY_MS } from './http-node.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
 import { ownBytes, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
@@ -32,9 +31,6 @@ function startWorker(): Worker {
   return new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${entry}, ${entry}))`, { eval: true, stdout: false, stderr: false, resourceLimits: WORKER_LIMITS });
 }
 
-/** Copies posted to a worker in one message at most, before the batch goes at the end of the turn. */
-const WORKER_BATCH_FULL = 64;
-
 interface Pending {
   readonly done: DoneCallback;
   readonly sink: ResponseSink | undefined;
@@ -50,7 +46,7 @@ class WorkerSlot {
   private readonly closeWaiters = new Map<number, () => void>();
   private outbox: SendMessage[] = [];
   private transfer: ArrayBuffer[] = [];
-  private readonly flusher = new BatchFlush(() => this.flush(), BATCH_DELAY_MS, WORKER_BATCH_FULL);
+  private readonly flusher = new BatchFlush(() => this.flush());
   private nextReq = 0;
   private stopping = false;
   restarts = 0;
@@ -150,8 +146,8 @@ class WorkerSlot {
       for (const x of g) this.transfer.push(x.buffer as ArrayBuffer);
     }
     this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: head, b, g, k: sink?.maxBodyBytes });
-    // One message per batch: the copies of this turn, or of the next millisecond (batch-flush.ts).
-    this.flusher.added(this.outbox.length);
+    // One message per event-loop turn: the copies of every reply written in this turn.
+    this.flusher.added();
   }
 
   private flush(): void {

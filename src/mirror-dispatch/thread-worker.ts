@@ -43,7 +43,7 @@ port.on('message', (msg: ToWorker) => {
       const breaker = new CircuitBreaker({ failures: 1, baseMs: 1, maxMs: 1 }, now, Math.random);
       nodes.set(msg.id, msg.target.protocol === 'grpc'
         ? new GrpcNode(msg.node, msg.target, breaker)
-        : new HttpNode(msg.node, msg.target, breaker, now, msg.tlsName, 0));
+        : new HttpNode(msg.node, msg.target, breaker, now, msg.tlsName));
       break;
     }
     case 'send':

@@ -24,7 +24,7 @@ interface Result {
   message?: string;
 }
 
-async function setup(reply: (req: RawRequest) => RawReply, opts: { pipelining?: number; maxConcurrency?: number; readMs?: number; batchDelayMs?: number } = {}) {
+async function setup(reply: (req: RawRequest) => RawReply, opts: { pipelining?: number; maxConcurrency?: number; readMs?: number } = {}) {
   const server = await RawHttpServer.start(reply);
   cleanups.push(() => server.close());
   const origin = `http://127.0.0.1:${server.port}`;
@@ -37,7 +37,7 @@ async function setup(reply: (req: RawRequest) => RawReply, opts: { pipelining?: 
     ...(opts.pipelining ? { pipelining: opts.pipelining } : {}),
   };
   const now = (): number => performance.now();
-  const node = new HttpNode(spec, target, new CircuitBreaker(target.breaker, now, Math.random), now, undefined, opts.batchDelayMs);
+  const node = new HttpNode(spec, target, new CircuitBreaker(target.breaker, now, Math.random), now);
   cleanups.push(() => node.close(0));
   const send = (req: Partial<DispatchRequest> & { uri: string }, sink?: ResponseSink): Promise<Result> => new Promise((resolve) => {
     node.send({ method: 'GET', headers: [['host', 'client.example']], body: undefined, sizeBytes: 0, ...req }, sink, (outcome, code, message) => resolve({ outcome, code, message }));
@@ -64,25 +64,6 @@ describe('mirror HTTP/1.1 client', () => {
     // All eight heads came in the server's first read: one write on the client's side.
     const first = server.reads[0]![0]!.toString('latin1');
     expect(first.match(/^GET \/copy\/\d HTTP\/1\.1\r\n/gm)).toHaveLength(8);
-  });
-
-  it('lets the copies of the next turns join a batch that is not full, and writes a full one at once', async () => {
-    // A minute of batching delay: only a full batch (the pipelining depth, 4) can be written.
-    const { server, send } = await setup((req) => answer(200, req.target), { pipelining: 4, batchDelayMs: 60_000 });
-    // A connection that is up (copies waiting for the connect go as soon as it is).
-    const warm = Promise.all([1, 2, 3, 4].map((i) => send({ uri: `/warm/${i}` })));
-    expect((await warm).every((r) => r.outcome === '2xx')).toBe(true);
-    const first = [send({ uri: '/t1/a' }), send({ uri: '/t1/b' })];
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
-    expect(server.requests).toHaveLength(4);
-    const second = [send({ uri: '/t3/c' }), send({ uri: '/t3/d' })];
-    expect((await Promise.all([...first, ...second])).map((r) => r.outcome)).toEqual(['2xx', '2xx', '2xx', '2xx']);
-    expect(server.sockets).toHaveLength(1);
-    const later = Buffer.concat(server.reads[0]!).toString('latin1');
-    const batch = server.reads[0]!.find((r) => r.toString('latin1').includes('/t1/a'))!.toString('latin1');
-    expect(batch.match(/^GET \/t\d\/\w HTTP\/1\.1\r\n/gm)).toHaveLength(4);
-    expect(later.indexOf('/t1/a')).toBeGreaterThan(later.indexOf('/warm/4'));
   });
 
   it('opens another connection when the pipelining depth is reached', async () => {

@@ -43,10 +43,6 @@ export interface ConnectionOptions {
   readonly deadlineMs: number;
   /** Idle time after which a kept-alive connection is closed, unless the server says less. */
   readonly idleMs: number;
-  /** Requests written together at most (the pipelining depth): a full batch is written at once. */
-  readonly batchFull: number;
-  /** How long a batch that is not full waits for more requests (batch-flush.ts); 0: end of turn. */
-  readonly batchDelayMs: number;
 }
 
 /** What the connection tells its node. */
@@ -76,8 +72,6 @@ export class H1Connection implements ResponseEvents {
   private outText = '';
   private outParts: (string | Buffer)[] | undefined;
   private readonly flusher: BatchFlush;
-  /** Requests added since the last write. */
-  private unflushed = 0;
   connected = false;
   /** No new requests: the server said `connection: close`, or the connection is failing. */
   draining = false;
@@ -102,7 +96,7 @@ export class H1Connection implements ResponseEvents {
     this.idleSince = now;
     this.idleMs = options.idleMs;
     this.parser = new ResponseParser(this);
-    this.flusher = new BatchFlush(() => this.flush(), options.batchDelayMs, options.batchFull);
+    this.flusher = new BatchFlush(() => this.flush());
     const t = options.tls;
     const socket = t
       ? tls.connect({ host: options.host, port: options.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ...(t.ca ? { ca: [...t.ca] } : {}), ALPNProtocols: ['http/1.1'] })
@@ -151,12 +145,10 @@ export class H1Connection implements ResponseEvents {
     } else {
       this.outText += ex.head;
     }
-    this.unflushed++;
-    if (this.connected) this.flusher.added(this.unflushed);
+    if (this.connected) this.flusher.added();
   }
 
   private flush(): void {
-    this.unflushed = 0;
     if (this.ended) return;
     const parts = this.outParts;
     const text = this.outText;
