@@ -16,6 +16,7 @@ import { rootCertificates } from 'node:tls';
 import { CircuitBreaker, CONNECT_FAILURE_CODES } from './circuit-breaker.js';
 import { H1Connection, type ConnectionOptions, type ConnectionOwner, type Exchange } from './h1/connection.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
+import { drainWithin } from './drain.js';
 import type { DispatchOutcome, DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
 /** How much of an answer nobody reads is taken off the socket before it is cut off. */
@@ -344,16 +345,7 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
 
   async close(graceMs: number): Promise<void> {
     this.shut = true;
-    if (this.busy > 0 && graceMs > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.drained = resolve;
-        timer = setTimeout(resolve, graceMs);
-        timer.unref();
-      });
-      clearTimeout(timer);
-      this.drained = undefined;
-    }
+    if (this.busy > 0 && graceMs > 0) await drainWithin(graceMs, (d) => { this.drained = d; });
     for (const ex of this.waiting.splice(0)) ex.onFail('CLOSED', 'node closed');
     for (const c of [...this.connections]) c.destroy('CLOSED', 'node closed');
     if (this.sweepTimer) clearTimeout(this.sweepTimer);

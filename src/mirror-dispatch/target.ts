@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { CircuitBreaker } from './circuit-breaker.js';
+import { drainWithin } from './drain.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
 import { NodePicker } from './node-picker.js';
@@ -243,16 +244,7 @@ export class DispatchTarget {
     this.closed = true;
     if (this.resolveTimer) clearTimeout(this.resolveTimer);
     this.resolver?.cancel();
-    if (!this.idle && graceMs > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.drained = resolve;
-        timer = setTimeout(resolve, graceMs);
-        timer.unref();
-      });
-      clearTimeout(timer);
-      this.drained = undefined;
-    }
+    if (!this.idle && graceMs > 0) await drainWithin(graceMs, (d) => { this.drained = d; });
     const { observer } = this.deps;
     for (let i = this.queueHead; i < this.queue.length; i++) {
       const q = this.queue[i]!;
