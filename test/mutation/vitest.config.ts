@@ -35,6 +35,7 @@ export default defineConfig({
       'test/plugins/proxy-mirror/compare-conf.test.ts',
       'test/mirror-dispatch/h1-response-parser.test.ts',
       'test/mirror-dispatch/h1-client.test.ts',
+      'test/mirror-dispatch/h1-edges.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
