@@ -2,9 +2,10 @@
 /**
  * CPU cost of one copy in the dispatch engine alone (no RPC, no APISIX): sends N requests
  * (GET with the bench's 12 headers) to a local sink in a child process, at most `--window` in
- * flight, and reports per request the process CPU (all threads, `process.cpuUsage`) and the
- * RPC thread's busy time (`performance.eventLoopUtilization`), for one thread and for a worker.
- * Both are CPU time, so they move much less with machine noise than throughput does.
+ * flight, and reports per request the process CPU (all threads, `process.cpuUsage`), the RPC
+ * thread's own CPU (`/proc/self/task/<pid>/stat`) and its busy time
+ * (`performance.eventLoopUtilization`, wall clock), for one thread and for a worker. CPU time
+ * moves much less with machine noise than throughput does.
  *
  *   npm run build && node bench/dispatch.mjs [--requests 20000] [--window 32] [--threads 1,2]
  */
@@ -58,7 +59,7 @@ async function run(threads, url) {
   const port = Number(new URL(url).port);
   const target = engine.acquire({
     label: url, protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined,
-    nodes: [{ label: url, origin: url, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
+    nodes: [{ label: url, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
     resolveAll: false, resolveEveryMs: 30_000,
     timeouts: { connectMs: 5000, sendMs: 5000, readMs: 5000 },
     // The window below keeps at most WINDOW outstanding; the queue only absorbs the moment

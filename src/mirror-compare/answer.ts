@@ -51,7 +51,7 @@ export interface PrimaryAnswer extends Omit<MirrorAnswer, 'durationMs'> {
  */
 export interface MirrorFailure {
   readonly failure: 'timeout' | 'error' | 'not_sent';
-  /** A stable error code for the report (e.g. UND_ERR_CONNECT_TIMEOUT, ECONNREFUSED). */
+  /** A stable error code for the report (e.g. CONNECT_TIMEOUT, ECONNREFUSED). */
   readonly code?: string;
   readonly durationMs?: number;
 }

@@ -34,7 +34,7 @@ const IDLE_MS = 4000;
 /** How often a node with requests in flight checks their timeouts. */
 const SWEEP_BUSY_MS = 50;
 
-export const TIMEOUT_CODES: ReadonlySet<string> = new Set(['CONNECT_TIMEOUT', 'SEND_TIMEOUT', 'READ_TIMEOUT', 'MIRROR_DEADLINE']);
+const TIMEOUT_CODES: ReadonlySet<string> = new Set(['CONNECT_TIMEOUT', 'SEND_TIMEOUT', 'READ_TIMEOUT', 'MIRROR_DEADLINE']);
 /** RFC 9110 section 9.2.2. */
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -97,6 +97,8 @@ class Copy implements Exchange {
   private overCapHash: Hash | undefined;
   private truncated = false;
   private settled = false;
+  /** Bytes of the answer read before it is cut off. */
+  private readonly readLimit: number;
 
   constructor(
     readonly head: string,
@@ -109,6 +111,7 @@ class Copy implements Exchange {
     private readonly nodeLabel: string,
   ) {
     this.kept = sink ? [] : undefined;
+    this.readLimit = sink ? Math.max(SINK_READ_LIMIT_BYTES, sink.maxBodyBytes) : DISCARD_LIMIT_BYTES;
   }
 
   get wantsHeaders(): boolean {
@@ -153,8 +156,7 @@ class Copy implements Exchange {
       }
     }
     // Read and throw away, but not forever.
-    const readLimit = this.sink ? Math.max(SINK_READ_LIMIT_BYTES, this.sink.maxBodyBytes) : DISCARD_LIMIT_BYTES;
-    return this.received <= readLimit;
+    return this.received <= this.readLimit;
   }
 
   onEnd(cut: boolean): void {

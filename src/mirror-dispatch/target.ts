@@ -73,8 +73,8 @@ export class DispatchTarget {
    * A host name with several addresses becomes one node per address (same port, TLS checked
    * against the name), re-resolved every `resolveEveryMs`; an address that stays keeps its
    * node (connections and breaker). Copies submitted before the first answer wait in the
-   * target's queue; if the first resolution fails they go to the name itself (undici then
-   * resolves it per connection with the system resolver) until a later round answers.
+   * target's queue; if the first resolution fails they go to the name itself (the HTTP
+   * client then resolves it per connection with the system resolver) until a later round answers.
    */
   private async resolve(): Promise<void> {
     const named = this.spec.nodes[0]!;
@@ -94,7 +94,6 @@ export class DispatchTarget {
           const host = address.includes(':') ? `[${address}]` : address;
           const spec: NodeSpec = {
             label: `${scheme}://${host}:${named.port}`,
-            origin: `${this.spec.tls ? 'https' : 'http'}://${host}:${named.port}`,
             authority: `${host}:${named.port}`,
             hostname: address,
             port: named.port,

@@ -35,8 +35,6 @@ export interface BreakerSettings {
 export interface NodeSpec {
   /** `scheme://host:port` as configured; the node's metrics label. */
   readonly label: string;
-  /** `http(s)://host:port` (undici origin) */
-  readonly origin: string;
   /** `host:port` (grpc-js authority) */
   readonly authority: string;
   /** Host name or IP literal (brackets removed). */
@@ -146,7 +144,7 @@ export interface DispatchObserver {
   refused(target: string, reason: RefusalReason): void;
   inflight(target: string, delta: number): void;
   queued(target: string, deltaCount: number, deltaBytes: number): void;
-  /** A request failed; `code` is the error code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, grpc status…). */
+  /** A request failed; `code` is the error code (ECONNREFUSED, READ_TIMEOUT, grpc status…). */
   failed(target: string, node: string, outcome: DispatchOutcome, code: string, message: string): void;
   /** A node was taken out (`open`) or came back (`closed`). Called once per transition. */
   nodeState(target: string, node: string, state: 'open' | 'closed', detail: { code?: string; retryInMs?: number }): void;

@@ -34,7 +34,7 @@ function spec(): TargetSpec {
   const origin = `http://127.0.0.1:${port}`;
   return {
     label: origin, protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined,
-    nodes: [{ label: origin, origin, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
+    nodes: [{ label: origin, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
     resolveAll: false, resolveEveryMs: 30_000,
     timeouts: { connectMs: 5000, sendMs: 5000, readMs: 5000 },
     limits: { maxConcurrency: 4, maxQueue: 10, maxQueueBytes: 1 << 20 },

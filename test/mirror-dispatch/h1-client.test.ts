@@ -28,7 +28,7 @@ async function setup(reply: (req: RawRequest) => RawReply, opts: { pipelining?: 
   const server = await RawHttpServer.start(reply);
   cleanups.push(() => server.close());
   const origin = `http://127.0.0.1:${server.port}`;
-  const spec = { label: origin, origin, authority: `127.0.0.1:${server.port}`, hostname: '127.0.0.1', port: server.port, weight: 1 };
+  const spec = { label: origin, authority: `127.0.0.1:${server.port}`, hostname: '127.0.0.1', port: server.port, weight: 1 };
   const target: TargetSpec = {
     label: origin, protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined, nodes: [spec], resolveAll: false, resolveEveryMs: 30_000,
     timeouts: { connectMs: 5000, sendMs: 5000, readMs: opts.readMs ?? 5000 },

@@ -306,7 +306,6 @@ function nodeSpec(n: ParsedNode, tls: boolean): NodeSpec {
   const authority = `${host}:${n.port}`;
   return {
     label: n.label,
-    origin: `${tls ? 'https' : 'http'}://${authority}`,
     authority,
     hostname: n.hostname,
     port: n.port,

@@ -23,7 +23,7 @@ export interface MirrorCopy {
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   // Not hop-by-hop by RFC, but a copy must not carry them: we compute Content-Length ourselves,
-  // and `Expect: 100-continue` would make the copy wait for the target (undici refuses it too).
+  // and `Expect: 100-continue` would make the copy wait for the target (the mirror's client never sends it).
   'content-length', 'expect', 'http2-settings',
 ]);
 

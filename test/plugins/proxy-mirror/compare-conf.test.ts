@@ -42,7 +42,7 @@ describe('proxy-mirror compare block', () => {
     const conf = parse({ compare: { secondary: 'https://10.0.0.9:8443' }, timeout: { read: '5s' }, max_concurrency: 7 });
     const sec = conf.secondaryTarget!;
     expect(sec).toMatchObject({ host: 'https://10.0.0.9:8443', label: 'https://10.0.0.9:8443', scheme: 'https', tls: true, protocol: 'http', grpc: false });
-    expect(sec.nodes.map((n) => n.origin)).toEqual(['https://10.0.0.9:8443']);
+    expect(sec.nodes.map((n) => n.label)).toEqual(['https://10.0.0.9:8443']);
     expect(sec.timeouts).toEqual(conf.target.timeouts);
     expect(sec.limits.maxConcurrency).toBe(7);
   });

@@ -30,13 +30,13 @@ describe('host', () => {
   it('gives each scheme its default port and transport', () => {
     const t = (host: string) => {
       const target = parseProxyMirrorConf({ host }, DEFAULT_SETTINGS).target;
-      return { ...target, authority: target.nodes[0]!.authority, origin: target.nodes[0]!.origin };
+      return { ...target, authority: target.nodes[0]!.authority };
     };
-    expect(t('http://h')).toMatchObject({ scheme: 'http', authority: 'h:80', origin: 'http://h:80', tls: false, grpc: false, host: 'http://h' });
-    expect(t('https://h')).toMatchObject({ scheme: 'https', authority: 'h:443', origin: 'https://h:443', tls: true, grpc: false });
-    expect(t('grpc://h')).toMatchObject({ scheme: 'grpc', authority: 'h:80', origin: 'http://h:80', tls: false, grpc: true });
-    expect(t('grpcs://h')).toMatchObject({ scheme: 'grpcs', authority: 'h:443', origin: 'https://h:443', tls: true, grpc: true });
-    expect(t('https://h:8443')).toMatchObject({ authority: 'h:8443', origin: 'https://h:8443' });
+    expect(t('http://h')).toMatchObject({ scheme: 'http', authority: 'h:80', tls: false, grpc: false, host: 'http://h' });
+    expect(t('https://h')).toMatchObject({ scheme: 'https', authority: 'h:443', tls: true, grpc: false });
+    expect(t('grpc://h')).toMatchObject({ scheme: 'grpc', authority: 'h:80', tls: false, grpc: true });
+    expect(t('grpcs://h')).toMatchObject({ scheme: 'grpcs', authority: 'h:443', tls: true, grpc: true });
+    expect(t('https://h:8443')).toMatchObject({ authority: 'h:8443' });
   });
 
   it('names /host for a missing or non-string host, a path or an unknown scheme', () => {

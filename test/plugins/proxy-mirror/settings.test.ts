@@ -30,7 +30,7 @@ describe('mirror settings', () => {
     expect(one.nodes).toHaveLength(1);
     const list = parseProxyMirrorConf({ host: ['http://10.0.0.1:8080', { host: 'http://10.0.0.2:8080', weight: 3 }] }, DEFAULT_SETTINGS).target;
     expect(list.label).toBe('http://10.0.0.1:8080,http://10.0.0.2:8080');
-    expect(list.nodes.map((n) => [n.origin, n.weight])).toEqual([['http://10.0.0.1:8080', 1], ['http://10.0.0.2:8080', 3]]);
+    expect(list.nodes.map((n) => [n.label, n.weight])).toEqual([['http://10.0.0.1:8080', 1], ['http://10.0.0.2:8080', 3]]);
     expect(list.resolveAll).toBe(false);
   });
 

@@ -66,13 +66,13 @@ describe('conf parsing', () => {
     expect(conf.target.timeouts).toEqual({ connectMs: 2000, readMs: 500, sendMs: 4000 });
     expect(conf.target.limits).toEqual({ maxConcurrency: 3, maxQueue: 7, maxQueueBytes: DEFAULT_SETTINGS.limits.maxQueueBytes });
     expect(conf.maxBodySize).toBe(1000);
-    expect(conf.target.nodes.map((n) => n.origin)).toEqual(['http://127.0.0.1:9']);
+    expect(conf.target.nodes.map((n) => n.authority)).toEqual(['127.0.0.1:9']);
     expect(() => parseSettings({ max_queue: -1 })).toThrow(/max_queue/);
   });
 
   it('resolves schemes, default ports and IPv6 hosts', () => {
     const p = (host: string) => parseProxyMirrorConf({ host }, DEFAULT_SETTINGS).target;
-    expect(p('https://m.example')).toMatchObject({ nodes: [{ origin: 'https://m.example:443' }], tls: true, grpc: false });
+    expect(p('https://m.example')).toMatchObject({ nodes: [{ authority: 'm.example:443' }], tls: true, grpc: false });
     expect(p('grpc://10.0.0.1')).toMatchObject({ nodes: [{ authority: '10.0.0.1:80' }], tls: false, grpc: true });
     expect(p('grpcs://[::1]:5')).toMatchObject({ nodes: [{ authority: '[::1]:5', hostname: '::1' }], tls: true, grpc: true });
   });
