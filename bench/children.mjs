@@ -93,16 +93,21 @@ export function threadAffinity(tid) {
 
 /**
  * The mirror's copy counters of one target from the runner's metrics page: sent, each terminal
- * outcome, and the skips (target_down among them). Undefined when the page cannot be read.
+ * outcome, and the skips (target_down among them). Undefined when the page cannot be read
+ * in three tries.
  */
 export async function mirrorCounters(metricsUrl, target) {
   let text;
-  try {
-    const res = await fetch(metricsUrl);
-    text = await res.text();
-  } catch {
-    return undefined;
+  // A few tries: one refused or cut connection on a loaded machine must not lose a cell's counts.
+  for (let attempt = 0; text === undefined && attempt < 3; attempt++) {
+    try {
+      const res = await fetch(metricsUrl);
+      if (res.ok) text = await res.text();
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
+  if (text === undefined) return undefined;
   const outcome = (o) => scrape(text, 'apisix_runner_mirror_requests_total', { target, outcome: o });
   const counts = {};
   for (const o of ['sent', '2xx', '4xx', '5xx', 'timeout', 'error', 'dropped', 'skipped']) counts[o] = outcome(o);

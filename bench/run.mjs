@@ -39,7 +39,7 @@ import os from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './protocol.mjs';
-import { findWorkerThreads, freePort, mirrorCounters, pinThread, threadAffinity, threadIds } from './children.mjs';
+import { findWorkerThreads, mirrorCounters, pinThread, threadAffinity, threadIds } from './children.mjs';
 import { startSinkProcess } from './sink-server.mjs';
 
 const { values: flags } = parseArgs({
@@ -183,6 +183,33 @@ async function waitForSocket(path, child, ms = 15_000) {
   throw new Error(`server did not listen on ${path} within ${ms} ms`);
 }
 
+/**
+ * The metrics URL from the runner's "runner listening" log line (JSON on stdout), which is
+ * written once the socket and the metrics listener are both bound; rejects if the child exits
+ * first or after `ms`.
+ */
+function loggedMetricsUrl(child, ms = 15_000) {
+  return new Promise((resolvePromise, reject) => {
+    let buf = '';
+    const done = (fn, v) => {
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      child.off('exit', onExit);
+      fn(v);
+    };
+    const onData = (d) => {
+      buf += d;
+      const m = /"metrics":"(http:[^"]+)"[^\n]*"msg":"runner listening"/.exec(buf);
+      if (m) done(resolvePromise, m[1]);
+      else if (buf.length > 1 << 20) buf = buf.slice(-4096);
+    };
+    const onExit = (code) => done(reject, new Error(`runner exited with code ${code} before logging its metrics URL`));
+    const timer = setTimeout(() => done(reject, new Error(`runner did not log "runner listening" with a metrics URL within ${ms} ms`)), ms);
+    child.stdout.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
 /** Stops a child we started: SIGTERM, then SIGKILL after `graceMs`. */
 async function stopChild(child, graceMs = 5000) {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -202,11 +229,13 @@ async function startServer(c, logName) {
   const socketPath = socketPathFor(c.id);
   const isFloor = c.server === 'floor';
   const entry = isFloor ? [resolve(REPO_ROOT, 'bench/floor-server.mjs')] : [RUNNER_ENTRY];
-  const metricsPort = !isFloor && METRICS ? await freePort() : undefined;
+  // Port 0: the runner binds a port of its own and logs its URL, so no other process can take
+  // the port between our choice and its bind (a port picked here and released could be).
+  const withMetrics = !isFloor && METRICS;
   const args = [
     ...(c.plugin ? ['--plugin', c.plugin] : []),
     ...(c.args ?? []),
-    ...(metricsPort ? ['--metrics-address', `127.0.0.1:${metricsPort}`] : []),
+    ...(withMetrics ? ['--metrics-address', '127.0.0.1:0'] : []),
   ];
   const argv = pinned(c.cores ?? 0, [process.execPath, ...(c.nodeFlags ?? []), ...entry, ...args]);
   const log = createWriteStream(resolve(OUT_DIR, logName));
@@ -218,10 +247,11 @@ async function startServer(c, logName) {
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
   child.once('exit', () => log.end());
+  const metricsUrl = withMetrics ? await loggedMetricsUrl(child) : undefined;
   await waitForSocket(socketPath, child);
   // Threads of the listening runner before any conf: the mirror workers start later.
   const baselineTids = new Set(threadIds(child.pid));
-  return { child, socketPath, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined, baselineTids };
+  return { child, socketPath, metricsUrl, baselineTids };
 }
 
 /**
@@ -328,6 +358,7 @@ async function runOnce(c, server, sink, { connections, key, rate, durationS, war
   const ca = await counters();
   if (b && a) s.mirrorsReceived = { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 }; // -1: our count request
   if (cb && ca) s.copies = Object.fromEntries(Object.keys(ca).map((k) => [k, ca[k] - cb[k]]));
+  else if (target && server.metricsUrl) s.copiesUnread = `${server.metricsUrl} could not be read ${cb ? 'after' : 'before'} the cell`;
   return s;
 }
 
@@ -411,6 +442,7 @@ function notesOf(s, extra) {
     if (late > 0.01) notes.push(`**${(late * 100).toFixed(0)}% late starts**`);
     if (s.paced.pacerStalls) notes.push(`load generator stalled ${s.paced.pacerStalls}× (longest ${s.paced.maxTickGapMs.toFixed(0)} ms)`);
   }
+  if (s.copiesUnread) notes.push(`**copies not counted: ${s.copiesUnread}**`);
   if (s.copies?.targetDown) notes.push(`${fmtInt(s.copies.targetDown)} skipped target_down`);
   if (s.copies?.error) notes.push(`${fmtInt(s.copies.error)} copy errors`);
   if (s.otherCpuUtilisation > NOISE_LIMIT) notes.push(`**noisy: other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core** (best of ${s.tries} tries)`);

@@ -53,7 +53,7 @@ describe('bench/run.mjs --targets', () => {
     const row = (label: string, c: string): string | undefined => lines.find((l) => l.startsWith(`| ${label} | ${c} |`));
 
     // The dead target's copies are skipped by the open breaker, counted from the runner's metrics.
-    expect(row('proxy-mirror 1 → refused port', '2')).toMatch(/skipped target_down/);
+    expect(row('proxy-mirror 1 → refused port', '2'), r.out).toMatch(/skipped target_down/);
     // Closed-loop and paced rows for each case, with the per-thread and copies columns filled.
     const thr = row('proxy-mirror 1 → sink, 2 threads', '2');
     const thrPaced = row('proxy-mirror 1 → sink, 2 threads', '2 paced 200/s');
