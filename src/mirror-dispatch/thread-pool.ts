@@ -10,7 +10,8 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import { BatchFlush } from './batch-flush.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
-import { ownBytes, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
+import { ByteRing } from './shm-ring.js';
+import { ownBytes, readDone, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
 /**
@@ -20,6 +21,13 @@ import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './type
  * GC per copy (docs/performance.md, "Footprint, third pass").
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 12 };
+
+/**
+ * Ring sizes per worker: copies to it (a copy whose record does not fit, e.g. a large body,
+ * goes as a message instead) and outcomes back.
+ */
+const COPIES_RING_BYTES = 4 * 1024 * 1024;
+const DONE_RING_BYTES = 256 * 1024;
 
 /**
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
@@ -49,6 +57,13 @@ class WorkerSlot {
   private readonly flusher = new BatchFlush(() => this.flush());
   private nextReq = 0;
   private stopping = false;
+  private copies!: ByteRing;
+  private doneRing!: ByteRing;
+  /** Copies written to the ring this turn: the worker is woken once, at the flush. */
+  private ringWritten = false;
+  /** Copies sent through the ring whose outcome has not been read yet. */
+  private ringInflight = 0;
+  private doneWaiting = false;
   restarts = 0;
 
   constructor(readonly index: number, private readonly onCrash: (index: number, reason: string, lost: number) => void) {
@@ -58,6 +73,11 @@ class WorkerSlot {
   private start(): void {
     const worker = startWorker();
     this.worker = worker;
+    this.copies = ByteRing.create(COPIES_RING_BYTES);
+    this.doneRing = ByteRing.create(DONE_RING_BYTES);
+    this.ringWritten = false;
+    this.ringInflight = 0;
+    worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.receive(msg));
     let reason = 'exited';
@@ -70,6 +90,9 @@ class WorkerSlot {
   }
 
   private crashed(reason: string): void {
+    // Outcomes the worker wrote before it died still count as outcomes.
+    this.drainDone();
+    this.doneRing.wake();
     const lost = [...this.pending.values()];
     this.pending.clear();
     this.outbox = [];
@@ -85,26 +108,54 @@ class WorkerSlot {
     this.start();
   }
 
+  /** Reads the outcomes the worker wrote to the done ring. */
+  private drainDone(): void {
+    const ring = this.doneRing;
+    const ints = ring.ints;
+    ring.drain((bytes, at) => {
+      const d = readDone(bytes, ints, at);
+      this.ringInflight--;
+      this.settle(d.reqId, d.outcome, d.code, d.message, undefined);
+    });
+  }
+
+  /** While ring copies are out, sleeps on the done ring (the worker wakes it once per batch of outcomes). */
+  private awaitDone(): void {
+    if (this.doneWaiting || this.ringInflight === 0 || this.stopping) return;
+    this.doneWaiting = true;
+    const ring = this.doneRing;
+    void ring.sleep().then(() => {
+      this.doneWaiting = false;
+      if (ring !== this.doneRing) return;
+      this.drainDone();
+      this.awaitDone();
+    });
+  }
+
+  private settle(r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined, s: DoneMessage['s']): void {
+    const p = this.pending.get(r);
+    if (!p) return;
+    this.pending.delete(r);
+    if (p.sink && s) {
+      p.sink.onResponse({
+        status: s.status, headers: s.headers, body: Buffer.from(s.body.buffer, s.body.byteOffset, s.body.byteLength),
+        truncated: s.truncated, bodyBytes: s.bodyBytes, bodySha256: s.bodySha256, node: p.node,
+      });
+    } else if (p.sink && c !== undefined) {
+      p.sink.onFailure(o, c);
+    }
+    p.done(o, c, e);
+  }
+
   private receive(msg: FromWorker): void {
+    // Outcomes in the ring were written before this message was sent ('closed' must see them).
+    this.drainDone();
     if (msg.t === 'closed') {
       this.closeWaiters.get(msg.id)?.();
       this.closeWaiters.delete(msg.id);
       return;
     }
-    for (const d of msg.batch) {
-      const p = this.pending.get(d.r);
-      if (!p) continue;
-      this.pending.delete(d.r);
-      if (p.sink && d.s) {
-        p.sink.onResponse({
-          status: d.s.status, headers: d.s.headers, body: Buffer.from(d.s.body.buffer, d.s.body.byteOffset, d.s.body.byteLength),
-          truncated: d.s.truncated, bodyBytes: d.s.bodyBytes, bodySha256: d.s.bodySha256, node: p.node,
-        });
-      } else if (p.sink && d.c !== undefined) {
-        p.sink.onFailure(d.o, d.c);
-      }
-      p.done(d.o, d.c, d.e);
-    }
+    for (const d of msg.batch) this.settle(d.r, d.o, d.c, d.e, d.s);
   }
 
   addNode(msg: NodeMessage): void {
@@ -133,6 +184,13 @@ class WorkerSlot {
     }
     const r = this.nextReq++;
     this.pending.set(r, { done, sink, node });
+    // A copy whose answer is thrown away goes through the ring: no message, no clone.
+    if (head !== undefined && !sink && writeCopy(this.copies, nodeId, r, req.method, head, req.body)) {
+      this.ringInflight++;
+      this.ringWritten = true;
+      this.flusher.added();
+      return;
+    }
     let b: Uint8Array | undefined;
     if (req.body && req.body.byteLength > 0) {
       b = ownBytes(req.body);
@@ -151,6 +209,13 @@ class WorkerSlot {
   }
 
   private flush(): void {
+    if (this.ringWritten) {
+      this.ringWritten = false;
+      this.copies.wake();
+    }
+    // Outcomes are read here too: under load this turn's flush finds the last turns' outcomes.
+    this.drainDone();
+    this.awaitDone();
     if (this.outbox.length === 0) return;
     const msg: ToWorker = { t: 'send', batch: this.outbox };
     this.worker.postMessage(msg, this.transfer);
@@ -170,6 +235,7 @@ class WorkerSlot {
   async stop(): Promise<void> {
     this.stopping = true;
     this.flusher.cancel();
+    this.doneRing.wake();
     await this.worker.terminate();
   }
 }

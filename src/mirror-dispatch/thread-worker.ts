@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
-import type { DoneMessage, FromWorker, ToWorker } from './thread-protocol.js';
+import { ByteRing } from './shm-ring.js';
+import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
 const port = parentPort;
@@ -19,8 +20,20 @@ let outbox: DoneMessage[] = [];
 const transfer: ArrayBuffer[] = [];
 let flushing = false;
 
+let copies: ByteRing | undefined;
+let doneRing: ByteRing | undefined;
+let doneWritten = false;
+/** Copies from the ring for a node whose 'node' message has not been read yet. */
+const early = new Map<number, RingCopy[]>();
+/** Nodes closed (ids are never reused): a late copy for one is an error, not an early one. */
+const closedIds = new Set<number>();
+
 function flush(): void {
   flushing = false;
+  if (doneWritten) {
+    doneWritten = false;
+    doneRing!.wake();
+  }
   if (outbox.length === 0) return;
   const msg: FromWorker = { t: 'done', batch: outbox };
   port!.postMessage(msg, transfer.splice(0));
@@ -30,20 +43,74 @@ function flush(): void {
 function report(d: DoneMessage, body?: ArrayBuffer): void {
   outbox.push(d);
   if (body) transfer.push(body);
+  scheduleFlush();
+}
+
+function scheduleFlush(): void {
   if (!flushing) {
     flushing = true;
     setImmediate(flush);
   }
 }
 
+/** An outcome of a copy that came through the ring: back through the done ring (or a message when it is full). */
+function ringDone(reqId: number, o: DispatchOutcome, c?: string, e?: string): void {
+  if (writeDone(doneRing!, reqId, o, c, e)) {
+    doneWritten = true;
+    scheduleFlush();
+  } else {
+    report({ r: reqId, o, c, e, s: undefined });
+  }
+}
+
+function sendFromRing(copy: RingCopy): void {
+  const node = nodes.get(copy.nodeId);
+  if (node instanceof HttpNode) {
+    node.sendHead(copy.head, copy.method, copy.body, undefined, (o, c, e) => ringDone(copy.reqId, o, c, e));
+  } else if (node || closedIds.has(copy.nodeId)) {
+    ringDone(copy.reqId, 'error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread`);
+  } else {
+    // Written to the ring before the node's message was read here: sent when it is.
+    let list = early.get(copy.nodeId);
+    if (!list) early.set(copy.nodeId, (list = []));
+    list.push(copy);
+  }
+}
+
+function drainCopies(): number {
+  if (!copies) return 0;
+  const ints = copies.ints;
+  return copies.drain((bytes, at) => sendFromRing(readCopy(bytes, ints, at)));
+}
+
+/** Reads the copies ring while it has records, sleeping on it when it is empty. */
+async function consume(): Promise<void> {
+  for (;;) {
+    if (drainCopies() === 0) await copies!.sleep();
+    else await new Promise<void>((r) => setImmediate(r));
+  }
+}
+
 port.on('message', (msg: ToWorker) => {
+  // Copies written before this message was sent come first (a 'close' must see them).
+  if (msg.t !== 'rings') drainCopies();
   switch (msg.t) {
+    case 'rings':
+      copies = new ByteRing(msg.copies);
+      doneRing = new ByteRing(msg.done);
+      void consume();
+      break;
     case 'node': {
       // The breaker lives on the RPC thread; this one is only there to satisfy the interface.
       const breaker = new CircuitBreaker({ failures: 1, baseMs: 1, maxMs: 1 }, now, Math.random);
       nodes.set(msg.id, msg.target.protocol === 'grpc'
         ? new GrpcNode(msg.node, msg.target, breaker)
         : new HttpNode(msg.node, msg.target, breaker, now, msg.tlsName));
+      const waiting = early.get(msg.id);
+      if (waiting) {
+        early.delete(msg.id);
+        for (const c of waiting) sendFromRing(c);
+      }
       break;
     }
     case 'send':
@@ -80,6 +147,7 @@ port.on('message', (msg: ToWorker) => {
     case 'close': {
       const node = nodes.get(msg.id);
       nodes.delete(msg.id);
+      closedIds.add(msg.id);
       void (node ? node.close(msg.graceMs) : Promise.resolve()).then(() => port.postMessage({ t: 'closed', id: msg.id } satisfies FromWorker));
       break;
     }
