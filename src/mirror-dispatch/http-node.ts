@@ -101,7 +101,7 @@ class Copy implements Exchange {
   private readonly readLimit: number;
 
   constructor(
-    readonly head: string,
+    readonly head: string | Buffer,
     readonly body: Buffer | undefined,
     readonly isHead: boolean,
     readonly idempotent: boolean,
@@ -232,7 +232,11 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
       done('error', 'CLOSED', 'node closed');
       return;
     }
-    let head: string;
+    let head: string | Buffer;
+    if (req.head) {
+      this.sendHead(req.head, req.method, req.body, sink, done);
+      return;
+    }
     try {
       head = requestHead(req.method, req.uri, req.headers, req.body?.length, this.spec.authority);
     } catch (err) {
@@ -245,7 +249,7 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
   }
 
   /** Sends a request whose head was built (and checked) already, e.g. on the RPC thread. */
-  sendHead(head: string, method: string, body: Buffer | undefined, sink: ResponseSink | undefined, done: DoneCallback): void {
+  sendHead(head: string | Buffer, method: string, body: Buffer | undefined, sink: ResponseSink | undefined, done: DoneCallback): void {
     if (this.shut) {
       sink?.onFailure('error', 'CLOSED');
       done('error', 'CLOSED', 'node closed');

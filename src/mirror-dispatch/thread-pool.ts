@@ -166,10 +166,12 @@ class WorkerSlot {
   send(nodeId: number, node: string, req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
     // An HTTP request travels as its head, one string (cheaper to clone than the header list);
     // one that may not be written is refused here, without a message.
-    let head: string | undefined;
+    let head: string | Buffer | undefined;
     let flat: string[] | undefined;
     const spec = this.nodes.get(nodeId);
-    if (spec && spec.target.protocol === 'http') {
+    if (spec && spec.target.protocol === 'http' && req.head) {
+      head = req.head;
+    } else if (spec && spec.target.protocol === 'http') {
       try {
         head = requestHead(req.method, req.uri, req.headers, req.body?.length, spec.node.authority);
       } catch (err) {
@@ -203,7 +205,7 @@ class WorkerSlot {
       g = req.grpcMessages.map((m) => ownBytes(m));
       for (const x of g) this.transfer.push(x.buffer as ArrayBuffer);
     }
-    this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: head, b, g, k: sink?.maxBodyBytes });
+    this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: typeof head === 'string' || head === undefined ? head : ownBytes(head), b, g, k: sink?.maxBodyBytes });
     // One message per event-loop turn: the copies of every reply written in this turn.
     this.flusher.added();
   }

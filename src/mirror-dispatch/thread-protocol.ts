@@ -17,8 +17,8 @@ export interface SendMessage {
   readonly u: string;
   /** Headers, flat: name, value, name, value… (gRPC; HTTP requests come as `hd`). */
   readonly h: string[] | undefined;
-  /** HTTP: the request head, ready to write (h1/request-head.ts). */
-  readonly hd: string | undefined;
+  /** HTTP: the request head, ready to write (h1/request-head.ts, or bytes built by the caller). */
+  readonly hd: string | Uint8Array | undefined;
   readonly b: Uint8Array | undefined;
   readonly g: Uint8Array[] | undefined;
   /** maxBodyBytes of a response sink; absent when the answer is thrown away. */
@@ -66,15 +66,22 @@ const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx',
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
 
 /** Writes a copy into the ring; false when it does not fit now (the caller sends a message instead). */
-export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string, body: Buffer | undefined): boolean {
+export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer, body: Buffer | undefined): boolean {
   if (method.length > 255) return false;
   const bodyLen = body ? body.byteLength : -1;
-  const at = ring.reserve(17 + method.length + head.length * 3 + (body ? body.byteLength : 0));
+  const headMax = typeof head === 'string' ? head.length * 3 : head.byteLength;
+  const at = ring.reserve(17 + method.length + headMax + (body ? body.byteLength : 0));
   if (at < 0) return false;
   const { bytes, ints } = ring;
   let p = at + 17;
   p += bytes.write(method, p, 'latin1');
-  const headBytes = bytes.write(head, p, 'utf8');
+  let headBytes: number;
+  if (typeof head === 'string') {
+    headBytes = bytes.write(head, p, 'utf8');
+  } else {
+    bytes.set(head, p);
+    headBytes = head.byteLength;
+  }
   p += headBytes;
   if (body) {
     bytes.set(body, p);
@@ -90,12 +97,13 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   return true;
 }
 
-/** A copy read from the ring; `body` is a copy of its bytes (the ring's room is reused). */
+/** A copy read from the ring; `head` and `body` are copies of its bytes (the ring's room is reused). */
 export interface RingCopy {
   readonly nodeId: number;
   readonly reqId: number;
   readonly method: string;
-  readonly head: string;
+  /** The request head as the connection writes it (UTF-8). */
+  readonly head: Buffer;
   readonly body: Buffer | undefined;
 }
 
@@ -107,9 +115,13 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   let p = at + 17;
   const method = bytes.toString('latin1', p, p + ml);
   p += ml;
-  const head = bytes.toString('utf8', p, p + headBytes);
-  p += headBytes;
-  return { nodeId: ints[i]!, reqId: ints[i + 1]!, method, head, body: bodyLen < 0 ? undefined : Buffer.from(bytes.subarray(p, p + bodyLen)) };
+  // One copy out of the ring for head and body together.
+  const own = Buffer.from(bytes.subarray(p, p + headBytes + Math.max(0, bodyLen)));
+  return {
+    nodeId: ints[i]!, reqId: ints[i + 1]!, method,
+    head: own.subarray(0, headBytes),
+    body: bodyLen < 0 ? undefined : own.subarray(headBytes),
+  };
 }
 
 /** Writes an outcome into the done ring; false when it does not fit now. */

@@ -140,7 +140,7 @@ port.on('message', (msg: ToWorker) => {
           onFailure: () => undefined,
         };
         const done = (o: DispatchOutcome, c?: string, e?: string): void => report({ r: s.r, o, c, e, s: answer }, answerBytes);
-        if (s.hd !== undefined && node instanceof HttpNode) node.sendHead(s.hd, s.m, body, sink, done);
+        if (s.hd !== undefined && node instanceof HttpNode) node.sendHead(typeof s.hd === 'string' ? s.hd : Buffer.from(s.hd.buffer, s.hd.byteOffset, s.hd.byteLength), s.m, body, sink, done);
         else node.send(req, sink, done);
       }
       break;

@@ -90,6 +90,12 @@ export interface DispatchRequest {
   readonly grpcMessages?: readonly Buffer[];
   /** Rough memory the request holds, for the queue's byte bound. */
   readonly sizeBytes: number;
+  /**
+   * HTTP only: the whole request head, already built and checked by the caller (proxy-mirror
+   * builds it from the call's bytes); `method` must match it, `uri` and `headers` only describe
+   * it. It must carry a Host header (the node's authority is not added).
+   */
+  readonly head?: Buffer;
 }
 
 /** Terminal outcome of a request the engine accepted. */

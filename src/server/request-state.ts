@@ -2,6 +2,7 @@ import type { HttpMethod, HttpRequest, StopResponse, TextPair } from '../plugin-
 import { encodeHttpReqCallResp, reqCallRespIdOffset, type HttpReqCallMessage, type ReqCallAction } from '../protocol/messages.js';
 import { EntryEdits, headerInitEntries, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
+import { RAW_HEADERS, type RawHeaders } from './raw-headers.js';
 
 /** Encoded answers of frozen StopResponse objects (e.g. `say`'s), re-stamped with each call's id. */
 const frozenStops = new WeakMap<StopResponse, { readonly frame: Buffer; readonly idAt: number }>();
@@ -27,9 +28,19 @@ export class RequestState implements HttpRequest {
   get srcIp(): string { return this.msg.srcIp; }
   get stopped(): boolean { return this.stopResponse !== undefined; }
 
-  header(name: string): string | undefined { return this.headerEdits.first(this.msg.headers, name); }
+  header(name: string): string | undefined {
+    const edit = this.headerEdits.get(name);
+    if (edit !== undefined) return edit === null ? undefined : edit[0];
+    return this.msg.header(name);
+  }
   headerValues(name: string): string[] { return this.headerEdits.all(this.msg.headers, name); }
   headerEntries(): readonly TextPair[] { return this.headerEdits.apply(this.msg.headers); }
+  /** The call's header bytes while no plugin has edited a header (raw-headers.ts). */
+  [RAW_HEADERS](): RawHeaders | undefined {
+    if (this.headerEdits.size > 0) return undefined;
+    const { spans, ascii } = this.msg.headerSpans;
+    return { bytes: this.msg.bytes, spans, ascii };
+  }
 
   arg(name: string): string | undefined { return this.argEdits.first(this.msg.args, name); }
   argValues(name: string): string[] { return this.argEdits.all(this.msg.args, name); }

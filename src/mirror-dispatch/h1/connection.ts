@@ -12,7 +12,7 @@ import { ResponseParseError, ResponseParser, type ResponseEvents } from './respo
 /** One request on a connection and whoever reads its answer. */
 export interface Exchange {
   /** The request head, ready to write (see request-head.ts). */
-  readonly head: string;
+  readonly head: string | Buffer;
   readonly body: Buffer | undefined;
   /** HEAD request: the answer has no body. */
   readonly isHead: boolean;
@@ -55,6 +55,9 @@ export interface ConnectionOwner {
   closed(conn: H1Connection): void;
 }
 
+/** A turn's heads and bodies up to this size are joined into one write; larger ones go corked, uncopied. */
+const CONCAT_MAX_BYTES = 64 * 1024;
+
 const TIMEOUT_MESSAGES: Readonly<Record<string, string>> = {
   CONNECT_TIMEOUT: 'connect timeout',
   SEND_TIMEOUT: 'send timeout: the target read nothing of the request',
@@ -71,6 +74,8 @@ export class H1Connection implements ResponseEvents {
   /** Bytes to write at the end of this turn. */
   private outText = '';
   private outParts: (string | Buffer)[] | undefined;
+  /** Rough size of outParts (heads and bodies), to choose between one concatenated write and a corked series. */
+  private outBytes = 0;
   private readonly flusher: BatchFlush;
   connected = false;
   /** No new requests: the server said `connection: close`, or the connection is failing. */
@@ -138,12 +143,20 @@ export class H1Connection implements ResponseEvents {
   /** Adds a request: written with the others of this turn. */
   send(ex: Exchange): void {
     this.queue.push(ex);
-    if (ex.body && ex.body.length > 0) {
-      const parts = this.outParts ??= [];
-      parts.push(this.outText + ex.head, ex.body);
-      this.outText = '';
+    const head = ex.head;
+    if (typeof head === 'string' && !(ex.body && ex.body.length > 0)) {
+      this.outText += head;
     } else {
-      this.outText += ex.head;
+      const parts = this.outParts ??= [];
+      if (typeof head === 'string') {
+        parts.push(this.outText + head);
+      } else {
+        if (this.outText !== '') parts.push(this.outText);
+        parts.push(head);
+      }
+      this.outText = '';
+      if (ex.body && ex.body.length > 0) parts.push(ex.body);
+      this.outBytes += head.length + (ex.body?.length ?? 0);
     }
     if (this.connected) this.flusher.added();
   }
@@ -154,11 +167,18 @@ export class H1Connection implements ResponseEvents {
     const text = this.outText;
     this.outParts = undefined;
     this.outText = '';
+    const bytes = this.outBytes;
+    this.outBytes = 0;
     if (parts) {
-      this.socket.cork();
-      for (const p of parts) this.socket.write(p);
-      if (text !== '') this.socket.write(text);
-      this.socket.uncork();
+      if (text !== '') parts.push(text);
+      if (bytes <= CONCAT_MAX_BYTES) {
+        // Heads built as bytes (and small bodies) of one turn: one buffer, one write.
+        this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p))));
+      } else {
+        this.socket.cork();
+        for (const p of parts) this.socket.write(p);
+        this.socket.uncork();
+      }
     } else if (text !== '') {
       this.socket.write(text);
     }

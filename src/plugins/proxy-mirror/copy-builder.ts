@@ -17,6 +17,8 @@ export interface MirrorCopy {
   readonly body: Buffer | undefined;
   /** Rough memory held by the copy, for the queue's byte bound. */
   readonly sizeBytes: number;
+  /** The request head built from the call's bytes (copy-head.ts); `headers` is then empty. */
+  readonly head?: Buffer;
 }
 
 /** Headers that describe one connection, not the request; never copied. */
@@ -116,6 +118,11 @@ export function buildCopyHeaders(
   if (conf.correlationHeader && ctx.correlationId !== undefined) set(conf.correlationHeader, ctx.correlationId);
   if (ctx.bodyLength !== undefined) out.push(['content-length', String(ctx.bodyLength)]);
   return out;
+}
+
+/** A MirrorCopy whose head was built from the call's bytes (copy-head.ts). */
+export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body: Buffer | undefined): MirrorCopy {
+  return { method, uri, headers: [], body, head, sizeBytes: head.length + 64 + (body ? body.length : 0) };
 }
 
 /** Assembles a MirrorCopy. */

@@ -13,7 +13,9 @@ import {
 } from './conf.js';
 import { DispatchEngine, type DispatchTarget, type ResponseSink } from '../../mirror-dispatch/index.js';
 import { CompareWiring, type ComparedCopy } from './compare-wiring.js';
-import { buildCopy, buildCopyHeaders, encodeArgs, mirrorUri } from './copy-builder.js';
+import { buildCopy, buildCopyHeaders, copyWithHead, encodeArgs, mirrorUri } from './copy-builder.js';
+import { copyHeadFromBytes } from './copy-head.js';
+import { rawHeadersOf } from '../../server/raw-headers.js';
 import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
 import { LogLimiter } from './log-limiter.js';
@@ -54,6 +56,9 @@ export type ProxyMirrorPlugin = Plugin<ProxyMirrorRuntimeConf> & {
   /** The shadow comparison's wiring (its room is built with the first route that compares). */
   readonly compare: CompareWiring;
 };
+
+/** A copy that is not sent (already counted). */
+const SKIPPED = Symbol('skipped');
 
 type BodyPlan =
   | { readonly kind: 'none' }
@@ -144,13 +149,55 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     return undefined;
   }
 
-  async function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> {
-    const target = conf.target.host;
-    let body: Buffer | undefined;
+  /**
+   * A sampled request's copy: built at once (no promise) when nothing has to be asked of
+   * APISIX (no body to fetch, a query the args give exactly, no comparison), which is the
+   * common GET; otherwise after the ExtraInfo round trips.
+   */
+  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> | undefined {
+    const plan = planBody(conf, req);
+    const args = req.argEntries();
+    // `auto`: rebuilt from the args when that is exact (query-rebuild.ts), otherwise `raw`:
+    // the query as the client sent it, one ExtraInfo round trip, cached per call like the
+    // body. `rebuilt` always saves the round trip but re-encodes the args and loses the
+    // order of different names (APISIX does not keep it).
     let rawQuery: string | undefined;
+    let queryKnown = true;
+    if (args.length > 0) {
+      rawQuery = conf.query === 'auto' ? rebuildExactQuery(args) : undefined;
+      if (rawQuery === undefined && conf.query === 'rebuilt') rawQuery = encodeArgs(args);
+      queryKnown = rawQuery !== undefined;
+    }
+    if (plan.kind === 'fetch' || !queryKnown || conf.compare) return copyAfterAsking(conf, req, ctx, plan, rawQuery, queryKnown);
+    const body = plan.kind === 'empty' ? Buffer.alloc(0) : plan.kind === 'over' ? bodyOverLimit(conf, req, ctx, plan.reason) : undefined;
+    if (body !== SKIPPED) emit(conf, req, body, rawQuery, undefined);
+    return undefined;
+  }
+
+  /** A body over the limit or of unknown length: SKIPPED (counted), or an empty body (counted as omitted). */
+  function bodyOverLimit(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, over: SkipReason): Buffer | typeof SKIPPED {
+    const target = conf.target.host;
+    if (over === 'grpc_unknown_length') {
+      // Counting alone hides why a gRPC target gets nothing: say it, once per interval.
+      limiter.warn(`${target}:grpc_unknown_length`, () => ({ target, route: ctx.routeKey, method: req.path }),
+        'proxy-mirror: gRPC call with a body of unknown length not copied; list its method in grpc_methods if it is unary or client-streaming');
+    }
+    if (conf.target.grpc || conf.bodyOverLimit === 'skip') {
+      skip(conf, over);
+      return SKIPPED;
+    }
+    metrics.bodyOmitted(target, over);
+    return Buffer.alloc(0);
+  }
+
+  async function copyAfterAsking(
+    conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, plan: BodyPlan, knownQuery: string | undefined, queryKnown: boolean,
+  ): Promise<void> {
+    const target = conf.target.host;
+    let body: Buffer | undefined | typeof SKIPPED;
+    let rawQuery = knownQuery;
     let compared: ComparedCopy | undefined;
     try {
-      const plan = planBody(conf, req);
       let over: SkipReason | undefined;
       if (plan.kind === 'empty') body = Buffer.alloc(0);
       else if (plan.kind === 'over') over = plan.reason;
@@ -160,31 +207,22 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
         if (fetched.length > conf.maxBodySize) over = 'body_too_large';
         else body = fetched;
       }
-      if (over !== undefined) {
-        if (over === 'grpc_unknown_length') {
-          // Counting alone hides why a gRPC target gets nothing: say it, once per interval.
-          limiter.warn(`${target}:grpc_unknown_length`, () => ({ target, route: ctx.routeKey, method: req.path }),
-            'proxy-mirror: gRPC call with a body of unknown length not copied; list its method in grpc_methods if it is unary or client-streaming');
-        }
-        if (conf.target.grpc || conf.bodyOverLimit === 'skip') return skip(conf, over);
-        metrics.bodyOmitted(target, over);
-        body = Buffer.alloc(0);
-      }
-      const args = req.argEntries();
-      if (args.length > 0) {
-        // `auto`: rebuilt from the args when that is exact (query-rebuild.ts), otherwise `raw`:
-        // the query as the client sent it, one ExtraInfo round trip, cached per call like the
-        // body. `rebuilt` always saves the round trip but re-encodes the args and loses the
-        // order of different names (APISIX does not keep it).
-        const exact = conf.query === 'auto' ? rebuildExactQuery(args) : undefined;
-        rawQuery = exact ?? (conf.query === 'rebuilt' ? encodeArgs(args) : ((await req.var('args')) ?? encodeArgs(args)));
-      }
+      if (over !== undefined) body = bodyOverLimit(conf, req, ctx, over);
+      if (body === SKIPPED) return;
+      if (!queryKnown) rawQuery = (await req.var('args')) ?? encodeArgs(req.argEntries());
       if (conf.compare) compared = await compare.expect(conf.compare, target, req, ctx);
     } catch (err) {
       skipOnExtraInfoError(conf, ctx, err);
       return;
     }
+    emit(conf, req, body, rawQuery, compared);
+  }
 
+  /** Builds the copy and hands it over once the reply to APISIX is written. */
+  function emit(conf: ProxyMirrorRuntimeConf, req: HttpRequest, body: Buffer | undefined, rawQuery: string | undefined, compared: ComparedCopy | undefined): void {
+    const target = conf.target.host;
+    // The call's header bytes, before the correlation id below edits the real request's headers.
+    const raw = conf.target.grpc || compared ? undefined : rawHeadersOf(req);
     let correlationId: string | undefined;
     if (conf.correlationHeader) {
       correlationId = req.header(conf.correlationHeader);
@@ -197,10 +235,14 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const uri = conf.target.grpc
       ? mirrorUri({ path: undefined, pathConcatMode: 'replace' }, req.path, undefined)
       : mirrorUri(conf, req.path, rawQuery);
-    const headers = buildCopyHeaders(req.headerEntries(), conf, { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId });
-    const copy = buildCopy(req.method, uri, headers, body);
-    const grpcEncoding = req.header('grpc-encoding');
     const sink = compared ? undefined : deps.responseSink?.(conf, req);
+    const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
+    // Straight from the call's bytes when that gives the same head (copy-head.ts), else as strings.
+    const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;
+    const copy = head
+      ? copyWithHead(req.method, uri, head, body)
+      : buildCopy(req.method, uri, buildCopyHeaders(req.headerEntries(), conf, headerCtx), body);
+    const grpcEncoding = conf.target.grpc ? req.header('grpc-encoding') : undefined;
 
     req.afterReply(() => {
       if (compared && conf.compare) {

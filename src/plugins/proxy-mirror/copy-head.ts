@@ -1,0 +1,170 @@
+/**
+ * The copy's HTTP/1.1 request head built straight from the call's header bytes: the bytes
+ * `requestHead(method, uri, buildCopyHeaders(entries, conf, ctx), bodyLength, authority)` gives
+ * (copy-builder.ts, h1/request-head.ts), without decoding a header into a string or encoding it
+ * back. For the common copy that is most of what the RPC thread spent on it (header strings,
+ * the header list, the head string and its UTF-8 encoding).
+ *
+ * Whenever the bytes could differ from that path's, or that path would refuse the copy, this
+ * gives undefined and the caller takes the string path, which decides (and names the error):
+ * a non-ASCII header name, a byte ≥ 0x80 in a kept value (invalid UTF-8 would be replaced
+ * there), a CR, LF or NUL in a value, a name that is not a token, a `connection` header (its
+ * tokens name more headers to drop), a target with spaces or controls, a head with no Host
+ * (the node's authority is known only later), or a conf whose edits set content-length or
+ * transfer-encoding. test/plugins/proxy-mirror/copy-head.test.ts checks the equality on
+ * generated requests and confs.
+ */
+import type { RawHeaders } from '../../server/raw-headers.js';
+import { HOP_BY_HOP } from './copy-builder.js';
+import type { ProxyMirrorConf } from './conf.js';
+
+type HeadConf = Pick<ProxyMirrorConf, 'headersSet' | 'headersRemove' | 'markHeader' | 'correlationHeader'>;
+
+/** What a conf adds to and removes from every copy, precomputed once per conf. */
+interface Recipe {
+  /** Lower-case names of the call's headers that are not copied. */
+  readonly dropped: ReadonlySet<string>;
+  /** `name: value\r\n` of the conf's set headers and marker, in the order the string path ends with. */
+  readonly sets: Buffer;
+  readonly setsHost: boolean;
+  readonly correlationHeader: string | undefined;
+}
+
+// tchar of RFC 9110 §5.6.2, as h1/request-head.ts checks names.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+const BAD_TARGET = /[\x00-\x20\x7f]/;
+
+const recipes = new WeakMap<HeadConf, Recipe | null>();
+
+/** The conf's recipe, or null when its edits cannot take the byte path. */
+function recipeOf(conf: HeadConf): Recipe | null {
+  let r = recipes.get(conf);
+  if (r !== undefined) return r;
+  // The string path's `set`: a later set of a name replaces the earlier one, at the end.
+  let sets: [string, string][] = [];
+  const set = (name: string, value: string): void => {
+    sets = sets.filter(([n]) => n !== name);
+    sets.push([name, value]);
+  };
+  for (const [name, value] of conf.headersSet) set(name, value);
+  if (conf.markHeader) set(conf.markHeader, '1');
+  if (conf.correlationHeader) sets = sets.filter(([n]) => n !== conf.correlationHeader);
+  const names = [...sets.map(([n]) => n), ...(conf.correlationHeader ? [conf.correlationHeader] : [])];
+  const safe = sets.every(([n, v]) => TOKEN.test(n) && !BAD_VALUE.test(v))
+    && names.every((n) => TOKEN.test(n) && n.toLowerCase() !== 'content-length' && n.toLowerCase() !== 'transfer-encoding');
+  if (!safe) {
+    recipes.set(conf, null);
+    return null;
+  }
+  r = {
+    dropped: new Set([...HOP_BY_HOP, ...conf.headersRemove, ...names]),
+    sets: Buffer.from(sets.map(([n, v]) => `${n}: ${v}\r\n`).join(''), 'utf8'),
+    setsHost: sets.some(([n]) => n.toLowerCase() === 'host'),
+    correlationHeader: conf.correlationHeader,
+  };
+  recipes.set(conf, r);
+  return r;
+}
+
+/**
+ * Lower-case header names seen, by a hash of their bytes (they repeat from call to call), so
+ * that a name becomes a string (for the conf's sets) once, not per copy; bounded.
+ */
+const names = new Map<number, string>();
+const MAX_NAMES = 1024;
+
+/** The name whose lower-case bytes are out[start, end) and hash `h`. */
+function nameAt(out: Buffer, start: number, end: number, h: number): string {
+  const known = names.get(h);
+  if (known !== undefined && known.length === end - start) {
+    let k = 0;
+    while (k < known.length && out[start + k] === known.charCodeAt(k)) k++;
+    if (k === known.length) return known;
+  }
+  const name = out.toString('latin1', start, end);
+  if (names.size < MAX_NAMES) names.set(h, name);
+  return name;
+}
+
+/** What a copy adds per request. */
+export interface CopyHeadContext {
+  readonly bodyLength: number | undefined;
+  readonly correlationId: string | undefined;
+}
+
+/**
+ * The copy's request head (method line, headers, empty line), or undefined when the string
+ * path must build it (see the file comment).
+ */
+export function copyHeadFromBytes(raw: RawHeaders, method: string, uri: string, conf: HeadConf, ctx: CopyHeadContext): Buffer | undefined {
+  if (!raw.ascii || uri === '' || BAD_TARGET.test(uri)) return undefined;
+  const recipe = recipeOf(conf);
+  if (!recipe) return undefined;
+  const corr = recipe.correlationHeader !== undefined && ctx.correlationId !== undefined ? ctx.correlationId : undefined;
+  if (corr !== undefined && BAD_VALUE.test(corr)) return undefined;
+  const { bytes: b, spans } = raw;
+  // Upper bound of the head's size: everything copied, plus what is added.
+  let bound = method.length + Buffer.byteLength(uri) + 13 + recipe.sets.length + 40;
+  for (let i = 0; i < spans.length; i += 4) bound += spans[i + 1]! - spans[i]! + Math.max(0, spans[i + 3]! - spans[i + 2]!) + 4;
+  if (corr !== undefined) bound += recipe.correlationHeader!.length + Buffer.byteLength(corr) + 4;
+  const out = Buffer.allocUnsafe(bound);
+  let p = out.write(method, 0, 'latin1');
+  out[p++] = 0x20;
+  p += out.write(uri, p, 'utf8');
+  p += out.write(' HTTP/1.1\r\n', p, 'latin1');
+  let hasHost = recipe.setsHost || (corr !== undefined && recipe.correlationHeader!.toLowerCase() === 'host');
+  let sawHost = false;
+  // Byte loops, not Buffer calls: a header is a few dozen bytes, a call into C++ costs more.
+  for (let i = 0; i < spans.length; i += 4) {
+    const vs = spans[i + 2]!;
+    if (vs < 0) continue;
+    const ns = spans[i]!;
+    const ne = spans[i + 1]!;
+    if (ne === ns) return undefined;
+    if (b[ns] === 0x3a) continue; // ':authority' and other pseudo-headers
+    // The name, lower-cased, checked and hashed as it is copied; taken back if it is dropped.
+    const at = p;
+    let h = 0x811c9dc5;
+    for (let k = ns; k < ne; k++) {
+      let c = b[k]!;
+      if (c >= 0x80 || TCHAR[c] === 0) return undefined;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      out[p++] = c;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    const name = nameAt(out, at, p, h & 0x3fffffff);
+    if (name === 'connection') return undefined;
+    if (recipe.dropped.has(name)) {
+      p = at;
+      continue;
+    }
+    if (name === 'host') {
+      if (sawHost) {
+        p = at;
+        continue;
+      }
+      sawHost = true;
+      hasHost = true;
+    }
+    out[p++] = 0x3a;
+    out[p++] = 0x20;
+    const ve = spans[i + 3]!;
+    for (let k = vs; k < ve; k++) {
+      const c = b[k]!;
+      if (c >= 0x80 || c === 0x0d || c === 0x0a || c === 0) return undefined;
+      out[p++] = c;
+    }
+    out[p++] = 0x0d;
+    out[p++] = 0x0a;
+  }
+  if (!hasHost) return undefined;
+  p += recipe.sets.copy(out, p);
+  if (corr !== undefined) p += out.write(`${recipe.correlationHeader!}: ${corr}\r\n`, p, 'utf8');
+  if (ctx.bodyLength !== undefined) p += out.write(`content-length: ${ctx.bodyLength}\r\n`, p, 'latin1');
+  out[p++] = 0x0d;
+  out[p++] = 0x0a;
+  return out.subarray(0, p);
+}
