@@ -15,6 +15,7 @@ import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { CircuitBreaker, CONNECT_FAILURE_CODES } from './circuit-breaker.js';
 import { H1Connection, type ConnectionOptions, type ConnectionOwner, type Exchange } from './h1/connection.js';
+import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import { drainWithin } from './drain.js';
 import type { DispatchOutcome, DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
@@ -238,7 +239,9 @@ export class HttpNode implements NodeTransport, ConnectionOwner {
       return;
     }
     try {
-      head = requestHead(req.method, req.uri, req.headers, req.body?.length, this.spec.authority);
+      head = req.raw
+        ? headOfRawCopy(req.raw, req.method, req.uri, req.body?.length, this.spec.authority)
+        : requestHead(req.method, req.uri, req.headers, req.body?.length, this.spec.authority);
     } catch (err) {
       const code = err instanceof InvalidRequestError ? err.code : errorCode(err);
       sink?.onFailure('error', code);

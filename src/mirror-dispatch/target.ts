@@ -127,6 +127,11 @@ export class DispatchTarget {
     return { inflight: this.inflight, queued: this.queue.length - this.queueHead, queuedBytes: this.queuedBytes };
   }
 
+  /** True when this target's HTTP requests are sent from a dispatch worker (a raw copy's head is then built there). */
+  get sendsFromWorker(): boolean {
+    return this.deps.threads !== undefined && this.spec.protocol === 'http';
+  }
+
   /** True when every node is out (breakers open, no probe due). */
   get down(): boolean {
     return !this.picker.anyAvailable();

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { BatchFlush } from './batch-flush.js';
+import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
 import { ByteRing } from './shm-ring.js';
@@ -164,16 +165,29 @@ class WorkerSlot {
   }
 
   send(nodeId: number, node: string, req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
-    // An HTTP request travels as its head, one string (cheaper to clone than the header list);
-    // one that may not be written is refused here, without a message.
+    const spec = this.nodes.get(nodeId);
+    const http = spec !== undefined && spec.target.protocol === 'http';
+    // A raw copy (header bytes and edits) goes through the ring as bytes and its head is built
+    // in the worker: all the RPC thread does is copy bytes.
+    if (http && req.raw && !sink) {
+      const r = this.nextReq++;
+      if (writeCopy(this.copies, nodeId, r, req.method, req.raw, req.uri, req.body)) {
+        this.pending.set(r, { done, sink, node });
+        this.sentThroughRing();
+        return;
+      }
+    }
+    // Otherwise an HTTP request travels as its head, one string or buffer (cheaper to clone
+    // than the header list); one that may not be written is refused here, without a message.
     let head: string | Buffer | undefined;
     let flat: string[] | undefined;
-    const spec = this.nodes.get(nodeId);
-    if (spec && spec.target.protocol === 'http' && req.head) {
+    if (http && req.head) {
       head = req.head;
-    } else if (spec && spec.target.protocol === 'http') {
+    } else if (http) {
       try {
-        head = requestHead(req.method, req.uri, req.headers, req.body?.length, spec.node.authority);
+        head = req.raw
+          ? headOfRawCopy(req.raw, req.method, req.uri, req.body?.length, spec.node.authority)
+          : requestHead(req.method, req.uri, req.headers, req.body?.length, spec.node.authority);
       } catch (err) {
         const code = err instanceof InvalidRequestError ? err.code : 'INVALID_REQUEST';
         sink?.onFailure('error', code);
@@ -187,10 +201,8 @@ class WorkerSlot {
     const r = this.nextReq++;
     this.pending.set(r, { done, sink, node });
     // A copy whose answer is thrown away goes through the ring: no message, no clone.
-    if (head !== undefined && !sink && writeCopy(this.copies, nodeId, r, req.method, head, req.body)) {
-      this.ringInflight++;
-      this.ringWritten = true;
-      this.flusher.added();
+    if (head !== undefined && !sink && writeCopy(this.copies, nodeId, r, req.method, head, '', req.body)) {
+      this.sentThroughRing();
       return;
     }
     let b: Uint8Array | undefined;
@@ -207,6 +219,12 @@ class WorkerSlot {
     }
     this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: typeof head === 'string' || head === undefined ? head : ownBytes(head), b, g, k: sink?.maxBodyBytes });
     // One message per event-loop turn: the copies of every reply written in this turn.
+    this.flusher.added();
+  }
+
+  private sentThroughRing(): void {
+    this.ringInflight++;
+    this.ringWritten = true;
     this.flusher.added();
   }
 

@@ -4,6 +4,8 @@
  * the nodes' connection pools and does the HTTP/gRPC work. Requests travel in batches (one
  * postMessage per event-loop turn), bodies as transferred ArrayBuffers.
  */
+import type { RawCopy } from './copy-head.js';
+import type { HeadEdits } from './copy-headers.js';
 import type { ByteRing } from './shm-ring.js';
 import type { DispatchOutcome, NodeSpec, TargetSpec } from './types.js';
 
@@ -57,70 +59,158 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 
 // ---- ring records (shm-ring.ts) -------------------------------------------------------------
 // An HTTP copy whose answer is thrown away travels through the copies ring instead of a
-// message: nodeId, reqId, head bytes, body bytes (-1: no body) as int32, then the method's
-// length (one byte), the method (latin1), the head (UTF-8, as the connection writes it) and
-// the body. Its outcome comes back through the done ring: reqId, outcome index, code bytes,
+// message. A record starts with 12 int32:
+//   0 node id, 1 request id, 2 kind (HEAD: a built head; RAW: header bytes to build it from),
+//   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
+//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 ascii, 11 spare
+// then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
+// the edits as JSON, the correlation id and the call's payload, and the body.
+// Its outcome comes back through the done ring: request id, outcome index, code bytes,
 // message bytes as int32, then the code and the message (UTF-8).
+
+const KIND_HEAD = 0;
+const KIND_RAW = 1;
+const COPY_HEADER = 48;
 
 const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'grpc_ok', 'grpc_error', 'timeout', 'error', 'dropped'];
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
 
-/** Writes a copy into the ring; false when it does not fit now (the caller sends a message instead). */
-export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer, body: Buffer | undefined): boolean {
+/** Edits as JSON, once per edits object (a conf's). */
+const editsJson = new WeakMap<HeadEdits, string>();
+function jsonOf(edits: HeadEdits): string {
+  let j = editsJson.get(edits);
+  if (j === undefined) {
+    j = JSON.stringify([edits.headersSet, [...edits.headersRemove], edits.markHeader ?? null, edits.correlationHeader ?? null]);
+    editsJson.set(edits, j);
+  }
+  return j;
+}
+
+/** Edits read back, one object per distinct JSON (so per-conf caches keyed by the object keep working). */
+const editsByJson = new Map<string, HeadEdits>();
+const MAX_EDITS = 256;
+function editsOf(json: string): HeadEdits {
+  let e = editsByJson.get(json);
+  if (!e) {
+    const [set, remove, mark, corr] = JSON.parse(json) as [[string, string][], string[], string | null, string | null];
+    e = { headersSet: set, headersRemove: new Set(remove), markHeader: mark ?? undefined, correlationHeader: corr ?? undefined };
+    if (editsByJson.size >= MAX_EDITS) editsByJson.clear();
+    editsByJson.set(json, e);
+  }
+  return e;
+}
+
+/**
+ * Writes a copy into the ring: its built head, or (RawCopy) the header bytes and edits to
+ * build it from. False when it does not fit now (the caller sends a message instead).
+ */
+export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined): boolean {
   if (method.length > 255) return false;
-  const bodyLen = body ? body.byteLength : -1;
-  const headMax = typeof head === 'string' ? head.length * 3 : head.byteLength;
-  const at = ring.reserve(17 + method.length + headMax + (body ? body.byteLength : 0));
+  const raw = typeof head === 'string' || Buffer.isBuffer(head) ? undefined : head;
+  const edits = raw ? jsonOf(raw.edits) : '';
+  const corr = raw?.correlationId;
+  let max = COPY_HEADER + method.length + (body ? body.byteLength : 0);
+  if (raw) max += raw.spans.byteLength + (uri.length + edits.length + (corr?.length ?? 0)) * 3 + raw.bytes.byteLength;
+  else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
+  const at = ring.reserve(max);
   if (at < 0) return false;
   const { bytes, ints } = ring;
-  let p = at + 17;
-  p += bytes.write(method, p, 'latin1');
-  let headBytes: number;
-  if (typeof head === 'string') {
-    headBytes = bytes.write(head, p, 'utf8');
-  } else {
-    bytes.set(head, p);
-    headBytes = head.byteLength;
+  const i = at >> 2;
+  let p = at + COPY_HEADER;
+  if (raw) {
+    ints.set(raw.spans, (p >> 2));
+    p += raw.spans.byteLength;
   }
-  p += headBytes;
+  p += bytes.write(method, p, 'latin1');
+  if (raw) {
+    const ub = bytes.write(uri, p, 'utf8');
+    p += ub;
+    const eb = bytes.write(edits, p, 'utf8');
+    p += eb;
+    const cb = corr === undefined ? -1 : bytes.write(corr, p, 'utf8');
+    p += Math.max(0, cb);
+    bytes.set(raw.bytes, p);
+    p += raw.bytes.byteLength;
+    ints[i + 2] = KIND_RAW;
+    ints[i + 5] = ub;
+    ints[i + 6] = eb;
+    ints[i + 7] = cb;
+    ints[i + 8] = raw.bytes.byteLength;
+    ints[i + 9] = raw.spans.length;
+    ints[i + 10] = raw.ascii ? 1 : 0;
+  } else {
+    let hb: number;
+    if (typeof head === 'string') {
+      hb = bytes.write(head, p, 'utf8');
+    } else {
+      bytes.set(head as Buffer, p);
+      hb = (head as Buffer).byteLength;
+    }
+    p += hb;
+    ints[i + 2] = KIND_HEAD;
+    ints[i + 5] = hb;
+  }
   if (body) {
     bytes.set(body, p);
     p += body.byteLength;
   }
-  const i = at >> 2;
   ints[i] = nodeId;
   ints[i + 1] = reqId;
-  ints[i + 2] = headBytes;
-  ints[i + 3] = bodyLen;
-  bytes[at + 16] = method.length;
+  ints[i + 3] = body ? body.byteLength : -1;
+  ints[i + 4] = method.length;
   ring.commit(at, p - at);
   return true;
 }
 
-/** A copy read from the ring; `head` and `body` are copies of its bytes (the ring's room is reused). */
+/** A copy read from the ring; its bytes are copies (the ring's room is reused). */
 export interface RingCopy {
   readonly nodeId: number;
   readonly reqId: number;
   readonly method: string;
-  /** The request head as the connection writes it (UTF-8). */
-  readonly head: Buffer;
+  /** The request head as the connection writes it, or the bytes to build it from. */
+  readonly head: Buffer | RawCopy;
+  /** The request target (RAW only; '' for a built head, which has it). */
+  readonly uri: string;
   readonly body: Buffer | undefined;
 }
 
 export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy {
   const i = at >> 2;
-  const headBytes = ints[i + 2]!;
   const bodyLen = ints[i + 3]!;
-  const ml = bytes[at + 16]!;
-  let p = at + 17;
+  const ml = ints[i + 4]!;
+  let p = at + COPY_HEADER;
+  if (ints[i + 2] === KIND_RAW) {
+    const nSpans = ints[i + 9]!;
+    const spans = ints.slice(p >> 2, (p >> 2) + nSpans);
+    p += nSpans * 4;
+    const method = bytes.toString('latin1', p, p + ml);
+    p += ml;
+    const ub = ints[i + 5]!;
+    const uri = bytes.toString('utf8', p, p + ub);
+    p += ub;
+    const eb = ints[i + 6]!;
+    const edits = editsOf(bytes.toString('utf8', p, p + eb));
+    p += eb;
+    const cb = ints[i + 7]!;
+    const correlationId = cb < 0 ? undefined : bytes.toString('utf8', p, p + cb);
+    p += Math.max(0, cb);
+    const pb = ints[i + 8]!;
+    // One copy out of the ring for the payload and the body together.
+    const own = Buffer.from(bytes.subarray(p, p + pb + Math.max(0, bodyLen)));
+    return {
+      nodeId: ints[i]!, reqId: ints[i + 1]!, method, uri,
+      head: { bytes: own.subarray(0, pb), spans, ascii: ints[i + 10] === 1, edits, correlationId },
+      body: bodyLen < 0 ? undefined : own.subarray(pb),
+    };
+  }
   const method = bytes.toString('latin1', p, p + ml);
   p += ml;
-  // One copy out of the ring for head and body together.
-  const own = Buffer.from(bytes.subarray(p, p + headBytes + Math.max(0, bodyLen)));
+  const hb = ints[i + 5]!;
+  const own = Buffer.from(bytes.subarray(p, p + hb + Math.max(0, bodyLen)));
   return {
-    nodeId: ints[i]!, reqId: ints[i + 1]!, method,
-    head: own.subarray(0, headBytes),
-    body: bodyLen < 0 ? undefined : own.subarray(headBytes),
+    nodeId: ints[i]!, reqId: ints[i + 1]!, method, uri: '',
+    head: own.subarray(0, hb),
+    body: bodyLen < 0 ? undefined : own.subarray(hb),
   };
 }
 

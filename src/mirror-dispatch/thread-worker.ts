@@ -7,6 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
+import { headOfRawCopy } from './copy-head.js';
+import { InvalidRequestError } from './h1/request-head.js';
 import { ByteRing } from './shm-ring.js';
 import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
@@ -66,7 +68,20 @@ function ringDone(reqId: number, o: DispatchOutcome, c?: string, e?: string): vo
 function sendFromRing(copy: RingCopy): void {
   const node = nodes.get(copy.nodeId);
   if (node instanceof HttpNode) {
-    node.sendHead(copy.head, copy.method, copy.body, undefined, (o, c, e) => ringDone(copy.reqId, o, c, e));
+    let head: string | Buffer;
+    if (Buffer.isBuffer(copy.head)) {
+      head = copy.head;
+    } else {
+      // A raw copy: its head is built here, off the RPC thread (copy-head.ts).
+      try {
+        head = headOfRawCopy(copy.head, copy.method, copy.uri, copy.body?.length, node.spec.authority);
+      } catch (err) {
+        const code = err instanceof InvalidRequestError ? err.code : 'INVALID_REQUEST';
+        ringDone(copy.reqId, 'error', code, err instanceof Error ? err.message : String(err));
+        return;
+      }
+    }
+    node.sendHead(head, copy.method, copy.body, undefined, (o, c, e) => ringDone(copy.reqId, o, c, e));
   } else if (node || closedIds.has(copy.nodeId)) {
     ringDone(copy.reqId, 'error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread`);
   } else {

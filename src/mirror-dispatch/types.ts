@@ -1,3 +1,5 @@
+import type { RawCopy } from './copy-head.js';
+
 /**
  * The dispatch engine's vocabulary. The engine sends prepared HTTP/1.1 or gRPC requests to
  * targets made of one or more nodes; it knows nothing of APISIX, of sampling or of how a copy
@@ -96,6 +98,11 @@ export interface DispatchRequest {
    * it. It must carry a Host header (the node's authority is not added).
    */
   readonly head?: Buffer;
+  /**
+   * HTTP only: the request's header bytes and the edits to apply, for a head built where the
+   * request is sent (copy-head.ts): in a dispatch worker, off the RPC thread.
+   */
+  readonly raw?: RawCopy;
 }
 
 /** Terminal outcome of a request the engine accepted. */

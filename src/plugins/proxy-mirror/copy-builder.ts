@@ -5,6 +5,10 @@
  */
 import type { HttpMethod, TextPair } from '../../plugin-api/index.js';
 import type { ProxyMirrorConf } from './conf.js';
+import type { RawCopy } from '../../mirror-dispatch/copy-head.js';
+
+// The header rules live with the dispatch engine, which applies them in a worker too.
+export { HOP_BY_HOP, buildCopyHeaders, type CopyHeaderContext, type HeadEdits } from '../../mirror-dispatch/copy-headers.js';
 
 /** One request copy, ready for the dispatcher. */
 export interface MirrorCopy {
@@ -19,15 +23,9 @@ export interface MirrorCopy {
   readonly sizeBytes: number;
   /** The request head built from the call's bytes (copy-head.ts); `headers` is then empty. */
   readonly head?: Buffer;
+  /** The call's header bytes and the edits, for a head built in a dispatch worker; `headers` is then empty. */
+  readonly raw?: RawCopy;
 }
-
-/** Headers that describe one connection, not the request; never copied. */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  // Not hop-by-hop by RFC, but a copy must not carry them: we compute Content-Length ourselves,
-  // and `Expect: 100-continue` would make the copy wait for the target (the mirror's client never sends it).
-  'content-length', 'expect', 'http2-settings',
-]);
 
 const PCHAR = /[A-Za-z0-9\-._~!$&'()*+,;=:@/]/;
 const HEX2 = /^[0-9A-Fa-f]{2}$/;
@@ -76,53 +74,17 @@ export function mirrorUri(
   return rawQuery !== undefined && rawQuery !== '' ? `${path}?${rawQuery}` : path;
 }
 
-/** Extra header facts known only per request. */
-export interface CopyHeaderContext {
-  readonly bodyLength: number | undefined;
-  /** Correlation id to put on the copy (already decided and set on the real request). */
-  readonly correlationId: string | undefined;
-}
-
-/** Builds the copy's header list from the request's entries and the conf's edits. */
-export function buildCopyHeaders(
-  entries: readonly TextPair[],
-  conf: Pick<ProxyMirrorConf, 'headersSet' | 'headersRemove' | 'markHeader' | 'correlationHeader'>,
-  ctx: CopyHeaderContext,
-): [string, string][] {
-  // Headers named in Connection are hop-by-hop for this request too (RFC 9110 §7.6.1).
-  const connectionNamed = new Set<string>();
-  for (const e of entries) {
-    if (e.name.toLowerCase() === 'connection' && e.value) {
-      for (const t of e.value.split(',')) connectionNamed.add(t.trim().toLowerCase());
-    }
-  }
-  let out: [string, string][] = [];
-  let sawHost = false;
-  for (const e of entries) {
-    const name = e.name.toLowerCase();
-    if (e.value === undefined || name.startsWith(':')) continue;
-    if (HOP_BY_HOP.has(name) || connectionNamed.has(name) || conf.headersRemove.has(name)) continue;
-    if (name === 'host') {
-      // One Host only: APISIX puts its upstream host there; a duplicate would be refused.
-      if (sawHost) continue;
-      sawHost = true;
-    }
-    out.push([name, e.value]);
-  }
-  const set = (name: string, value: string): void => {
-    out = out.filter(([n]) => n !== name);
-    out.push([name, value]);
-  };
-  for (const [name, value] of conf.headersSet) set(name, value);
-  if (conf.markHeader) set(conf.markHeader, '1');
-  if (conf.correlationHeader && ctx.correlationId !== undefined) set(conf.correlationHeader, ctx.correlationId);
-  if (ctx.bodyLength !== undefined) out.push(['content-length', String(ctx.bodyLength)]);
-  return out;
-}
-
 /** A MirrorCopy whose head was built from the call's bytes (copy-head.ts). */
 export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body: Buffer | undefined): MirrorCopy {
   return { method, uri, headers: [], body, head, sizeBytes: head.length + 64 + (body ? body.length : 0) };
+}
+
+/**
+ * A MirrorCopy whose head a dispatch worker builds from the call's bytes. Its size counts the
+ * whole buffer those bytes are a view of (what a queued copy keeps in memory).
+ */
+export function copyWithRaw(method: HttpMethod, uri: string, raw: RawCopy, body: Buffer | undefined): MirrorCopy {
+  return { method, uri, headers: [], body, raw, sizeBytes: raw.bytes.buffer.byteLength + uri.length + 64 + (body ? body.length : 0) };
 }
 
 /** Assembles a MirrorCopy. */

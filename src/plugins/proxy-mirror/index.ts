@@ -13,8 +13,8 @@ import {
 } from './conf.js';
 import { DispatchEngine, type DispatchTarget, type ResponseSink } from '../../mirror-dispatch/index.js';
 import { CompareWiring, type ComparedCopy } from './compare-wiring.js';
-import { buildCopy, buildCopyHeaders, copyWithHead, encodeArgs, mirrorUri } from './copy-builder.js';
-import { copyHeadFromBytes } from './copy-head.js';
+import { buildCopy, buildCopyHeaders, copyWithHead, copyWithRaw, encodeArgs, mirrorUri, type MirrorCopy } from './copy-builder.js';
+import { copyHeadFromBytes } from '../../mirror-dispatch/copy-head.js';
 import { rawHeadersOf } from '../../server/raw-headers.js';
 import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
@@ -237,11 +237,17 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
       : mirrorUri(conf, req.path, rawQuery);
     const sink = compared ? undefined : deps.responseSink?.(conf, req);
     const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
-    // Straight from the call's bytes when that gives the same head (copy-head.ts), else as strings.
-    const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;
-    const copy = head
-      ? copyWithHead(req.method, uri, head, body)
-      : buildCopy(req.method, uri, buildCopyHeaders(req.headerEntries(), conf, headerCtx), body);
+    // From a worker: the call's header bytes go there and the head is built there. Otherwise
+    // straight from the bytes here when that gives the same head (copy-head.ts), else as strings.
+    let copy: MirrorCopy | undefined;
+    if (raw && !sink && conf.mirrorTarget.sendsFromWorker) {
+      copy = copyWithRaw(req.method, uri, { ...raw, edits: conf, correlationId }, body);
+    } else {
+      const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;
+      copy = head
+        ? copyWithHead(req.method, uri, head, body)
+        : buildCopy(req.method, uri, buildCopyHeaders(req.headerEntries(), conf, headerCtx), body);
+    }
     const grpcEncoding = conf.target.grpc ? req.header('grpc-encoding') : undefined;
 
     req.afterReply(() => {

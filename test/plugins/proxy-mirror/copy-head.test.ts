@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { requestHead } from '../../../src/mirror-dispatch/h1/request-head.js';
 import { buildCopyHeaders, mirrorUri } from '../../../src/plugins/proxy-mirror/copy-builder.js';
-import { copyHeadFromBytes } from '../../../src/plugins/proxy-mirror/copy-head.js';
+import { copyHeadFromBytes } from '../../../src/mirror-dispatch/copy-head.js';
 import type { ProxyMirrorConf } from '../../../src/plugins/proxy-mirror/conf.js';
 import { HttpReqCallMessage, METHOD_NAMES } from '../../../src/protocol/messages.js';
 import type { RawHeaders } from '../../../src/server/raw-headers.js';

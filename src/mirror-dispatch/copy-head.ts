@@ -13,12 +13,29 @@
  * (the node's authority is known only later), or a conf whose edits set content-length or
  * transfer-encoding. test/plugins/proxy-mirror/copy-head.test.ts checks the equality on
  * generated requests and confs.
+ *
+ * A copy sent from a dispatch worker travels as these bytes (a RawCopy) and its head is built
+ * there (headOfRawCopy), so the RPC thread only copies bytes.
  */
-import type { RawHeaders } from '../../server/raw-headers.js';
-import { HOP_BY_HOP } from './copy-builder.js';
-import type { ProxyMirrorConf } from './conf.js';
+import { HOP_BY_HOP, buildCopyHeaders, type HeadEdits, type HeaderEntry } from './copy-headers.js';
+import { requestHead } from './h1/request-head.js';
 
-type HeadConf = Pick<ProxyMirrorConf, 'headersSet' | 'headersRemove' | 'markHeader' | 'correlationHeader'>;
+type HeadConf = HeadEdits;
+
+/** The header entries of a request as bytes (the call's FlatBuffers payload and where each entry is). */
+export interface HeaderBytes {
+  readonly bytes: Buffer;
+  /** Four int32 per entry: name start, end, value start, end (-1, -1: no value). */
+  readonly spans: Int32Array;
+  /** Every name is ASCII. */
+  readonly ascii: boolean;
+}
+
+/** A copy whose head is still to be built: the request's header bytes and the conf's edits. */
+export interface RawCopy extends HeaderBytes {
+  readonly edits: HeadEdits;
+  readonly correlationId: string | undefined;
+}
 
 /** What a conf adds to and removes from every copy, precomputed once per conf. */
 interface Recipe {
@@ -99,7 +116,7 @@ export interface CopyHeadContext {
  * The copy's request head (method line, headers, empty line), or undefined when the string
  * path must build it (see the file comment).
  */
-export function copyHeadFromBytes(raw: RawHeaders, method: string, uri: string, conf: HeadConf, ctx: CopyHeadContext): Buffer | undefined {
+export function copyHeadFromBytes(raw: HeaderBytes, method: string, uri: string, conf: HeadConf, ctx: CopyHeadContext): Buffer | undefined {
   if (!raw.ascii || uri === '' || BAD_TARGET.test(uri)) return undefined;
   const recipe = recipeOf(conf);
   if (!recipe) return undefined;
@@ -167,4 +184,26 @@ export function copyHeadFromBytes(raw: RawHeaders, method: string, uri: string, 
   out[p++] = 0x0d;
   out[p++] = 0x0a;
   return out.subarray(0, p);
+}
+
+/** The entries as the call's decoder gives them (names and values as UTF-8). */
+function decodeEntries(raw: HeaderBytes): HeaderEntry[] {
+  const { bytes, spans } = raw;
+  const out: HeaderEntry[] = [];
+  for (let i = 0; i < spans.length; i += 4) {
+    const vs = spans[i + 2]!;
+    out.push({ name: bytes.toString('utf8', spans[i]!, spans[i + 1]!), value: vs < 0 ? undefined : bytes.toString('utf8', vs, spans[i + 3]!) });
+  }
+  return out;
+}
+
+/**
+ * The head of a raw copy: from the bytes when that gives the same head, else through the
+ * string path, which adds the node's authority as Host when there is none and throws
+ * InvalidRequestError for a copy that must not be written.
+ */
+export function headOfRawCopy(raw: RawCopy, method: string, uri: string, bodyLength: number | undefined, authority: string): Buffer | string {
+  const ctx = { bodyLength, correlationId: raw.correlationId };
+  return copyHeadFromBytes(raw, method, uri, raw.edits, ctx)
+    ?? requestHead(method, uri, buildCopyHeaders(decodeEntries(raw), raw.edits, ctx), bodyLength, authority);
 }
