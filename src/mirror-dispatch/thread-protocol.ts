@@ -66,7 +66,12 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
 // the edits as JSON, the correlation id and the call's payload, and the body.
 // Its outcome comes back through the done ring: request id, outcome index, code bytes,
-// message bytes as int32, then the code and the message (UTF-8).
+// message bytes as int32, then the code and the message (UTF-8). Node and request ids are
+// uint32: the pool counts them up from 0, and one read back as a negative int32 (past 2^31)
+// would match no pending copy. An id outside uint32 is refused, so that copy goes as a
+// message, which carries any number.
+
+const isRingId = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 
 const KIND_HEAD = 0;
 const KIND_RAW = 1;
@@ -75,12 +80,12 @@ const COPY_HEADER = 48;
 const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'grpc_ok', 'grpc_error', 'timeout', 'error', 'dropped'];
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
 
-/** Edits as JSON, once per edits object (a conf's). */
-const editsJson = new WeakMap<HeadEdits, string>();
-function jsonOf(edits: HeadEdits): string {
+/** Edits as JSON bytes, once per edits object (a conf's). */
+const editsJson = new WeakMap<HeadEdits, Buffer>();
+function jsonOf(edits: HeadEdits): Buffer {
   let j = editsJson.get(edits);
   if (j === undefined) {
-    j = JSON.stringify([edits.headersSet, [...edits.headersRemove], edits.markHeader ?? null, edits.correlationHeader ?? null]);
+    j = Buffer.from(JSON.stringify([edits.headersSet, [...edits.headersRemove], edits.markHeader ?? null, edits.correlationHeader ?? null]), 'utf8');
     editsJson.set(edits, j);
   }
   return j;
@@ -105,12 +110,12 @@ function editsOf(json: string): HeadEdits {
  * build it from. False when it does not fit now (the caller sends a message instead).
  */
 export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined): boolean {
-  if (method.length > 255) return false;
+  if (method.length > 255 || !isRingId(nodeId) || !isRingId(reqId)) return false;
   const raw = typeof head === 'string' || Buffer.isBuffer(head) ? undefined : head;
-  const edits = raw ? jsonOf(raw.edits) : '';
+  const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
   let max = COPY_HEADER + method.length + (body ? body.byteLength : 0);
-  if (raw) max += raw.spans.byteLength + (uri.length + edits.length + (corr?.length ?? 0)) * 3 + raw.bytes.byteLength;
+  if (raw) max += raw.spans.byteLength + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + raw.bytes.byteLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -125,7 +130,8 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   if (raw) {
     const ub = bytes.write(uri, p, 'utf8');
     p += ub;
-    const eb = bytes.write(edits, p, 'utf8');
+    bytes.set(edits!, p);
+    const eb = edits!.length;
     p += eb;
     const cb = corr === undefined ? -1 : bytes.write(corr, p, 'utf8');
     p += Math.max(0, cb);
@@ -198,7 +204,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     // One copy out of the ring for the payload and the body together.
     const own = Buffer.from(bytes.subarray(p, p + pb + Math.max(0, bodyLen)));
     return {
-      nodeId: ints[i]!, reqId: ints[i + 1]!, method, uri,
+      nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,
       head: { bytes: own.subarray(0, pb), spans, ascii: ints[i + 10] === 1, edits, correlationId },
       body: bodyLen < 0 ? undefined : own.subarray(pb),
     };
@@ -208,7 +214,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   const hb = ints[i + 5]!;
   const own = Buffer.from(bytes.subarray(p, p + hb + Math.max(0, bodyLen)));
   return {
-    nodeId: ints[i]!, reqId: ints[i + 1]!, method, uri: '',
+    nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri: '',
     head: own.subarray(0, hb),
     body: bodyLen < 0 ? undefined : own.subarray(hb),
   };
@@ -216,6 +222,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
 
 /** Writes an outcome into the done ring; false when it does not fit now. */
 export function writeDone(ring: ByteRing, reqId: number, outcome: DispatchOutcome, code: string | undefined, message: string | undefined): boolean {
+  if (!isRingId(reqId)) return false;
   const c = code ?? '';
   const m = message ?? '';
   const at = ring.reserve(16 + (c.length + m.length) * 3);
@@ -250,7 +257,7 @@ export function readDone(bytes: Buffer, ints: Int32Array, at: number): RingDone 
   const mb = ints[i + 3]!;
   const p = at + 16;
   return {
-    reqId: ints[i]!,
+    reqId: ints[i]! >>> 0,
     outcome: OUTCOMES[o < 0 ? -1 - o : o]!,
     code: o < 0 ? undefined : bytes.toString('utf8', p, p + cb),
     message: mb < 0 ? undefined : bytes.toString('utf8', p + cb, p + cb + mb),

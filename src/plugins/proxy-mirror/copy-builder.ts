@@ -28,6 +28,7 @@ export interface MirrorCopy {
 }
 
 const PCHAR = /[A-Za-z0-9\-._~!$&'()*+,;=:@/]/;
+const ALL_PCHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
 const HEX2 = /^[0-9A-Fa-f]{2}$/;
 
 /**
@@ -36,6 +37,8 @@ const HEX2 = /^[0-9A-Fa-f]{2}$/;
  * starts a valid escape is kept and everything outside RFC 3986 `pchar` is encoded.
  */
 export function encodeMirrorPath(path: string): string {
+  // The common path needs no escape: one test instead of one per character.
+  if (ALL_PCHAR.test(path)) return path;
   let out = '';
   for (let i = 0; i < path.length; i++) {
     const ch = path[i]!;
