@@ -60,14 +60,19 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // message: nodeId, reqId, head bytes, body bytes (-1: no body) as int32, then the method's
 // length (one byte), the method (latin1), the head (UTF-8, as the connection writes it) and
 // the body. Its outcome comes back through the done ring: reqId, outcome index, code bytes,
-// message bytes as int32, then the code and the message (UTF-8).
+// message bytes as int32, then the code and the message (UTF-8). Node and request ids are
+// uint32: the pool counts them up from 0, and one read back as a negative int32 (past 2^31)
+// would match no pending copy. An id outside uint32 is refused, so that copy goes as a
+// message, which carries any number.
 
 const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'grpc_ok', 'grpc_error', 'timeout', 'error', 'dropped'];
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
 
+const isRingId = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+
 /** Writes a copy into the ring; false when it does not fit now (the caller sends a message instead). */
 export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string, body: Buffer | undefined): boolean {
-  if (method.length > 255) return false;
+  if (method.length > 255 || !isRingId(nodeId) || !isRingId(reqId)) return false;
   const bodyLen = body ? body.byteLength : -1;
   const at = ring.reserve(17 + method.length + head.length * 3 + (body ? body.byteLength : 0));
   if (at < 0) return false;
@@ -109,11 +114,12 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   p += ml;
   const head = bytes.toString('utf8', p, p + headBytes);
   p += headBytes;
-  return { nodeId: ints[i]!, reqId: ints[i + 1]!, method, head, body: bodyLen < 0 ? undefined : Buffer.from(bytes.subarray(p, p + bodyLen)) };
+  return { nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, head, body: bodyLen < 0 ? undefined : Buffer.from(bytes.subarray(p, p + bodyLen)) };
 }
 
 /** Writes an outcome into the done ring; false when it does not fit now. */
 export function writeDone(ring: ByteRing, reqId: number, outcome: DispatchOutcome, code: string | undefined, message: string | undefined): boolean {
+  if (!isRingId(reqId)) return false;
   const c = code ?? '';
   const m = message ?? '';
   const at = ring.reserve(16 + (c.length + m.length) * 3);
@@ -148,7 +154,7 @@ export function readDone(bytes: Buffer, ints: Int32Array, at: number): RingDone 
   const mb = ints[i + 3]!;
   const p = at + 16;
   return {
-    reqId: ints[i]!,
+    reqId: ints[i]! >>> 0,
     outcome: OUTCOMES[o < 0 ? -1 - o : o]!,
     code: o < 0 ? undefined : bytes.toString('utf8', p, p + cb),
     message: mb < 0 ? undefined : bytes.toString('utf8', p + cb, p + cb + mb),
