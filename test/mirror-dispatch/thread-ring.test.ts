@@ -155,3 +155,167 @@ describe('thread-protocol ring records', () => {
     expect(refused).toBeGreaterThan(0);
   }, timeoutFor(FC_RUNS, 20));
 });
+
+// ---- a real producer thread -------------------------------------------------------------------
+
+/**
+ * Record `index` of `length` bytes (≥ 8): its index, bytes from a xorshift seeded by it, and
+ * an FNV-1a checksum of everything before. Runs in the producer worker too (sent as source),
+ * so both sides build the same record from one definition.
+ */
+function fillRecord(index: number, length: number, out: Uint8Array, at: number): void {
+  out[at] = index & 0xff;
+  out[at + 1] = (index >>> 8) & 0xff;
+  out[at + 2] = (index >>> 16) & 0xff;
+  out[at + 3] = (index >>> 24) & 0xff;
+  let x = (Math.imul(index, 0x9e3779b1) | 1) >>> 0;
+  for (let k = 4; k < length - 4; k++) {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    out[at + k] = x & 0xff;
+  }
+  let h = 0x811c9dc5;
+  for (let k = 0; k < length - 4; k++) h = Math.imul(h ^ out[at + k]!, 0x01000193) >>> 0;
+  out[at + length - 4] = h & 0xff;
+  out[at + length - 3] = (h >>> 8) & 0xff;
+  out[at + length - 2] = (h >>> 16) & 0xff;
+  out[at + length - 1] = (h >>> 24) & 0xff;
+}
+
+/** Length of record `index`: from 8 bytes to the ring's largest record, mostly spread between. */
+function recordLength(index: number, maxRecord: number): number {
+  if (index % 13 === 0) return maxRecord;
+  if (index % 7 === 0) return 8;
+  return 8 + (Math.imul(index, 0x9e3779b1) >>> 0) % (maxRecord - 7);
+}
+
+/** Control words shared with the producer (not the ring's header). */
+const FULLS = 0;
+
+/**
+ * The producer: writes `count` records through reserve/commit/wake; when the ring is full it
+ * counts that, naps 0.2 ms (Atomics.wait on a private word) and retries. Every `burst`
+ * records it waits for the consumer to be asleep on the empty ring, so the next wake() must
+ * wake it (not after the last: the consumer stops reading then). Everything is bounded by `deadline`.
+ */
+const PRODUCER = `
+const { workerData, parentPort } = require('node:worker_threads');
+${fillRecord.toString()}
+${recordLength.toString()}
+import('tsx/esm/api').then(async ({ tsImport }) => {
+  const { ByteRing } = await tsImport(workerData.ringModule, workerData.ringModule);
+  const ring = new ByteRing(workerData.ring);
+  const header = new Int32Array(workerData.ring, 0, 4);
+  const control = new Int32Array(workerData.control);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const { count, burst, deadline } = workerData;
+  let fulls = 0, wakes = 0, waitedAsleep = 0;
+  for (let i = 0; i < count; i++) {
+    const length = recordLength(i, ring.maxRecord);
+    let at;
+    while ((at = ring.reserve(length)) < 0) {
+      if (Date.now() > deadline) return parentPort.postMessage({ error: 'ring stayed full at record ' + i });
+      fulls++;
+      Atomics.store(control, ${FULLS}, fulls);
+      Atomics.wait(nap, 0, 0, 0.2);
+    }
+    fillRecord(i, length, ring.bytes, at);
+    ring.commit(at, length);
+    if (ring.wake()) wakes++;
+    if (i % burst === burst - 1 && i < count - 1) {
+      while (Atomics.load(header, 2) !== 1) {
+        if (Date.now() > deadline) return parentPort.postMessage({ error: 'consumer never slept after record ' + i });
+        Atomics.wait(nap, 0, 0, 0.2);
+      }
+      waitedAsleep++;
+    }
+  }
+  parentPort.postMessage({ fulls, wakes, waitedAsleep });
+}).catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
+`;
+
+interface ProducerReport {
+  readonly fulls: number;
+  readonly wakes: number;
+  readonly waitedAsleep: number;
+}
+
+describe('ByteRing between two threads', () => {
+  const workers: Worker[] = [];
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.terminate()));
+  });
+
+  it('20,000 records of 8..1,020 bytes from a worker arrive once, in order, intact; the producer meets a full ring and retries', async () => {
+    const count = 20_000;
+    const burst = 2_000;
+    const deadline = Date.now() + 90_000;
+    const ring = ByteRing.create(4096);
+    const control = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(PRODUCER, {
+      eval: true,
+      workerData: {
+        ringModule: new URL('../../src/mirror-dispatch/shm-ring.ts', import.meta.url).href,
+        ring: ring.shared, control: control.buffer, count, burst, deadline,
+      },
+    });
+    workers.push(worker);
+    const report = new Promise<ProducerReport>((resolve, reject) => {
+      worker.on('message', (m: ProducerReport | { error: string }) => ('error' in m ? reject(new Error(`producer: ${m.error}`)) : resolve(m)));
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new Error(`producer exited (${code}) before reporting`)));
+    });
+    report.catch(() => undefined);
+
+    const expected = Buffer.alloc(ring.maxRecord);
+    let next = 0;
+    let sleeps = 0;
+    // Throws out of drain at the first bad record: past a corrupt length, drain could walk
+    // the ring without ever meeting the write counter again.
+    const check = (bytes: Buffer, at: number, length: number): void => {
+      const index = bytes.readUInt32LE(at);
+      const want = recordLength(next, ring.maxRecord);
+      if (index !== next || length !== want) throw new Error(`record ${next}: got index ${index}, ${length} bytes (want ${want})`);
+      fillRecord(next, length, expected, 0);
+      if (expected.compare(bytes, at, at + length, 0, length) !== 0) throw new Error(`record ${next}: bytes differ`);
+      next++;
+    };
+    /** Stops draining until the producer has met a full ring again (so it does, at the start and mid-stream, on every run). */
+    const untilFull = async (): Promise<void> => {
+      const seen = Atomics.load(control, FULLS);
+      while (Atomics.load(control, FULLS) === seen) {
+        if (Date.now() > deadline) throw new Error(`the producer never found the ring full (at record ${next})`);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    };
+    const gates = new Set([0, 7_001, 15_003]);
+
+    while (next < count) {
+      if (Date.now() > deadline) throw new Error(`time box: ${next} of ${count} records read`);
+      if (gates.delete(next)) await untilFull();
+      if (ring.drain(check) > 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      sleeps++;
+      // Bounded: a lost wake-up fails here instead of hanging.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        ring.sleep(),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`consumer asleep at record ${next}, never woken`)), 20_000); }),
+      ]).finally(() => clearTimeout(timer));
+    }
+    expect(next).toBe(count);
+    const { fulls, wakes, waitedAsleep } = await report;
+    // Nothing more than the records written, nothing left behind.
+    expect(ring.drain(() => undefined)).toBe(0);
+    expect(ring.used).toBe(0);
+    // The producer met a full ring at each gate (at least) and got through by retrying.
+    expect(fulls).toBeGreaterThanOrEqual(3);
+    // Each burst ended with the consumer asleep on an empty ring: the next write woke it.
+    expect(waitedAsleep).toBe(count / burst - 1);
+    expect(wakes).toBeGreaterThanOrEqual(count / burst - 1);
+    expect(sleeps).toBeGreaterThanOrEqual(wakes);
+  }, 120_000);
+});
