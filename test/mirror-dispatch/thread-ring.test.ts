@@ -1,9 +1,10 @@
 /**
  * The rings between the RPC thread and a dispatch worker: thread-protocol's copy and outcome
  * records (writeCopy/readCopy, writeDone/readDone) round-trip whatever they are given or refuse
- * it without a trace, and a ByteRing carries 20,000 records from a real worker_threads producer
- * to a consumer that sleeps between drains: every record once, in order, intact, with the
- * producer meeting a full ring and retrying.
+ * it without a trace, and a ByteRing carries 20,000 records between real threads (a producer
+ * worker to the main thread, and the main thread to a consumer worker that sleeps on the ring
+ * as thread-worker.ts does): every record once, in order, intact, with the producer meeting a
+ * full ring and retrying.
  */
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
@@ -190,8 +191,33 @@ function recordLength(index: number, maxRecord: number): number {
   return 8 + (Math.imul(index, 0x9e3779b1) >>> 0) % (maxRecord - 7);
 }
 
+/**
+ * What is wrong with record `index` as read (at `at`, `length` bytes), or '' when it is intact.
+ * `scratch` holds at least maxRecord bytes. Runs in the consumer worker too (sent as source).
+ */
+function recordProblem(index: number, bytes: Uint8Array, at: number, length: number, maxRecord: number, scratch: Uint8Array): string {
+  const got = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  const want = recordLength(index, maxRecord);
+  if (got !== index || length !== want) return `record ${index}: got index ${got}, ${length} bytes (want ${want})`;
+  fillRecord(index, length, scratch, 0);
+  for (let k = 0; k < length; k++) if (scratch[k] !== bytes[at + k]) return `record ${index}: byte ${k} differs`;
+  return '';
+}
+
 /** Control words shared with the producer (not the ring's header). */
 const FULLS = 0;
+
+/** The head of every ring worker: the record functions, then `main(ByteRing)` once shm-ring.ts is loaded through tsx. */
+const workerSource = (main: string): string => `
+const { workerData, parentPort } = require('node:worker_threads');
+${fillRecord.toString()}
+${recordLength.toString()}
+${recordProblem.toString()}
+import('tsx/esm/api').then(async ({ tsImport }) => {
+  const { ByteRing } = await tsImport(workerData.ringModule, workerData.ringModule);
+  ${main}
+}).catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
+`;
 
 /**
  * The producer: writes `count` records through reserve/commit/wake; when the ring is full it
@@ -199,12 +225,7 @@ const FULLS = 0;
  * records it waits for the consumer to be asleep on the empty ring, so the next wake() must
  * wake it (not after the last: the consumer stops reading then). Everything is bounded by `deadline`.
  */
-const PRODUCER = `
-const { workerData, parentPort } = require('node:worker_threads');
-${fillRecord.toString()}
-${recordLength.toString()}
-import('tsx/esm/api').then(async ({ tsImport }) => {
-  const { ByteRing } = await tsImport(workerData.ringModule, workerData.ringModule);
+const PRODUCER = workerSource(`
   const ring = new ByteRing(workerData.ring);
   const header = new Int32Array(workerData.ring, 0, 4);
   const control = new Int32Array(workerData.control);
@@ -232,14 +253,45 @@ import('tsx/esm/api').then(async ({ tsImport }) => {
     }
   }
   parentPort.postMessage({ fulls, wakes, waitedAsleep });
-}).catch((err) => parentPort.postMessage({ error: String(err && err.stack || err) }));
-`;
+`);
 
-interface ProducerReport {
-  readonly fulls: number;
-  readonly wakes: number;
-  readonly waitedAsleep: number;
+/**
+ * The consumer, as thread-worker.ts reads its copies: drain, and sleep on the ring when a
+ * drain finds nothing; reports how many records it read intact and how often it slept.
+ */
+const CONSUMER = workerSource(`
+  // A pending Atomics.waitAsync does not keep a thread alive: thread-worker.ts stays up through
+  // its port listener, and so does this one.
+  parentPort.on('message', () => undefined);
+  const ring = new ByteRing(workerData.ring);
+  const scratch = new Uint8Array(ring.maxRecord);
+  const { count, deadline } = workerData;
+  let next = 0, sleeps = 0, problem = '';
+  const check = (bytes, at, length) => {
+    problem = recordProblem(next, bytes, at, length, ring.maxRecord, scratch);
+    if (problem) throw new Error(problem);
+    next++;
+  };
+  try {
+    while (next < count) {
+      if (Date.now() > deadline) throw new Error('time box: ' + next + ' of ' + count + ' records read');
+      if (ring.drain(check) > 0) await new Promise((resolve) => setImmediate(resolve));
+      else { sleeps++; await ring.sleep(); }
+    }
+    parentPort.postMessage({ read: next, sleeps, extra: ring.drain(() => undefined) });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err.message) });
+  }
+`);
+
+/** `p`, or a failure naming what did not happen (a bound against hanging, not a timing assertion). */
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: never happened`)), 20_000); });
+  return Promise.race([p, bound]).finally(() => clearTimeout(timer));
 }
+
+const ringModule = new URL('../../src/mirror-dispatch/shm-ring.ts', import.meta.url).href;
 
 describe('ByteRing between two threads', () => {
   const workers: Worker[] = [];
@@ -247,38 +299,35 @@ describe('ByteRing between two threads', () => {
     await Promise.all(workers.map((w) => w.terminate()));
   });
 
+  /** Starts a ring worker; its one report (or its error) settles the promise. */
+  function start<T>(source: string, data: Record<string, unknown>): Promise<T> {
+    const worker = new Worker(source, { eval: true, workerData: { ringModule, ...data } });
+    workers.push(worker);
+    const report = new Promise<T>((resolve, reject) => {
+      worker.on('message', (m: T | { error: string }) => (typeof m === 'object' && m !== null && 'error' in m ? reject(new Error(`worker: ${m.error}`)) : resolve(m)));
+      worker.on('error', reject);
+      worker.on('exit', (code) => reject(new Error(`worker exited (${code}) before reporting`)));
+    });
+    report.catch(() => undefined);
+    return report;
+  }
+
   it('20,000 records of 8..1,020 bytes from a worker arrive once, in order, intact; the producer meets a full ring and retries', async () => {
     const count = 20_000;
     const burst = 2_000;
     const deadline = Date.now() + 90_000;
     const ring = ByteRing.create(4096);
     const control = new Int32Array(new SharedArrayBuffer(4));
-    const worker = new Worker(PRODUCER, {
-      eval: true,
-      workerData: {
-        ringModule: new URL('../../src/mirror-dispatch/shm-ring.ts', import.meta.url).href,
-        ring: ring.shared, control: control.buffer, count, burst, deadline,
-      },
-    });
-    workers.push(worker);
-    const report = new Promise<ProducerReport>((resolve, reject) => {
-      worker.on('message', (m: ProducerReport | { error: string }) => ('error' in m ? reject(new Error(`producer: ${m.error}`)) : resolve(m)));
-      worker.on('error', reject);
-      worker.on('exit', (code) => reject(new Error(`producer exited (${code}) before reporting`)));
-    });
-    report.catch(() => undefined);
+    const report = start<{ fulls: number; wakes: number; waitedAsleep: number }>(PRODUCER, { ring: ring.shared, control: control.buffer, count, burst, deadline });
 
-    const expected = Buffer.alloc(ring.maxRecord);
+    const scratch = new Uint8Array(ring.maxRecord);
     let next = 0;
     let sleeps = 0;
     // Throws out of drain at the first bad record: past a corrupt length, drain could walk
     // the ring without ever meeting the write counter again.
     const check = (bytes: Buffer, at: number, length: number): void => {
-      const index = bytes.readUInt32LE(at);
-      const want = recordLength(next, ring.maxRecord);
-      if (index !== next || length !== want) throw new Error(`record ${next}: got index ${index}, ${length} bytes (want ${want})`);
-      fillRecord(next, length, expected, 0);
-      if (expected.compare(bytes, at, at + length, 0, length) !== 0) throw new Error(`record ${next}: bytes differ`);
+      const problem = recordProblem(next, bytes, at, length, ring.maxRecord, scratch);
+      if (problem) throw new Error(problem);
       next++;
     };
     /** Stops draining until the producer has met a full ring again (so it does, at the start and mid-stream, on every run). */
@@ -300,11 +349,7 @@ describe('ByteRing between two threads', () => {
       }
       sleeps++;
       // Bounded: a lost wake-up fails here instead of hanging.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        ring.sleep(),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`consumer asleep at record ${next}, never woken`)), 20_000); }),
-      ]).finally(() => clearTimeout(timer));
+      await within(ring.sleep(), `consumer asleep at record ${next} woken`);
     }
     expect(next).toBe(count);
     const { fulls, wakes, waitedAsleep } = await report;
@@ -317,5 +362,56 @@ describe('ByteRing between two threads', () => {
     expect(waitedAsleep).toBe(count / burst - 1);
     expect(wakes).toBeGreaterThanOrEqual(count / burst - 1);
     expect(sleeps).toBeGreaterThanOrEqual(wakes);
+  }, 120_000);
+
+  it('a worker sleeping on the ring, woken once per batch as the pool does, reads 20,000 records once, in order, intact', async () => {
+    const count = 20_000;
+    const batch = 64;
+    const burst = 2_048;
+    const deadline = Date.now() + 90_000;
+    const ring = ByteRing.create(4096);
+    const asleep = new Int32Array(ring.shared, 0, 4);
+    const report = start<{ read: number; sleeps: number; extra: number }>(CONSUMER, { ring: ring.shared, count, deadline });
+    let settled = false;
+    report.then(() => { settled = true; }, () => { settled = true; });
+    const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+    let fulls = 0;
+    let wakes = 0;
+    let bursts = 0;
+    for (let i = 0; i < count && !settled; i++) {
+      if (i % burst === 0) {
+        // Each burst starts with the consumer asleep on an empty ring: its first 64 records
+        // (five of 1,020 bytes) cannot all fit a 4 KiB ring before a wake, so it meets "full".
+        while (!(Atomics.load(asleep, 2) === 1 && ring.used === 0) && !settled) {
+          if (Date.now() > deadline) throw new Error(`time box: the consumer never slept before record ${i}`);
+          await turn();
+        }
+        bursts++;
+      }
+      const length = recordLength(i, ring.maxRecord);
+      let at: number;
+      while ((at = ring.reserve(length)) < 0 && !settled) {
+        if (Date.now() > deadline) throw new Error(`time box: the ring stayed full at record ${i}`);
+        fulls++;
+        // Full: the consumer may be asleep on what this batch wrote so far.
+        if (ring.wake()) wakes++;
+        await turn();
+      }
+      if (at < 0) break;
+      fillRecord(i, length, ring.bytes, at);
+      ring.commit(at, length);
+      // One wake per batch, like WorkerSlot's flush: records written in between wait for it.
+      if (i % batch === batch - 1 || i === count - 1) {
+        if (ring.wake()) wakes++;
+        await turn();
+      }
+    }
+    const { read, sleeps, extra } = await within(report, 'the consumer worker reading every record');
+    expect(read).toBe(count);
+    expect(extra).toBe(0);
+    expect(bursts).toBe(Math.ceil(count / burst));
+    expect(fulls).toBeGreaterThanOrEqual(bursts);
+    expect(sleeps).toBeGreaterThanOrEqual(bursts);
+    expect(wakes).toBeGreaterThan(0);
   }, 120_000);
 });
