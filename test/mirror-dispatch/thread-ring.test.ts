@@ -6,6 +6,7 @@
  * as thread-worker.ts does): every record once, in order, intact, with the producer meeting a
  * full ring and retrying.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterAll, describe, it, expect } from 'vitest';
@@ -64,23 +65,50 @@ const doneCase: fc.Arbitrary<DoneCase> = fc.record({
   message: fc.option(text(100), { nil: undefined }),
 });
 
-function drainCopies(ring: ByteRing): RingCopy[] {
-  const out: RingCopy[] = [];
-  ring.drain((bytes, at) => out.push(readCopy(bytes, ring.ints, at)));
+/** Every record the ring holds, read with `read`. */
+function drainWith<R>(ring: ByteRing, read: (bytes: Buffer, ints: Int32Array, at: number) => R): R[] {
+  const out: R[] = [];
+  ring.drain((bytes, at) => out.push(read(bytes, ring.ints, at)));
   return out;
 }
 
-function drainDones(ring: ByteRing): RingDone[] {
-  const out: RingDone[] = [];
-  ring.drain((bytes, at) => out.push(readDone(bytes, ring.ints, at)));
-  return out;
-}
+const drainCopies = (ring: ByteRing): RingCopy[] => drainWith(ring, readCopy);
+const drainDones = (ring: ByteRing): RingDone[] => drainWith(ring, readDone);
 
 /** What the other end must read: the same fields, a body as its own bytes. */
 const asRead = (c: CopyCase): RingCopy => ({ nodeId: c.nodeId, reqId: c.reqId, method: c.method, head: c.head, body: c.body === undefined ? undefined : Buffer.from(c.body) });
 
 /** The ring's header words (written, read, asleep, spare), to show a refused write left no trace. */
 const headerOf = (ring: ByteRing): number[] => Array.from(new Int32Array(ring.shared, 0, 4));
+
+/**
+ * Batches of large records shrink slowly (a million steps is not unusual): past this, fast-check
+ * stops and reports the smallest failing batch found so far, instead of running for ever.
+ */
+const SHRINK_TIME_LIMIT_MS = 20_000;
+
+/**
+ * Writes `cases` through a 4 KiB ring in order, reading it back; a write refused because the
+ * ring is full must leave the header as it was and succeed once the ring is drained.
+ */
+function throughRing<C, R>(cases: readonly C[], write: (ring: ByteRing, c: C) => boolean, drain: (ring: ByteRing) => R[], onRefused: () => void): R[] {
+  const ring = ByteRing.create(4096);
+  const read: R[] = [];
+  for (const c of cases) {
+    const before = headerOf(ring);
+    if (write(ring, c)) {
+      // A writer that ran past its reservation would show here.
+      expect(ring.used).toBeLessThanOrEqual(ring.capacity);
+      continue;
+    }
+    onRefused();
+    expect(headerOf(ring)).toEqual(before);
+    read.push(...drain(ring));
+    expect(write(ring, c)).toBe(true);
+  }
+  read.push(...drain(ring));
+  return read;
+}
 
 describe('thread-protocol ring records', () => {
   it('request ids past 2^31 come back as written (the pool counts them up from 0 and never wraps)', () => {
@@ -121,38 +149,19 @@ describe('thread-protocol ring records', () => {
   it('copies round-trip in order: ids, method, UTF-8 head, body absent / empty / bytes; a refused one leaves no trace and fits once drained', () => {
     let refused = 0;
     fc.assert(fc.property(fc.array(copyCase, { minLength: 1, maxLength: 40, size: 'max' }), (cases) => {
-      const ring = ByteRing.create(4096);
-      const read: RingCopy[] = [];
-      for (const c of cases) {
-        const before = headerOf(ring);
-        if (writeCopy(ring, c.nodeId, c.reqId, c.method, c.head, c.body)) continue;
-        refused++;
-        expect(headerOf(ring)).toEqual(before);
-        read.push(...drainCopies(ring));
-        expect(writeCopy(ring, c.nodeId, c.reqId, c.method, c.head, c.body)).toBe(true);
-      }
-      read.push(...drainCopies(ring));
-      expect(read).toEqual(cases.map(asRead));
-    }), fcParams(FC_RUNS));
+      const got = throughRing(cases, (ring, c) => writeCopy(ring, c.nodeId, c.reqId, c.method, c.head, c.body), drainCopies, () => refused++);
+      // A boolean, not expect(): a failing expect builds a diff of the whole batch at every shrink step.
+      return isDeepStrictEqual(got, cases.map(asRead));
+    }), { ...fcParams(FC_RUNS), interruptAfterTimeLimit: SHRINK_TIME_LIMIT_MS });
     expect(refused).toBeGreaterThan(0);
   }, timeoutFor(FC_RUNS, 20));
 
   it('outcomes round-trip: every outcome, code and message each absent, empty or any Unicode', () => {
     let refused = 0;
     fc.assert(fc.property(fc.array(doneCase, { minLength: 1, maxLength: 40, size: 'max' }), (cases) => {
-      const ring = ByteRing.create(4096);
-      const read: RingDone[] = [];
-      for (const d of cases) {
-        const before = headerOf(ring);
-        if (writeDone(ring, d.reqId, d.outcome, d.code, d.message)) continue;
-        refused++;
-        expect(headerOf(ring)).toEqual(before);
-        read.push(...drainDones(ring));
-        expect(writeDone(ring, d.reqId, d.outcome, d.code, d.message)).toBe(true);
-      }
-      read.push(...drainDones(ring));
-      expect(read).toEqual(cases);
-    }), fcParams(FC_RUNS));
+      const got = throughRing(cases, (ring, d) => writeDone(ring, d.reqId, d.outcome, d.code, d.message), drainDones, () => refused++);
+      return isDeepStrictEqual(got, cases.map((d) => ({ ...d })));
+    }), { ...fcParams(FC_RUNS), interruptAfterTimeLimit: SHRINK_TIME_LIMIT_MS });
     expect(refused).toBeGreaterThan(0);
   }, timeoutFor(FC_RUNS, 20));
 });
