@@ -44,6 +44,8 @@ interface Pending {
   readonly done: DoneCallback;
   readonly sink: ResponseSink | undefined;
   readonly node: string;
+  /** Sent through the copies ring (its outcome may still come back as a message when the done ring is full). */
+  ring: boolean;
 }
 
 type NodeMessage = Extract<ToWorker, { t: 'node' }>;
@@ -115,7 +117,6 @@ class WorkerSlot {
     const ints = ring.ints;
     ring.drain((bytes, at) => {
       const d = readDone(bytes, ints, at);
-      this.ringInflight--;
       this.settle(d.reqId, d.outcome, d.code, d.message, undefined);
     });
   }
@@ -127,7 +128,11 @@ class WorkerSlot {
     const ring = this.doneRing;
     void ring.sleep().then(() => {
       this.doneWaiting = false;
-      if (ring !== this.doneRing) return;
+      // A worker that crashed meanwhile has a new ring: wait on that one.
+      if (ring !== this.doneRing) {
+        this.awaitDone();
+        return;
+      }
       this.drainDone();
       this.awaitDone();
     });
@@ -137,6 +142,7 @@ class WorkerSlot {
     const p = this.pending.get(r);
     if (!p) return;
     this.pending.delete(r);
+    if (p.ring) this.ringInflight--;
     if (p.sink && s) {
       p.sink.onResponse({
         status: s.status, headers: s.headers, body: Buffer.from(s.body.buffer, s.body.byteOffset, s.body.byteLength),
@@ -170,9 +176,9 @@ class WorkerSlot {
     // A raw copy (header bytes and edits) goes through the ring as bytes and its head is built
     // in the worker: all the RPC thread does is copy bytes.
     if (http && req.raw && !sink) {
-      const r = this.nextReq++;
+      const r = this.nextId();
       if (writeCopy(this.copies, nodeId, r, req.method, req.raw, req.uri, req.body)) {
-        this.pending.set(r, { done, sink, node });
+        this.pending.set(r, { done, sink, node, ring: true });
         this.sentThroughRing();
         return;
       }
@@ -198,10 +204,12 @@ class WorkerSlot {
       flat = [];
       for (const [n, v] of req.headers) flat.push(n, v);
     }
-    const r = this.nextReq++;
-    this.pending.set(r, { done, sink, node });
+    const r = this.nextId();
+    const pending: Pending = { done, sink, node, ring: false };
+    this.pending.set(r, pending);
     // A copy whose answer is thrown away goes through the ring: no message, no clone.
     if (head !== undefined && !sink && writeCopy(this.copies, nodeId, r, req.method, head, '', req.body)) {
+      pending.ring = true;
       this.sentThroughRing();
       return;
     }
@@ -220,6 +228,13 @@ class WorkerSlot {
     this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: typeof head === 'string' || head === undefined ? head : ownBytes(head), b, g, k: sink?.maxBodyBytes });
     // One message per event-loop turn: the copies of every reply written in this turn.
     this.flusher.added();
+  }
+
+  /** Request ids are uint32, as ring records carry them; they wrap after 2^32 copies. */
+  private nextId(): number {
+    const r = this.nextReq;
+    this.nextReq = (r + 1) >>> 0;
+    return r;
   }
 
   private sentThroughRing(): void {
