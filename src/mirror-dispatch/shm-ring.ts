@@ -47,6 +47,9 @@ export class ByteRing {
   constructor(shared: SharedArrayBuffer) {
     this.shared = shared;
     this.capacity = shared.byteLength - HEADER_BYTES;
+    if (this.capacity < 64 || (this.capacity & (this.capacity - 1)) !== 0) {
+      throw new RangeError(`ring of ${shared.byteLength} bytes: its data part must be a power of two ≥ 64`);
+    }
     this.state = new Int32Array(shared, 0, 4);
     this.bytes = Buffer.from(shared, HEADER_BYTES, this.capacity);
     this.ints = new Int32Array(shared, HEADER_BYTES, this.capacity >> 2);
@@ -131,7 +134,8 @@ export class ByteRing {
 
   /**
    * Sleeps until a producer writes: resolves at once when the ring is not empty. The consumer
-   * calls this when a drain found nothing; the producer's `wake` ends it.
+   * calls this when a drain found nothing; the producer's `wake` ends it. A pending wait does
+   * not keep a thread alive: the worker stays up because its message port is listened to.
    */
   sleep(): Promise<void> {
     Atomics.store(this.state, ASLEEP, 1);
