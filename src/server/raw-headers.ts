@@ -4,18 +4,13 @@
  * part of the plugin API: a request view that does not offer them (a test double, or a call
  * whose headers a plugin edited) gives undefined and the caller uses headerEntries().
  */
+import type { HeaderBytes } from '../mirror-dispatch/copy-head.js';
 import type { HttpRequest } from '../plugin-api/index.js';
 
 export const RAW_HEADERS: unique symbol = Symbol('apisix-runner.raw-headers');
 
-export interface RawHeaders {
-  /** The call's bytes. */
-  readonly bytes: Buffer;
-  /** Four int32 per entry: name start, end, value start, end (-1, -1: no value). */
-  readonly spans: Int32Array;
-  /** Every name is ASCII. */
-  readonly ascii: boolean;
-}
+/** The call's bytes, where each header entry is in them, and whether every name is ASCII. */
+export type RawHeaders = HeaderBytes;
 
 interface WithRawHeaders {
   [RAW_HEADERS]?: () => RawHeaders | undefined;
