@@ -99,6 +99,19 @@ function readString(b: Buffer, at: number): string {
   return b.toString('utf8', start + 4, start + 4 + len);
 }
 
+/** Position of the TextEntry table `i` of the vector whose first element is at `vec`. */
+function entryTable(b: Buffer, vec: number, i: number): number {
+  const elem = vec + 4 * i;
+  return elem + u32(b, elem);
+}
+
+/** The TextEntry at `t`: its name field's offset (low 16 bits) and its value field's (high 16), 0 when absent. */
+function entryFields(b: Buffer, t: number): number {
+  const vt = t - (b[t]! | (b[t + 1]! << 8) | (b[t + 2]! << 16) | (b[t + 3]! << 24));
+  const vtSize = u16(b, vt);
+  return (vtSize > 4 ? u16(b, vt + 4) : 0) | ((vtSize > 6 ? u16(b, vt + 6) : 0) << 16);
+}
+
 /**
  * Reads the [TextEntry] vector in field `vtableOffset` (4 + 2 × field id) of the table at
  * `tablePos`. The payload has been verified (verify.ts), so offsets are in bounds; this is
@@ -112,12 +125,10 @@ function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vt
   const count = u32(b, vec - 4);
   const out: TextPair[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const elem = vec + 4 * i;
-    const t = elem + u32(b, elem);
-    const vt = t - (b[t]! | (b[t + 1]! << 8) | (b[t + 2]! << 16) | (b[t + 3]! << 24));
-    const vtSize = u16(b, vt);
-    const nameOff = vtSize > 4 ? u16(b, vt + 4) : 0;
-    const valueOff = vtSize > 6 ? u16(b, vt + 6) : 0;
+    const t = entryTable(b, vec, i);
+    const fields = entryFields(b, t);
+    const nameOff = fields & 0xffff;
+    const valueOff = fields >>> 16;
     out[i] = {
       name: nameOff ? readString(b, t + nameOff) : '',
       value: valueOff ? readString(b, t + valueOff) : undefined,
@@ -142,12 +153,10 @@ function entrySpans(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vta
   const spans = new Int32Array(count * 4);
   let ascii = true;
   for (let i = 0; i < count; i++) {
-    const elem = vec + 4 * i;
-    const t = elem + u32(b, elem);
-    const vt = t - (b[t]! | (b[t + 1]! << 8) | (b[t + 2]! << 16) | (b[t + 3]! << 24));
-    const vtSize = u16(b, vt);
-    const nameOff = vtSize > 4 ? u16(b, vt + 4) : 0;
-    const valueOff = vtSize > 6 ? u16(b, vt + 6) : 0;
+    const t = entryTable(b, vec, i);
+    const fields = entryFields(b, t);
+    const nameOff = fields & 0xffff;
+    const valueOff = fields >>> 16;
     let ns = 0;
     let ne = 0;
     if (nameOff) {
