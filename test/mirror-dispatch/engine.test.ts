@@ -6,6 +6,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { DispatchEngine, type DispatchObserver, type DispatchResponse, type ResponseSink, type TargetSpec } from '../../src/mirror-dispatch/index.js';
+import { localTargetSpec } from './target-spec.js';
 
 let server: http.Server;
 let port: number;
@@ -30,17 +31,7 @@ const observer: DispatchObserver = {
   sent: noop, finished: noop, refused: noop, inflight: noop, queued: noop, failed: noop, nodeState: noop, dropped: noop, threadRestarted: noop,
 };
 
-function spec(): TargetSpec {
-  const origin = `http://127.0.0.1:${port}`;
-  return {
-    label: origin, protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined,
-    nodes: [{ label: origin, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
-    resolveAll: false, resolveEveryMs: 30_000,
-    timeouts: { connectMs: 5000, sendMs: 5000, readMs: 5000 },
-    limits: { maxConcurrency: 4, maxQueue: 10, maxQueueBytes: 1 << 20 },
-    breaker: { failures: 3, baseMs: 1000, maxMs: 10_000 },
-  };
-}
+const spec = (): TargetSpec => localTargetSpec(port);
 
 function read(maxBodyBytes: number): { sink: ResponseSink; answer: Promise<DispatchResponse> } {
   let resolve!: (r: DispatchResponse) => void;

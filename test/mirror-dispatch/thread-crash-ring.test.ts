@@ -9,6 +9,7 @@ import { it, expect } from 'vitest';
 import { DispatchThreads } from '../../src/mirror-dispatch/thread-pool.js';
 import { CircuitBreaker } from '../../src/mirror-dispatch/circuit-breaker.js';
 import type { DispatchOutcome, TargetSpec } from '../../src/mirror-dispatch/types.js';
+import { localTargetSpec } from './target-spec.js';
 
 async function serve(hold: boolean): Promise<{ server: http.Server; port: number }> {
   // hold: reads the request and never answers (the copy stays in flight in the worker).
@@ -16,17 +17,7 @@ async function serve(hold: boolean): Promise<{ server: http.Server; port: number
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
-function spec(port: number): TargetSpec {
-  const origin = `http://127.0.0.1:${port}`;
-  return {
-    label: origin, protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined,
-    nodes: [{ label: origin, authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 }],
-    resolveAll: false, resolveEveryMs: 30_000,
-    timeouts: { connectMs: 5000, sendMs: 5000, readMs: 20000 },
-    limits: { maxConcurrency: 4, maxQueue: 10, maxQueueBytes: 1 << 20 },
-    breaker: { failures: 3, baseMs: 1000, maxMs: 10_000 },
-  };
-}
+const spec = (port: number): TargetSpec => localTargetSpec(port, { connectMs: 5000, sendMs: 5000, readMs: 20000 });
 
 it('a ring copy sent right after a worker crash gets its outcome', async () => {
   const slow = await serve(true);
