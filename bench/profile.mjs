@@ -4,8 +4,13 @@
  * drives it with bench/loadgen.mjs on core 1, stops it with SIGTERM (the profile is written
  * on exit) and prints the top self-time and inclusive-time functions.
  *
- *   node bench/profile.mjs [--case none|say|rewrite|mirror-decide] [--connections 32] [--duration 10]
+ *   node bench/profile.mjs [--case none|say|rewrite|mirror-decide|mirror-all] [--connections 32] [--duration 10]
+ *                          [--rate R: paced, R calls/s in all] [--mirror-threads N]   (N > 1: the worker threads are moved to core 1 and profiled too)
  *   node bench/profile.mjs --analyze <file.cpuprofile>
+ *   node bench/profile.mjs --perf ...    Linux `perf record` of the RPC thread instead (kernel time
+ *                          included, which a V8 profile shows as idle or inside the native
+ *                          function that made the syscall); JIT frames named by --perf-basic-prof.
+ *                          Needs `perf` and perf_event_paranoid ≤ 1 (or root).
  * Output: .bench-out/prof/*.cpuprofile (open in Chrome DevTools) and .bench-out/profile-<case>.md.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,6 +29,9 @@ const { values } = parseArgs({
     analyze: { type: 'string' },
     top: { type: 'string', default: '25' },
     runner: { type: 'string', default: 'dist/cli.js' },
+    'mirror-threads': { type: 'string', default: '1' },
+    rate: { type: 'string' },
+    perf: { type: 'boolean', default: false },
   },
 });
 
@@ -33,7 +41,8 @@ const CONFS = {
   rewrite: [{ name: 'rewrite', value: JSON.stringify({ path: '/anything', headers: { set: { 'x-bench': '1' } } }) }],
   'mirror-decide': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:9', sample_ratio: 0.00001 }) }],
   // SINK_PORT is replaced by the port of bench/sink-server.mjs, started for this case.
-  'mirror-all': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:SINK_PORT', sample_ratio: 1 }) }],
+  // max_concurrency as in bench/run.mjs's mirror cells: no copy dropped at C = 32.
+  'mirror-all': [{ name: 'proxy-mirror', value: JSON.stringify({ host: 'http://127.0.0.1:SINK_PORT', sample_ratio: 1, max_concurrency: 1024 }) }],
 };
 
 /** Starts bench/sink-server.mjs (core 1 when pinning works) and resolves { child, port }. */
@@ -131,6 +140,22 @@ async function waitForSocket(path, child) {
   throw new Error('runner did not listen');
 }
 
+/** Moves every thread of pid but the main one (tid = pid) to core 1, as bench/run.mjs does for mirror workers. */
+function moveWorkersToCore1(pid) {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    if (tid !== String(pid)) spawnSync('taskset', ['-p', '-c', '1', tid]);
+  }
+}
+
+let perfReport;
+
+/** `perf report` of a perf.data: self time by symbol (kernel and JIT included) and by object. */
+function perfSummary(data, top) {
+  const run = (sort) => spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', '0.3'], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout
+    .split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, top).join('\n');
+  return `perf ${relative(REPO_ROOT, data)} (RPC thread, cpu-clock):\n\nby object:\n${run('dso')}\n\nby symbol:\n${run('dso,sym')}`;
+}
+
 async function profileRun() {
   let conf = CONFS[values.case];
   if (!conf) throw new Error(`unknown case ${values.case}; one of ${Object.keys(CONFS).join(', ')}`);
@@ -142,7 +167,8 @@ async function profileRun() {
   if (sink) conf = JSON.parse(JSON.stringify(conf).replace('SINK_PORT', sink.port));
   const socketPath = resolve(os.tmpdir(), `a6prof-${process.pid}.sock`);
   const started = Date.now();
-  const argv = p(0, [process.execPath, '--cpu-prof', '--cpu-prof-dir', dir, resolve(REPO_ROOT, values.runner), '--log-level', 'warn']);
+  const nodeFlags = values.perf ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir', dir];
+  const argv = p(0, [process.execPath, ...nodeFlags, resolve(REPO_ROOT, values.runner), '--log-level', 'warn', '--mirror-threads', values['mirror-threads']]);
   const runner = spawn(argv[0], argv.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
@@ -150,14 +176,32 @@ async function profileRun() {
   });
   try {
     await waitForSocket(socketPath, runner);
+    if (pin && Number(values['mirror-threads']) > 1) moveWorkersToCore1(runner.pid);
     const lg = p(1, [
       process.execPath, resolve(REPO_ROOT, 'bench/loadgen.mjs'), '--socket', socketPath,
       '--connections', values.connections, '--duration', values.duration, '--warmup', '1',
       '--conf', JSON.stringify(conf), '--pid', String(runner.pid),
+      ...(values.rate ? ['--rate', values.rate] : []),
     ]);
-    const out = spawnSync(lg[0], lg.slice(1), { cwd: REPO_ROOT, encoding: 'utf8' });
-    if (out.status !== 0) throw new Error(`loadgen failed: ${out.stderr}`);
-    const s = JSON.parse(out.stdout);
+    const out = new Promise((res) => {
+      const child = spawn(lg[0], lg.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.once('exit', (status) => res({ status, stdout, stderr }));
+    });
+    // perf: the RPC thread only (tid = pid), after the 1 s warm-up, for all but the last second.
+    const perfData = resolve(dir, `perf-${values.case}-${process.pid}.data`);
+    if (values.perf) {
+      await new Promise((r) => setTimeout(r, 1500));
+      const perf = spawnSync('perf', ['record', '-e', 'cpu-clock', '-g', '-t', String(runner.pid), '-o', perfData, '--', 'sleep', String(Math.max(1, Number(values.duration) - 1.5))], { stdio: 'ignore' });
+      if (perf.status !== 0) throw new Error(`perf record failed (${perf.error?.message ?? `exit ${perf.status}`}): is perf installed, and perf_event_paranoid ≤ 1 or this user root?`);
+    }
+    if (values.perf) perfReport = perfData;
+    const { status, stdout, stderr } = await out;
+    if (status !== 0) throw new Error(`loadgen failed: ${stderr}`);
+    const s = JSON.parse(stdout);
     process.stdout.write(`load: ${Math.round(s.rps)} RPC/s, ${s.runnerCpuUsPerRpc?.toFixed(1)} µs CPU/RPC (profiling on), errors ${s.errors}\n`);
   } finally {
     const exited = new Promise((r) => runner.once('exit', r));
@@ -166,16 +210,22 @@ async function profileRun() {
     rmSync(socketPath, { force: true });
     if (sink) sink.child.kill('SIGTERM');
   }
+  if (values.perf) return undefined;
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => resolve(dir, f))
     .filter((f) => statSync(f).mtimeMs >= started)
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (!files[0]) throw new Error('no profile written: does the runner exit cleanly on SIGTERM?');
-  return files[0];
+  // Node names a profile CPU.<date>.<time>.<pid>.<thread id>.<seq>: thread 0 is the RPC thread.
+  const thread = (f) => Number(f.split('.').at(-3));
+  for (const f of files.filter((f) => thread(f) !== 0)) {
+    process.stdout.write(`worker thread ${thread(f)}:\n${analyzeProfile(f, 12)}\n\n`);
+  }
+  return files.find((f) => thread(f) === 0) ?? files[0];
 }
 
 const file = values.analyze ? resolve(values.analyze) : await profileRun();
-const report = analyzeProfile(file, Number(values.top));
+const report = perfReport ? perfSummary(perfReport, Number(values.top)) : analyzeProfile(file, Number(values.top));
 process.stdout.write(`${report}\n`);
 writeFileSync(resolve(REPO_ROOT, `.bench-out/profile-${values.analyze ? 'analyzed' : values.case}.md`), `${report}\n`);

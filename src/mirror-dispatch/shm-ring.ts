@@ -98,6 +98,11 @@ export class ByteRing {
     Atomics.store(this.state, WRITTEN, (w + advance) | 0);
   }
 
+  /** Whether the consumer sleeps on the ring (a producer's next `wake` will notify it). */
+  get consumerAsleep(): boolean {
+    return Atomics.load(this.state, ASLEEP) !== 0;
+  }
+
   /** After committing: true when the consumer was asleep and has been woken (one notify). */
   wake(): boolean {
     if (Atomics.load(this.state, ASLEEP) === 0) return false;

@@ -24,7 +24,6 @@ let flushing = false;
 
 let copies: ByteRing | undefined;
 let doneRing: ByteRing | undefined;
-let doneWritten = false;
 /** Copies from the ring for a node whose 'node' message has not been read yet. */
 const early = new Map<number, RingCopy[]>();
 /** Nodes closed (ids are never reused): a late copy for one is an error, not an early one. */
@@ -32,10 +31,6 @@ const closedIds = new Set<number>();
 
 function flush(): void {
   flushing = false;
-  if (doneWritten) {
-    doneWritten = false;
-    doneRing!.wake();
-  }
   if (outbox.length === 0) return;
   const msg: FromWorker = { t: 'done', batch: outbox };
   port!.postMessage(msg, transfer.splice(0));
@@ -57,10 +52,8 @@ function scheduleFlush(): void {
 
 /** An outcome of a copy that came through the ring: back through the done ring (or a message when it is full). */
 function ringDone(reqId: number, o: DispatchOutcome, c?: string, e?: string): void {
-  if (writeDone(doneRing!, reqId, o, c, e)) {
-    doneWritten = true;
-    scheduleFlush();
-  } else {
+  // The RPC thread reads the done ring at its next flush or poll (thread-pool.ts): no wake-up.
+  if (!writeDone(doneRing!, reqId, o, c, e)) {
     report({ r: reqId, o, c, e, s: undefined });
   }
 }
@@ -98,11 +91,29 @@ function drainCopies(): number {
   return copies.drain((bytes, at) => sendFromRing(readCopy(bytes, ints, at)));
 }
 
-/** Reads the copies ring while it has records, sleeping on it when it is empty. */
+/**
+ * While copies flow, the worker looks at the ring every POLL_MS by its own timer; it sleeps on
+ * the ring (and must be woken with an `Atomics.notify`) only after HOT_MS without a copy.
+ * Waking a thread on another core cost the RPC thread about 5 µs per wake-up on this project's
+ * VM, a quarter of its time at 100 % mirroring (profile in docs/performance.md, "Mirror
+ * dispatch, fifth pass"); a copy now waits up to POLL_MS in the ring instead.
+ */
+const POLL_MS = 1;
+const HOT_MS = 50;
+
+/** Reads the copies ring while it has records, polling it while copies flow, sleeping on it when they stop. */
 async function consume(): Promise<void> {
+  let lastCopyAt = now();
   for (;;) {
-    if (drainCopies() === 0) await copies!.sleep();
-    else await new Promise<void>((r) => setImmediate(r));
+    if (drainCopies() > 0) {
+      lastCopyAt = now();
+      await new Promise<void>((r) => setImmediate(r));
+    } else if (now() - lastCopyAt < HOT_MS) {
+      await new Promise<void>((r) => setTimeout(r, POLL_MS));
+    } else {
+      await copies!.sleep();
+      lastCopyAt = now();
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * A worker that dies while the RPC thread sleeps on its done ring: a copy sent through the new
- * worker's ring right after the restart still gets its outcome (found by the ring tests: the
- * pool used to stop waiting on the new ring).
+ * A worker that dies while the RPC thread waits for outcomes on its done ring: a copy sent
+ * through the new worker's ring right after the restart still gets its outcome (found by the
+ * ring tests: the pool used to stop waiting on the new ring; it now polls whichever ring is
+ * current).
  */
 import http from 'node:http';
 import type net from 'node:net';
@@ -30,12 +31,12 @@ it('a ring copy sent right after a worker crash gets its outcome', async () => {
     const req = { method: 'GET', uri: '/', headers: [['host', 'h']] as [string, string][], body: undefined, sizeBytes: 0 };
     const reached = new Promise((r) => slow.server.once('request', r));
     const aDone = new Promise<DispatchOutcome>((r) => a.send(req, undefined, (o) => r(o)));
-    // The copy is in the worker: the RPC side sleeps on the done ring (ringInflight 1).
+    // The copy is in the worker: the RPC side polls the done ring (ringInflight 1).
     await reached;
     let bDone: Promise<DispatchOutcome> | undefined;
     const w = threads.workers[0]!;
     // Right after the pool's own exit handler (crashed(): new rings, worker restarted), before the
-    // old ring's sleep has resolved: a copy for the other node goes through the new ring.
+    // old ring's next poll: a copy for the other node goes through the new ring.
     w.on('exit', () => { bDone = new Promise<DispatchOutcome>((r) => b.send(req, undefined, (o) => r(o))); });
     await w.terminate();
     expect(await aDone).toBe('error');
