@@ -26,7 +26,7 @@ type HeadConf = HeadEdits;
 export interface HeaderBytes {
   readonly bytes: Buffer;
   /** Four int32 per entry: name start, end, value start, end (-1, -1: no value). */
-  readonly spans: Int32Array;
+  readonly spans: ArrayLike<number>;
   /** Every name is ASCII. */
   readonly ascii: boolean;
 }

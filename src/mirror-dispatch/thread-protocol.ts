@@ -106,6 +106,28 @@ function editsOf(json: string): HeadEdits {
 }
 
 /**
+ * `s` (latin1: methods are ASCII) at `p`: a loop, cheaper than Buffer#write's call into C++
+ * for the few bytes of a method.
+ */
+function writeAscii(bytes: Buffer, s: string, p: number): number {
+  const n = s.length;
+  for (let k = 0; k < n; k++) bytes[p + k] = s.charCodeAt(k);
+  return n;
+}
+
+/** `s` as UTF-8 at `p`: a loop while it is ASCII (a URI nearly always is), else Buffer#write. */
+function writeUtf8(bytes: Buffer, s: string, p: number): number {
+  const n = s.length;
+  if (n > 256) return bytes.write(s, p, 'utf8');
+  for (let k = 0; k < n; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 0x80) return bytes.write(s, p, 'utf8');
+    bytes[p + k] = c;
+  }
+  return n;
+}
+
+/**
  * Writes a copy into the ring: its built head, or (RawCopy) the header bytes and edits to
  * build it from. False when it does not fit now (the caller sends a message instead).
  */
@@ -115,7 +137,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
   let max = COPY_HEADER + method.length + (body ? body.byteLength : 0);
-  if (raw) max += raw.spans.byteLength + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + raw.bytes.byteLength;
+  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + raw.bytes.byteLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -123,12 +145,15 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   const i = at >> 2;
   let p = at + COPY_HEADER;
   if (raw) {
-    ints.set(raw.spans, (p >> 2));
-    p += raw.spans.byteLength;
+    const spans = raw.spans;
+    const n = spans.length;
+    const q = p >> 2;
+    for (let k = 0; k < n; k++) ints[q + k] = spans[k]!;
+    p += n * 4;
   }
-  p += bytes.write(method, p, 'latin1');
+  p += writeAscii(bytes, method, p);
   if (raw) {
-    const ub = bytes.write(uri, p, 'utf8');
+    const ub = writeUtf8(bytes, uri, p);
     p += ub;
     bytes.set(edits!, p);
     const eb = edits!.length;
@@ -187,7 +212,9 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   let p = at + COPY_HEADER;
   if (ints[i + 2] === KIND_RAW) {
     const nSpans = ints[i + 9]!;
-    const spans = ints.slice(p >> 2, (p >> 2) + nSpans);
+    const spans: number[] = new Array<number>(nSpans);
+    const q = p >> 2;
+    for (let k = 0; k < nSpans; k++) spans[k] = ints[q + k]!;
     p += nSpans * 4;
     const method = bytes.toString('latin1', p, p + ml);
     p += ml;

@@ -185,6 +185,72 @@ export function verifyTablesVector(payload: Uint8Array, vector: number, shape: T
   }
 }
 
+const TEXT_ENTRY_NAME = 'A6.TextEntry';
+
+/**
+ * verifyTablesVector for a vector of A6.TextEntry (`name: string; value: string`), fused with
+ * finding where each entry's strings are: the same checks, in one pass over the bytes, with
+ * the same errors, and no string decoded. `spans` gets four int32 per entry: name start and
+ * end, value start and end (-1, -1 without a value; a missing name is an empty range at 0).
+ * Returns whether every name is ASCII. This runs for every mirrored request's headers, where
+ * the generic walk cost more than a microsecond for a dozen headers. `spans` is a plain array:
+ * a 48-element Int32Array cost 0.57 µs to allocate (an off-heap backing store), an array 0.1.
+ */
+export function verifyTextEntrySpans(b: Uint8Array, vector: number, spans: number[]): boolean {
+  const len = b.length;
+  const count = u32(b, vector);
+  let ascii = true;
+  for (let i = 0; i < count; i++) {
+    const elem = vector + 4 + 4 * i;
+    const pos = elem + u32(b, elem);
+    if (pos + 4 > len) failText(`table offset ${pos} out of bounds`);
+    const vtable = pos - i32(b, pos);
+    if (vtable < 0 || vtable + 4 > len) failText(`vtable offset ${vtable} out of bounds`);
+    const vtableSize = u16(b, vtable);
+    const tableSize = u16(b, vtable + 2);
+    if (vtableSize < 4 || (vtableSize & 1) !== 0 || vtable + vtableSize > len) failText(`bad vtable size ${vtableSize}`);
+    if (tableSize < 4 || pos + tableSize > len) failText(`bad table size ${tableSize}`);
+    const nameOff = vtableSize >= 6 ? u16(b, vtable + 4) : 0;
+    const valueOff = vtableSize >= 8 ? u16(b, vtable + 6) : 0;
+    let ns = 0;
+    let ne = 0;
+    if (nameOff) {
+      const at = textString(b, pos, nameOff, tableSize);
+      ns = at + 4;
+      ne = ns + u32(b, at);
+      for (let k = ns; k < ne; k++) if (b[k]! >= 0x80) { ascii = false; break; }
+    }
+    let vs = -1;
+    let ve = -1;
+    if (valueOff) {
+      const at = textString(b, pos, valueOff, tableSize);
+      vs = at + 4;
+      ve = vs + u32(b, at);
+    }
+    const o = i * 4;
+    spans[o] = ns;
+    spans[o + 1] = ne;
+    spans[o + 2] = vs;
+    spans[o + 3] = ve;
+  }
+  return ascii;
+}
+
+/** follow + vectorEnd(…, 1) of a TextEntry's string field: the position of its length word. */
+function textString(b: Uint8Array, pos: number, off: number, tableSize: number): number {
+  if (off + 4 > tableSize) failText(`field at ${off} overruns its table of ${tableSize} bytes`);
+  const at = pos + off;
+  const target = at + u32(b, at);
+  if (target + 4 > b.length) failText(`offset target ${target} out of bounds`);
+  const count = u32(b, target);
+  if (target + 4 + count > b.length) failText(`vector of ${count} elements at ${target} overruns the payload`);
+  return target;
+}
+
+function failText(what: string): never {
+  throw new MalformedPayloadError(`${TEXT_ENTRY_NAME}: ${what}`);
+}
+
 /** Follows the uoffset stored at table field `off`; the target must leave room for a 4-byte length or soffset. */
 function follow(b: Uint8Array, pos: number, off: number, tableSize: number, shape: CompiledShape): number {
   if (off + 4 > tableSize) fail(shape, `field at ${off} overruns its table of ${tableSize} bytes`);

@@ -22,7 +22,9 @@ import {
 } from '../harness/apisix-codec.js';
 import {
   extraInfoResultArb,
+  mutate,
   mutatedPayloadArb,
+  mutationArb,
   prepareConfInputArb,
   reqCallInputArb,
   respCallInputArb,
@@ -239,4 +241,80 @@ describe('forged lengths are rejected before anything loops over them', () => {
       fcParams(FC_RUNS),
     );
   }, timeoutFor(FC_RUNS, 2));
+});
+
+/**
+ * `headerSpans` checks the header vector with its own fused walk (verify.ts,
+ * verifyTextEntrySpans) instead of the generic verifier that `headers` uses: on valid and
+ * mutated HTTPReqCall payloads both must accept and refuse the same payloads, and the spans
+ * must point at exactly the names and values `headers` decodes.
+ */
+describe('headerSpans and headers agree', () => {
+  const outcome = (read: () => unknown): { ok: true; value: unknown } | { ok: false; error: string } => {
+    try {
+      return { ok: true, value: read() };
+    } catch (err) {
+      if (!(err instanceof MalformedPayloadError)) throw err;
+      return { ok: false, error: err.message };
+    }
+  };
+  const viaSpans = (payload: Uint8Array): TextPair[] => {
+    const m = decodeHttpReqCall(payload);
+    const { spans } = m.headerSpans;
+    const out: TextPair[] = [];
+    for (let i = 0; i < spans.length; i += 4) {
+      out.push({ name: m.bytes.toString('utf8', spans[i]!, spans[i + 1]!), value: spans[i + 2]! < 0 ? undefined : m.bytes.toString('utf8', spans[i + 2]!, spans[i + 3]!) });
+    }
+    return out;
+  };
+  const check = (payload: Uint8Array): void => {
+    let decodable = true;
+    try { decodeHttpReqCall(payload); } catch { decodable = false; }
+    if (!decodable) return;
+    const a = outcome(() => viaSpans(payload));
+    const b = outcome(() => decodeHttpReqCall(payload).headers);
+    // The same verdict, with the same error (the fused walk reports what the generic one does).
+    expect(a).toEqual(b);
+  };
+
+  it('on valid calls', () => {
+    fc.assert(fc.property(reqCallInputArb(), (input) => check(encodeHttpReqCallReq(input))), fcParams(FC_RUNS));
+  }, timeoutFor(FC_RUNS, 2));
+
+  it('a header name or value whose length is forged to end 1 to 4 bytes past the payload is refused by both', () => {
+    const payload = encodeHttpReqCallReq({
+      id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/p', args: [],
+      headers: [{ name: 'host', value: 'example' }, { name: 'x-last', value: 'v' }],
+    });
+    const { spans } = decodeHttpReqCall(payload).headerSpans;
+    let forged = 0;
+    for (let i = 0; i < spans.length; i += 2) {
+      const start = spans[i]!;
+      if (start <= 0) continue;
+      for (let k = 1; k <= 4; k++) {
+        const p = Uint8Array.from(payload);
+        new DataView(p.buffer).setUint32(start - 4, p.length - start + k, true);
+        expect(outcome(() => decodeHttpReqCall(p).headerSpans).ok).toBe(false);
+        check(p);
+        forged++;
+      }
+    }
+    expect(forged).toBe(16);
+  });
+
+  it('on mutated calls (some refused, some not)', () => {
+    let refused = 0;
+    let accepted = 0;
+    fc.assert(
+      fc.property(reqCallInputArb(), fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (input, ms) => {
+        const payload = mutate(encodeHttpReqCallReq(input), ms);
+        check(payload);
+        try { decodeHttpReqCall(payload).headers; accepted++; } catch { refused++; }
+      }),
+      fcParams(FC_RUNS * 4),
+    );
+    // Both verdicts were exercised, or the agreement above would say little.
+    expect(refused).toBeGreaterThan(0);
+    expect(accepted).toBeGreaterThan(0);
+  }, timeoutFor(FC_RUNS * 4, 2));
 });
