@@ -65,8 +65,6 @@ class WorkerSlot {
   private stopping = false;
   private copies!: ByteRing;
   private doneRing!: ByteRing;
-  /** Copies written to the ring this turn: the worker is woken once, at the flush. */
-  private ringWritten = false;
   /** Copies sent through the ring whose outcome has not been read yet. */
   private ringInflight = 0;
   private donePoll: NodeJS.Timeout | undefined;
@@ -88,7 +86,6 @@ class WorkerSlot {
     this.worker = worker;
     this.copies = ByteRing.create(COPIES_RING_BYTES);
     this.doneRing = ByteRing.create(DONE_RING_BYTES);
-    this.ringWritten = false;
     this.ringInflight = 0;
     worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
     worker.unref();
@@ -247,18 +244,19 @@ class WorkerSlot {
     return r;
   }
 
+  /**
+   * A copy is in the ring: the worker polls it while copies flow, so nothing is scheduled here
+   * (no flush per turn); a worker asleep after a quiet spell is woken at once. Outcomes are
+   * read by the done ring's poll.
+   */
   private sentThroughRing(): void {
     this.ringInflight++;
-    this.ringWritten = true;
-    this.flusher.added();
+    if (this.copies.wake()) this.wakes++;
+    this.awaitDone();
   }
 
   private flush(): void {
-    if (this.ringWritten) {
-      this.ringWritten = false;
-      if (this.copies.wake()) this.wakes++;
-    }
-    // Outcomes are read here too: under load this turn's flush finds the last turns' outcomes.
+    // Outcomes are read here too: a 'send' message is handled after the ring's earlier copies.
     this.drainDone();
     this.awaitDone();
     if (this.outbox.length === 0) return;

@@ -172,6 +172,23 @@ function asciiNameIs(b: Buffer, start: number, end: number, lower: string): bool
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
+/**
+ * Header names as looked up (nearly always the same few literals) → their lower case when
+ * ASCII, else null; remembered so a lookup costs a Map hit instead of toLowerCase and a
+ * regular expression (measured: about a quarter of a lookup). Bounded: cleared at 1,024 names.
+ */
+const lowerNames = new Map<string, string | null>();
+function asciiLower(name: string): string | null {
+  let lower = lowerNames.get(name);
+  if (lower === undefined) {
+    const l = name.toLowerCase();
+    lower = ASCII_ONLY.test(l) ? l : null;
+    if (lowerNames.size >= 1024) lowerNames.clear();
+    lowerNames.set(name, lower);
+  }
+  return lower;
+}
+
 function copyBytes(bytes: Uint8Array | null): Buffer | undefined {
   return bytes ? Buffer.from(bytes) : undefined;
 }
@@ -284,8 +301,8 @@ export class HttpReqCallMessage {
    * for three strings.
    */
   header(name: string): string | undefined {
-    const lower = name.toLowerCase();
-    if (this.headersCache || !ASCII_ONLY.test(lower)) return firstValue(this.headers, lower);
+    const lower = asciiLower(name);
+    if (this.headersCache || lower === null) return firstValue(this.headers, name.toLowerCase());
     const { spans, ascii } = this.headerSpans;
     if (!ascii) return firstValue(this.headers, lower);
     const b = this.payload;
