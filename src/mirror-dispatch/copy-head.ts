@@ -19,6 +19,7 @@
  */
 import { HOP_BY_HOP, buildCopyHeaders, type HeadEdits, type HeaderEntry } from './copy-headers.js';
 import { requestHead } from './h1/request-head.js';
+import { writeLatin1, writeUtf8 } from './ascii-bytes.js';
 
 type HeadConf = HeadEdits;
 
@@ -128,10 +129,10 @@ export function copyHeadFromBytes(raw: HeaderBytes, method: string, uri: string,
   for (let i = 0; i < spans.length; i += 4) bound += spans[i + 1]! - spans[i]! + Math.max(0, spans[i + 3]! - spans[i + 2]!) + 4;
   if (corr !== undefined) bound += recipe.correlationHeader!.length + Buffer.byteLength(corr) + 4;
   const out = Buffer.allocUnsafe(bound);
-  let p = out.write(method, 0, 'latin1');
+  let p = writeLatin1(out, method, 0);
   out[p++] = 0x20;
-  p += out.write(uri, p, 'utf8');
-  p += out.write(' HTTP/1.1\r\n', p, 'latin1');
+  p += writeUtf8(out, uri, p);
+  p += writeLatin1(out, ' HTTP/1.1\r\n', p);
   let hasHost = recipe.setsHost || (corr !== undefined && recipe.correlationHeader!.toLowerCase() === 'host');
   let sawHost = false;
   // Byte loops, not Buffer calls: a header is a few dozen bytes, a call into C++ costs more.

@@ -4,6 +4,7 @@
  * the nodes' connection pools and does the HTTP/gRPC work. Requests travel in batches (one
  * postMessage per event-loop turn), bodies as transferred ArrayBuffers.
  */
+import { writeLatin1, writeUtf8 } from './ascii-bytes.js';
 import type { RawCopy } from './copy-head.js';
 import type { HeadEdits } from './copy-headers.js';
 import type { ByteRing } from './shm-ring.js';
@@ -106,28 +107,6 @@ function editsOf(json: string): HeadEdits {
 }
 
 /**
- * `s` (latin1: methods are ASCII) at `p`: a loop, cheaper than Buffer#write's call into C++
- * for the few bytes of a method.
- */
-function writeAscii(bytes: Buffer, s: string, p: number): number {
-  const n = s.length;
-  for (let k = 0; k < n; k++) bytes[p + k] = s.charCodeAt(k);
-  return n;
-}
-
-/** `s` as UTF-8 at `p`: a loop while it is ASCII (a URI nearly always is), else Buffer#write. */
-function writeUtf8(bytes: Buffer, s: string, p: number): number {
-  const n = s.length;
-  if (n > 256) return bytes.write(s, p, 'utf8');
-  for (let k = 0; k < n; k++) {
-    const c = s.charCodeAt(k);
-    if (c >= 0x80) return bytes.write(s, p, 'utf8');
-    bytes[p + k] = c;
-  }
-  return n;
-}
-
-/**
  * Writes a copy into the ring: its built head, or (RawCopy) the header bytes and edits to
  * build it from. False when it does not fit now (the caller sends a message instead).
  */
@@ -151,7 +130,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     for (let k = 0; k < n; k++) ints[q + k] = spans[k]!;
     p += n * 4;
   }
-  p += writeAscii(bytes, method, p);
+  p += writeLatin1(bytes, method, p);
   if (raw) {
     const ub = writeUtf8(bytes, uri, p);
     p += ub;
