@@ -3,9 +3,10 @@
  * (lazy-registry.ts): what a scrape shows must not depend on when the registry was created.
  */
 import { describe, expect, it } from 'vitest';
-import { Counter, Registry } from 'prom-client';
+import fc from 'fast-check';
+import { Counter, Histogram, Registry } from 'prom-client';
 import { LazyRegistry } from '../../src/observability/lazy-registry.js';
-import { registerMetricTable } from '../../src/observability/metric-tables.js';
+import { registerHistogramTable, registerMetricTable } from '../../src/observability/metric-tables.js';
 import { createMirrorMetrics } from '../../src/plugins/proxy-mirror/metrics.js';
 
 const copies = { kind: 'counter', name: 'test_copies_total', help: 'copies', labelNames: ['target', 'outcome'] } as const;
@@ -58,7 +59,7 @@ describe('metric tables', () => {
     expect(text).toMatch(/^test_inflight\{target="x"\} 1$/m);
   });
 
-  it('mirror metrics counted before the registry exists keep their values; latency is timed once it exists', async () => {
+  it('mirror metrics counted before the registry exists keep their values, latency included', async () => {
     const registry = new LazyRegistry();
     const m = createMirrorMetrics(registry);
     m.sent('http://t');
@@ -82,9 +83,43 @@ describe('metric tables', () => {
       'apisix_runner_mirror_node_up{target="http://t",node="http://t"} 0',
       'apisix_runner_mirror_thread_restarts_total 1',
     ]) expect(text.split('\n')).toContain(line);
-    // The copy finished before the registry existed was not timed; the next one is.
-    expect(text).not.toMatch(/apisix_runner_mirror_latency_seconds_count\{/);
-    m.finished('http://t', '2xx', 0.01);
-    expect(await registry.metrics()).toMatch(/^apisix_runner_mirror_latency_seconds_count\{target="http:\/\/t",outcome="2xx"\} 1$/m);
+    // The copy finished before the registry existed is in the histogram, like every counter.
+    expect(text).toMatch(/^apisix_runner_mirror_latency_seconds_count\{target="http:\/\/t",outcome="2xx"\} 1$/m);
+    expect(text).toMatch(/^apisix_runner_mirror_latency_seconds_bucket\{le="0.01",target="http:\/\/t",outcome="2xx"\} 1$/m);
+    m.finished('http://t', '2xx', 0.5);
+    const again = await registry.metrics();
+    expect(again).toMatch(/^apisix_runner_mirror_latency_seconds_count\{target="http:\/\/t",outcome="2xx"\} 2$/m);
+    expect(again).toMatch(/^apisix_runner_mirror_latency_seconds_sum\{target="http:\/\/t",outcome="2xx"\} 0.51$/m);
+  });
+});
+
+describe('histogram tables', () => {
+  const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+  const spec = { name: 'test_latency_seconds', help: 'latency', labelNames: ['target', 'outcome'], buckets: BUCKETS } as const;
+
+  it('scrape the same text as a prom-client Histogram fed the same observations', async () => {
+    const observation = fc.tuple(fc.constantFrom('http://a', 'http://b'), fc.constantFrom('2xx', 'timeout'),
+      fc.oneof(fc.constantFrom(...BUCKETS, 0, 61), fc.double({ min: 0, max: 100, noNaN: true })));
+    await fc.assert(fc.asyncProperty(fc.array(observation, { maxLength: 60 }), async (obs) => {
+      const theirs = new Registry();
+      const h = new Histogram({ ...spec, labelNames: [...spec.labelNames], buckets: [...BUCKETS], registers: [theirs] });
+      const ours = new LazyRegistry();
+      const table = registerHistogramTable(ours, spec);
+      for (const [target, outcome, v] of obs) {
+        h.labels(target, outcome).observe(v);
+        table.cell([target, outcome]).observe(v);
+      }
+      // Series order may differ (label sets are listed as first seen in both): compare as sets.
+      const lines = (text: string) => new Set(text.split('\n').filter((l) => l.startsWith('test_latency')));
+      expect(lines(await ours.metrics())).toEqual(lines(await theirs.metrics()));
+      expect(await ours.metrics()).toContain('# TYPE test_latency_seconds histogram');
+    }), { numRuns: 60 });
+  });
+
+  it('asking twice on one registry shares the table', async () => {
+    const registry = new LazyRegistry();
+    registerHistogramTable(registry, spec).cell(['t', '2xx']).observe(0.002);
+    registerHistogramTable(registry, spec).cell(['t', '2xx']).observe(0.002);
+    expect(await registry.metrics()).toMatch(/^test_latency_seconds_count\{target="t",outcome="2xx"\} 2$/m);
   });
 });

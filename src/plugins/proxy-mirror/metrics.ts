@@ -1,14 +1,12 @@
 /**
  * Prometheus metrics of the mirror, registered on the runner's registry. Labels are bounded:
  * `target` is a conf's `host` (as many as configured targets), outcomes and reasons are fixed sets.
- * Counters and gauges are plain numbers (observability/metric-tables.ts) until someone scrapes
- * them; the latency histogram exists once the registry does (a runner without
- * `--metrics-address` never creates it, so copies are not timed for nobody).
+ * Counters, gauges and the latency histogram are plain numbers (observability/metric-tables.ts)
+ * until someone scrapes them: no prom-client call per copy.
  */
-import type { Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { DispatchOutcome } from '../../mirror-dispatch/index.js';
-import { loadPromClient, onRegistry } from '../../observability/lazy-registry.js';
-import { boundByOne, boundByTwo, registerMetricTable, type MetricCell, type TableMetric } from '../../observability/metric-tables.js';
+import { boundByOne, boundByTwo, registerHistogramTable, registerMetricTable, type MetricCell, type TableMetric } from '../../observability/metric-tables.js';
 
 /** Terminal outcome of a copy that was handed to the dispatch engine. */
 export type MirrorOutcome = DispatchOutcome;
@@ -57,15 +55,11 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
     help: 'Requests not mirrored, by target and reason.', labelNames: ['target', 'reason'] });
   const omitted = table({ kind: 'counter', name: 'apisix_runner_mirror_body_omitted_total',
     help: 'Copies sent without their body, by target and reason.', labelNames: ['target', 'reason'] });
-  let latency: Histogram | undefined;
-  onRegistry(registry, (created) => {
-    latency = (created.getSingleMetric('apisix_runner_mirror_latency_seconds') as Histogram | undefined) ?? new (loadPromClient().Histogram)({
-      name: 'apisix_runner_mirror_latency_seconds',
-      help: 'Time from sending a copy to the end of its (discarded) response, by target and outcome.',
-      labelNames: ['target', 'outcome'],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers: [created],
-    });
+  const latency = registerHistogramTable(registry, {
+    name: 'apisix_runner_mirror_latency_seconds',
+    help: 'Time from sending a copy to the end of its (discarded) response, by target and outcome.',
+    labelNames: ['target', 'outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   });
   const inflight = table(byTarget('gauge', 'apisix_runner_mirror_inflight', 'Mirror copies in flight, by target.'));
   const queueLen = table(byTarget('gauge', 'apisix_runner_mirror_queued', 'Mirror copies waiting in the queue, by target.'));
@@ -88,7 +82,7 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
     if (!c) byOutcome.set(outcome, (c = perNode.cell([target, node, outcome])));
     return c;
   };
-  const latencyOf = boundByTwo((target, outcome) => latency!.labels(target, outcome));
+  const latencyOf = boundByTwo((target, outcome) => latency.cell([target, outcome]));
   const inflightOf = boundByOne((target) => inflight.cell([target]));
   const queueLenOf = boundByOne((target) => queueLen.cell([target]));
   const queueBytesOf = boundByOne((target) => queueBytes.cell([target]));
@@ -98,7 +92,7 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
     sent: (target) => copiesOf(target, 'sent').n++,
     finished: (target, outcome, seconds) => {
       copiesOf(target, outcome).n++;
-      if (seconds !== undefined && latency) latencyOf(target, outcome).observe(seconds);
+      if (seconds !== undefined) latencyOf(target, outcome).observe(seconds);
     },
     skipped: (target, reason) => {
       copiesOf(target, 'skipped').n++;
