@@ -30,8 +30,12 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 12 };
 const COPIES_RING_BYTES = 4 * 1024 * 1024;
 const DONE_RING_BYTES = 256 * 1024;
 
-/** How often the RPC thread reads outcomes while copies are out and no copy is being sent. */
+/**
+ * How often the RPC thread reads outcomes while copies are out: every DONE_POLL_MS while polls
+ * find some, doubling up to MAX_DONE_POLL_MS while they find none (copies held by a slow target).
+ */
 const DONE_POLL_MS = 1;
+const MAX_DONE_POLL_MS = 16;
 
 /**
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
@@ -68,6 +72,7 @@ class WorkerSlot {
   /** Copies sent through the ring whose outcome has not been read yet. */
   private ringInflight = 0;
   private donePoll: NodeJS.Timeout | undefined;
+  private donePollMs = DONE_POLL_MS;
   restarts = 0;
   /** Times the worker had to be woken (an Atomics.notify) for copies written to its ring. */
   wakes = 0;
@@ -117,11 +122,11 @@ class WorkerSlot {
     this.start();
   }
 
-  /** Reads the outcomes the worker wrote to the done ring. */
-  private drainDone(): void {
+  /** Reads the outcomes the worker wrote to the done ring; returns how many. */
+  private drainDone(): number {
     const ring = this.doneRing;
     const ints = ring.ints;
-    ring.drain((bytes, at) => {
+    return ring.drain((bytes, at) => {
       const d = readDone(bytes, ints, at);
       this.settle(d.reqId, d.outcome, d.code, d.message, undefined);
     });
@@ -134,14 +139,15 @@ class WorkerSlot {
    */
   private awaitDone(): void {
     if (this.donePoll || this.ringInflight === 0 || this.stopping) return;
-    this.donePoll = setTimeout(this.pollDone, DONE_POLL_MS);
+    this.donePoll = setTimeout(this.pollDone, this.donePollMs);
     this.donePoll.unref();
   }
 
   private readonly pollDone = (): void => {
     this.donePoll = undefined;
     // After a crash this is the new worker's ring (the old one's outcomes were read in crashed()).
-    this.drainDone();
+    // Copies held by a slow target: the interval doubles while polls find nothing.
+    this.donePollMs = this.drainDone() > 0 ? DONE_POLL_MS : Math.min(this.donePollMs * 2, MAX_DONE_POLL_MS);
     this.awaitDone();
   };
 

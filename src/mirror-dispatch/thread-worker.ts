@@ -92,27 +92,34 @@ function drainCopies(): number {
 }
 
 /**
- * While copies flow, the worker looks at the ring every POLL_MS by its own timer; it sleeps on
- * the ring (and must be woken with an `Atomics.notify`) only after HOT_MS without a copy.
- * Waking a thread on another core cost the RPC thread about 5 µs per wake-up on this project's
- * VM, a quarter of its time at 100 % mirroring (profile in docs/performance.md, "Mirror
- * dispatch, fifth pass"); a copy now waits up to POLL_MS in the ring instead.
+ * While copies flow, the worker looks at the ring by its own timer; it sleeps on the ring (and
+ * must be woken with an `Atomics.notify`) only after HOT_MS without a copy. Waking a thread on
+ * another core cost the RPC thread about 5 µs per wake-up on this project's VM, a quarter of
+ * its time at 100 % mirroring (docs/performance.md, "Mirror dispatch, fifth pass"). The poll
+ * interval starts at POLL_MS and doubles, up to MAX_POLL_MS, while polls find nothing: under
+ * load a copy waits at most about 1 ms in the ring; a trickle of copies costs a few timer
+ * wake-ups each instead of one per millisecond.
  */
 const POLL_MS = 1;
+const MAX_POLL_MS = 16;
 const HOT_MS = 50;
 
 /** Reads the copies ring while it has records, polling it while copies flow, sleeping on it when they stop. */
 async function consume(): Promise<void> {
   let lastCopyAt = now();
+  let wait = POLL_MS;
   for (;;) {
     if (drainCopies() > 0) {
       lastCopyAt = now();
+      wait = POLL_MS;
       await new Promise<void>((r) => setImmediate(r));
     } else if (now() - lastCopyAt < HOT_MS) {
-      await new Promise<void>((r) => setTimeout(r, POLL_MS));
+      await new Promise<void>((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, MAX_POLL_MS);
     } else {
       await copies!.sleep();
       lastCopyAt = now();
+      wait = POLL_MS;
     }
   }
 }
