@@ -50,20 +50,29 @@ export class MetricCell {
   }
 }
 
-/** Plain values by label set. */
-export class MetricTable {
-  private readonly cells = new Map<string, { readonly labels: readonly string[]; readonly cell: MetricCell }>();
+/** Cells by label set (values in labelNames order), created on first use. */
+class LabelledCells<C> {
+  private readonly cells = new Map<string, { readonly labels: readonly string[]; readonly cell: C }>();
 
-  /** The cell of a label set (values in labelNames order), created at zero. Memoise it on hot paths (boundByOne/Two). */
-  cell(labels: readonly string[]): MetricCell {
+  constructor(private readonly make: () => C) {}
+
+  /** The cell of a label set. Memoise it on hot paths (boundByOne/Two). */
+  cell(labels: readonly string[]): C {
     const key = labels.join('\u0000');
     let row = this.cells.get(key);
-    if (!row) this.cells.set(key, (row = { labels: [...labels], cell: new MetricCell() }));
+    if (!row) this.cells.set(key, (row = { labels: [...labels], cell: this.make() }));
     return row.cell;
   }
 
-  *entries(): IterableIterator<[readonly string[], number]> {
-    for (const { labels, cell } of this.cells.values()) yield [labels, cell.n];
+  *entries(): IterableIterator<[readonly string[], C]> {
+    for (const { labels, cell } of this.cells.values()) yield [labels, cell];
+  }
+}
+
+/** Plain values by label set. */
+export class MetricTable extends LabelledCells<MetricCell> {
+  constructor() {
+    super(() => new MetricCell());
   }
 }
 
@@ -75,7 +84,22 @@ export interface TableMetric {
   readonly labelNames: readonly string[];
 }
 
-const tablesByRegistry = new WeakMap<Registry, Map<string, MetricTable>>();
+const tablesByRegistry = new WeakMap<Registry, Map<string, unknown>>();
+
+/**
+ * The table named `name` on a registry, made (and its reader registered once the registry is
+ * created) on first use: several plugin instances asking for one metric share its table.
+ */
+function sharedTable<T>(registry: Registry, name: string, make: () => T, register: (created: Registry, table: T) => void): T {
+  let tables = tablesByRegistry.get(registry);
+  if (!tables) tablesByRegistry.set(registry, (tables = new Map()));
+  const known = tables.get(name);
+  if (known) return known as T;
+  const table = make();
+  tables.set(name, table);
+  onRegistry(registry, (created) => register(created, table));
+  return table;
+}
 
 /**
  * The table of a metric on a registry; the prom-client metric reading it is registered when
@@ -83,13 +107,7 @@ const tablesByRegistry = new WeakMap<Registry, Map<string, MetricTable>>();
  * same table (several plugin instances share it).
  */
 export function registerMetricTable(registry: Registry, metric: TableMetric): MetricTable {
-  let tables = tablesByRegistry.get(registry);
-  if (!tables) tablesByRegistry.set(registry, (tables = new Map()));
-  const known = tables.get(metric.name);
-  if (known) return known;
-  const table = new MetricTable();
-  tables.set(metric.name, table);
-  onRegistry(registry, (created) => {
+  return sharedTable(registry, metric.name, () => new MetricTable(), (created, table) => {
     const prom = loadPromClient();
     const config = { name: metric.name, help: metric.help, labelNames: [...metric.labelNames], registers: [created] };
     if (metric.kind === 'counter') {
@@ -97,7 +115,7 @@ export function registerMetricTable(registry: Registry, metric: TableMetric): Me
         ...config,
         collect() {
           this.reset();
-          for (const [labels, n] of table.entries()) this.inc(labelsOf(metric, labels), n);
+          for (const [labels, c] of table.entries()) this.inc(labelsOf(metric, labels), c.n);
         },
       });
     } else {
@@ -105,12 +123,11 @@ export function registerMetricTable(registry: Registry, metric: TableMetric): Me
         ...config,
         collect() {
           this.reset();
-          for (const [labels, n] of table.entries()) this.set(labelsOf(metric, labels), n);
+          for (const [labels, c] of table.entries()) this.set(labelsOf(metric, labels), c.n);
         },
       });
     }
   });
-  return table;
 }
 
 function labelsOf(metric: { readonly labelNames: readonly string[] }, values: readonly string[]): Record<string, string> {
@@ -152,25 +169,11 @@ export interface TableHistogram {
   readonly buckets: readonly number[];
 }
 
-export class HistogramTable {
-  private readonly cells = new Map<string, { readonly labels: readonly string[]; readonly cell: HistogramCell }>();
-
-  constructor(readonly buckets: readonly number[]) {}
-
-  /** The cell of a label set, created empty. Memoise it on hot paths (boundByTwo). */
-  cell(labels: readonly string[]): HistogramCell {
-    const key = labels.join('\u0000');
-    let row = this.cells.get(key);
-    if (!row) this.cells.set(key, (row = { labels: [...labels], cell: new HistogramCell(this.buckets) }));
-    return row.cell;
-  }
-
-  *entries(): IterableIterator<[readonly string[], HistogramCell]> {
-    for (const { labels, cell } of this.cells.values()) yield [labels, cell];
+export class HistogramTable extends LabelledCells<HistogramCell> {
+  constructor(readonly buckets: readonly number[]) {
+    super(() => new HistogramCell(buckets));
   }
 }
-
-const histogramsByRegistry = new WeakMap<Registry, Map<string, HistogramTable>>();
 
 /**
  * The table of a histogram on a registry, shared by name like registerMetricTable. What the
@@ -179,13 +182,7 @@ const histogramsByRegistry = new WeakMap<Registry, Map<string, HistogramTable>>(
  * `_bucket{le=…}` series, `+Inf`, `_sum` and `_count`.
  */
 export function registerHistogramTable(registry: Registry, metric: TableHistogram): HistogramTable {
-  let tables = histogramsByRegistry.get(registry);
-  if (!tables) histogramsByRegistry.set(registry, (tables = new Map()));
-  const known = tables.get(metric.name);
-  if (known) return known;
-  const table = new HistogramTable(metric.buckets);
-  tables.set(metric.name, table);
-  onRegistry(registry, (created) => {
+  return sharedTable(registry, metric.name, () => new HistogramTable(metric.buckets), (created, table) => {
     const snapshot = () => {
       const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
       for (const [labelValues, cell] of table.entries()) {
@@ -208,5 +205,4 @@ export function registerHistogramTable(registry: Registry, metric: TableHistogra
       reset: () => undefined,
     } as unknown as Parameters<Registry['registerMetric']>[0]);
   });
-  return table;
 }
