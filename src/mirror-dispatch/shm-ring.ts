@@ -25,6 +25,23 @@ interface AtomicsWaitAsync {
 
 const pad4 = (n: number): number => (n + 3) & ~3;
 
+/**
+ * A consumer that found at least this many records in one look keeps looking by a 1 ms timer
+ * instead of sleeping on the ring: records come faster than one per millisecond, so polling
+ * costs less than a wake-up per record. With fewer, it sleeps and the producer wakes it.
+ */
+export const HOT_BATCH = 2;
+
+/**
+ * What a consumer does after a look at the ring that found `found` records: look again by a
+ * 1 ms timer (records come fast: no wake-up needed), look once more in this event-loop turn
+ * (a few came: more may follow at once), or sleep on the ring until the producer wakes it.
+ */
+export function nextLook(found: number): 'timer' | 'turn' | 'sleep' {
+  if (found >= HOT_BATCH) return 'timer';
+  return found > 0 ? 'turn' : 'sleep';
+}
+
 export class ByteRing {
   /** The ring's bytes (header included), shared with the other thread. */
   readonly shared: SharedArrayBuffer;

@@ -11,7 +11,7 @@ import { BatchFlush } from './batch-flush.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
-import { ByteRing } from './shm-ring.js';
+import { ByteRing, nextLook } from './shm-ring.js';
 import { ownBytes, readDone, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
@@ -30,13 +30,8 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 12 };
 const COPIES_RING_BYTES = 4 * 1024 * 1024;
 const DONE_RING_BYTES = 256 * 1024;
 
-/**
- * How often the RPC thread reads outcomes while copies are out: every DONE_POLL_MS while polls
- * find some, doubling up to MAX_DONE_POLL_MS while they find none (copies held by a slow target).
- */
+/** How often the RPC thread reads outcomes while they come back fast (see awaitDone). */
 const DONE_POLL_MS = 1;
-const MAX_DONE_POLL_MS = 16;
-
 /**
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
  * the TypeScript sources (tests, `tsx`), the .ts file through tsx's loader API.
@@ -72,7 +67,10 @@ class WorkerSlot {
   /** Copies sent through the ring whose outcome has not been read yet. */
   private ringInflight = 0;
   private donePoll: NodeJS.Timeout | undefined;
-  private donePollMs = DONE_POLL_MS;
+  /** Sleeping on the done ring (the worker wakes this thread). */
+  private doneWaiting = false;
+  /** Outcomes come fast enough to read them by timer. */
+  private doneHot = false;
   restarts = 0;
   /** Times the worker had to be woken (an Atomics.notify) for copies written to its ring. */
   wakes = 0;
@@ -105,8 +103,10 @@ class WorkerSlot {
   }
 
   private crashed(reason: string): void {
-    // Outcomes the worker wrote before it died still count as outcomes.
+    // Outcomes the worker wrote before it died still count as outcomes; a sleep on its done
+    // ring ends (and goes on on the new worker's ring).
     this.drainDone();
+    this.doneRing.wake();
     const lost = [...this.pending.values()];
     this.pending.clear();
     this.outbox = [];
@@ -133,21 +133,34 @@ class WorkerSlot {
   }
 
   /**
-   * While ring copies are out, reads the done ring every DONE_POLL_MS by timer (under load each
-   * turn's flush reads it first). The RPC thread never sleeps on that ring, so the worker never
-   * has to wake it: a cross-core wake-up costs about 5 µs on this project's VM.
+   * While ring copies are out, waits for their outcomes. When outcomes come back faster than
+   * one per DONE_POLL_MS (the last look found at least HOT_BATCH), the done ring is read by
+   * timer and the worker never has to wake this thread; otherwise this thread sleeps on the
+   * ring and the worker wakes it (one Atomics.notify per batch of outcomes). A cross-core
+   * wake-up cost about 5 µs on this project's VM, a timer wake-up of an idle thread more:
+   * each is used where it is the cheaper (docs/performance.md, "Mirror dispatch, fifth pass").
    */
   private awaitDone(): void {
-    if (this.donePoll || this.ringInflight === 0 || this.stopping) return;
-    this.donePoll = setTimeout(this.pollDone, this.donePollMs);
-    this.donePoll.unref();
+    if (this.donePoll || this.doneWaiting || this.ringInflight === 0 || this.stopping) return;
+    if (this.doneHot) {
+      this.donePoll = setTimeout(this.pollDone, DONE_POLL_MS);
+      this.donePoll.unref();
+      return;
+    }
+    this.doneWaiting = true;
+    const ring = this.doneRing;
+    void ring.sleep().then(() => {
+      this.doneWaiting = false;
+      // A worker that crashed meanwhile has a new ring: wait on that one.
+      if (ring === this.doneRing) this.doneHot = nextLook(this.drainDone()) === 'timer';
+      this.awaitDone();
+    });
   }
 
   private readonly pollDone = (): void => {
     this.donePoll = undefined;
     // After a crash this is the new worker's ring (the old one's outcomes were read in crashed()).
-    // Copies held by a slow target: the interval doubles while polls find nothing.
-    this.donePollMs = this.drainDone() > 0 ? DONE_POLL_MS : Math.min(this.donePollMs * 2, MAX_DONE_POLL_MS);
+    this.doneHot = nextLook(this.drainDone()) === 'timer';
     this.awaitDone();
   };
 
@@ -251,9 +264,9 @@ class WorkerSlot {
   }
 
   /**
-   * A copy is in the ring: the worker polls it while copies flow, so nothing is scheduled here
-   * (no flush per turn); a worker asleep after a quiet spell is woken at once. Outcomes are
-   * read by the done ring's poll.
+   * A copy is in the ring: nothing is scheduled here (no flush per turn). A worker that sleeps
+   * on the ring is woken at once (one Atomics.notify); under load the worker polls the ring
+   * and this costs an atomic load (thread-worker.ts, consume).
    */
   private sentThroughRing(): void {
     this.ringInflight++;
@@ -286,6 +299,7 @@ class WorkerSlot {
     this.flusher.cancel();
     if (this.donePoll) clearTimeout(this.donePoll);
     this.donePoll = undefined;
+    this.doneRing.wake();
     await this.worker.terminate();
   }
 }

@@ -9,7 +9,7 @@ import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
-import { ByteRing } from './shm-ring.js';
+import { ByteRing, nextLook } from './shm-ring.js';
 import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
@@ -24,6 +24,7 @@ let flushing = false;
 
 let copies: ByteRing | undefined;
 let doneRing: ByteRing | undefined;
+let doneWritten = false;
 /** Copies from the ring for a node whose 'node' message has not been read yet. */
 const early = new Map<number, RingCopy[]>();
 /** Nodes closed (ids are never reused): a late copy for one is an error, not an early one. */
@@ -31,6 +32,12 @@ const closedIds = new Set<number>();
 
 function flush(): void {
   flushing = false;
+  // Outcomes written this turn: the RPC thread is woken once if it sleeps on the done ring
+  // (it reads it by timer instead while outcomes come fast; thread-pool.ts awaitDone).
+  if (doneWritten) {
+    doneWritten = false;
+    doneRing!.wake();
+  }
   if (outbox.length === 0) return;
   const msg: FromWorker = { t: 'done', batch: outbox };
   port!.postMessage(msg, transfer.splice(0));
@@ -52,8 +59,10 @@ function scheduleFlush(): void {
 
 /** An outcome of a copy that came through the ring: back through the done ring (or a message when it is full). */
 function ringDone(reqId: number, o: DispatchOutcome, c?: string, e?: string): void {
-  // The RPC thread reads the done ring at its next flush or poll (thread-pool.ts): no wake-up.
-  if (!writeDone(doneRing!, reqId, o, c, e)) {
+  if (writeDone(doneRing!, reqId, o, c, e)) {
+    doneWritten = true;
+    scheduleFlush();
+  } else {
     report({ r: reqId, o, c, e, s: undefined });
   }
 }
@@ -92,35 +101,22 @@ function drainCopies(): number {
 }
 
 /**
- * While copies flow, the worker looks at the ring by its own timer; it sleeps on the ring (and
- * must be woken with an `Atomics.notify`) only after HOT_MS without a copy. Waking a thread on
- * another core cost the RPC thread about 5 µs per wake-up on this project's VM, a quarter of
- * its time at 100 % mirroring (docs/performance.md, "Mirror dispatch, fifth pass"). The poll
- * interval starts at POLL_MS and doubles, up to MAX_POLL_MS, while polls find nothing: under
- * load a copy waits at most about 1 ms in the ring; a trickle of copies costs a few timer
- * wake-ups each instead of one per millisecond.
+ * How the worker waits for copies. When the last look found at least HOT_BATCH copies, they
+ * come faster than one per millisecond: it looks again in POLL_MS by its own timer, and the RPC
+ * thread never has to wake it. Waking a thread on another core cost the RPC thread about 5 µs per
+ * wake-up on this project's VM, a quarter of its time at 100 % mirroring. With fewer copies it
+ * looks once more in this turn, then sleeps on the ring (`Atomics.waitAsync`) until the RPC
+ * thread's next copy wakes it. At a trickle of copies, a timer wake-up every millisecond would
+ * cost more than one wake-up per copy (docs/performance.md, "Mirror dispatch, fifth pass").
  */
 const POLL_MS = 1;
-const MAX_POLL_MS = 16;
-const HOT_MS = 50;
 
-/** Reads the copies ring while it has records, polling it while copies flow, sleeping on it when they stop. */
 async function consume(): Promise<void> {
-  let lastCopyAt = now();
-  let wait = POLL_MS;
   for (;;) {
-    if (drainCopies() > 0) {
-      lastCopyAt = now();
-      wait = POLL_MS;
-      await new Promise<void>((r) => setImmediate(r));
-    } else if (now() - lastCopyAt < HOT_MS) {
-      await new Promise<void>((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, MAX_POLL_MS);
-    } else {
-      await copies!.sleep();
-      lastCopyAt = now();
-      wait = POLL_MS;
-    }
+    const next = nextLook(drainCopies());
+    if (next === 'timer') await new Promise<void>((r) => setTimeout(r, POLL_MS));
+    else if (next === 'turn') await new Promise<void>((r) => setImmediate(r));
+    else await copies!.sleep();
   }
 }
 

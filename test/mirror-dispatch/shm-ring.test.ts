@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
-import { ByteRing } from '../../src/mirror-dispatch/shm-ring.js';
+import { ByteRing, HOT_BATCH, nextLook } from '../../src/mirror-dispatch/shm-ring.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
 /** The ring's header, as shm-ring.ts lays it out: four int32 at offset 0. */
@@ -284,5 +284,15 @@ describe('ByteRing: sleep and wake', () => {
       await within(slept, `round ${round}: the consumer woken`);
       expect(drainAll(consumer)).toEqual([Uint8Array.of(round)]);
     }
+  });
+});
+
+describe('nextLook: when a consumer polls, looks again, or sleeps', () => {
+  it('polls by timer only while a look finds records faster than one per poll, sleeps when one finds none', () => {
+    expect(nextLook(0)).toBe('sleep');
+    expect(nextLook(1)).toBe('turn');
+    expect(nextLook(HOT_BATCH - 1)).toBe(HOT_BATCH > 1 ? 'turn' : 'sleep');
+    for (const n of [HOT_BATCH, HOT_BATCH + 1, 30, 1000]) expect(nextLook(n)).toBe('timer');
+    expect(HOT_BATCH).toBe(2);
   });
 });
