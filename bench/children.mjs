@@ -4,7 +4,7 @@
  * counter from a Prometheus text page, and find and pin a runner's mirror worker threads.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { threadCpuMicros } from './loadgen.mjs';
 
@@ -23,6 +23,45 @@ export function startNodeServer(source, env = {}) {
     });
     child.once('exit', (code) => reject(new Error(`server child exited with ${code}`)));
   });
+}
+
+/**
+ * Starts a runner whose metrics listener needs a fixed port (its config file names it). A port
+ * that was free a moment ago may be taken by another process before the runner binds it; the
+ * runner then serves RPCs without metrics and retries the port (its reload behaviour), and a
+ * scrape would reach the other process. So once the socket is up, the port must answer with the
+ * runner's metrics; if it does not, the runner is stopped and started on another free port, up
+ * to `tries` times. `start(metricsPort)` writes the config and spawns the runner.
+ * Resolves { runner, metricsPort }.
+ */
+export async function startWithMetricsPort(start, socketPath, tries = 3) {
+  for (let t = 0; t < tries; t++) {
+    const metricsPort = await freePort();
+    const runner = start(metricsPort);
+    const exited = () => runner.exitCode !== null || runner.signalCode !== null;
+    for (let i = 0; i < 200 && !existsSync(socketPath) && !exited(); i++) await new Promise((r) => setTimeout(r, 25));
+    if (!existsSync(socketPath) || exited()) {
+      await stopChild(runner);
+      throw new Error(`the runner did not create its socket (${exited() ? `exit ${runner.exitCode ?? runner.signalCode}` : 'within 5 s'})`);
+    }
+    if (await servesRunnerMetrics(metricsPort)) return { runner, metricsPort };
+    await stopChild(runner);
+  }
+  throw new Error(`no free metrics port served the runner's metrics in ${tries} tries`);
+}
+
+/** Whether 127.0.0.1:port answers /metrics with the runner's metrics (a few tries, 1 s each). */
+async function servesRunnerMetrics(port) {
+  for (let i = 0; i < 5; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(1000) });
+      if ((await res.text()).includes('apisix_runner_')) return true;
+    } catch {
+      // Not listening yet, or someone else's server: try again.
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
 }
 
 /** A port that was free a moment ago and has nobody listening (connections are refused). */

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad } from './loadgen.mjs';
-import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
+import { scrape, startNodeServer, startWithMetricsPort, stopChild } from './children.mjs';
 import { startSinkProcess } from './sink-server.mjs';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
@@ -67,32 +67,33 @@ async function main() {
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bm-'));
   const socketPath = path.join(dir, 'r.sock');
-  const metricsPort = await freePort();
   const configPath = path.join(dir, 'runner.json');
-  writeFileSync(configPath, JSON.stringify({
-    logLevel: 'error',
-    metricsAddress: `127.0.0.1:${metricsPort}`,
-    // Like APISIX's plugin_attr.proxy-mirror.timeout; the slow target answers within them.
-    plugin_attr: {
-      'proxy-mirror': {
-        timeout: { connect: '1s', send: '5s', read: '5s' },
-        // Threads that send copies (1: the RPC thread); unset: the runner's default.
-        ...(process.env.BENCH_MIRROR_THREADS ? { mirror_threads: Number(process.env.BENCH_MIRROR_THREADS) } : {}),
-      },
-    },
-  }));
-
   const fast = await startFastTarget();
   const slow = await startTarget(SLOW_MS);
-  const runner = spawn(process.execPath, [cli, '--config', configPath], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const { runner, metricsPort } = await startWithMetricsPort((metricsPort) => {
+    writeFileSync(configPath, JSON.stringify({
+      logLevel: 'error',
+      metricsAddress: `127.0.0.1:${metricsPort}`,
+      // Like APISIX's plugin_attr.proxy-mirror.timeout; the slow target answers within them.
+      plugin_attr: {
+        'proxy-mirror': {
+          timeout: { connect: '1s', send: '5s', read: '5s' },
+          // Threads that send copies (1: the RPC thread); unset: the runner's default.
+          ...(process.env.BENCH_MIRROR_THREADS ? { mirror_threads: Number(process.env.BENCH_MIRROR_THREADS) } : {}),
+        },
+      },
+    }));
+    return spawn(process.execPath, [cli, '--config', configPath], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }, socketPath).catch(async (err) => {
+    await stopChild(fast.child);
+    await stopChild(slow.child);
+    throw err;
   });
   try {
-    for (let i = 0; i < 200 && !existsSync(socketPath); i++) await sleep(25);
-    if (!existsSync(socketPath)) throw new Error('the runner did not create its socket');
-
     const mirror = (host) => [{ name: 'proxy-mirror', value: JSON.stringify({ host, sample_ratio: 1 }) }];
     const cells = [
       { id: 'none', label: 'no mirror', conf: [] },

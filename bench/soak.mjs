@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, processRssKiB } from './loadgen.mjs';
-import { freePort, scrape, startNodeServer, stopChild } from './children.mjs';
+import { freePort, scrape, startNodeServer, startWithMetricsPort, stopChild } from './children.mjs';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT, distDir } from './protocol.mjs';
 
@@ -68,21 +68,26 @@ async function scenario(kind) {
   const cli = path.join(distDir(), 'cli.js');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'soak-'));
   const socketPath = path.join(dir, 'r.sock');
-  const metricsPort = await deadPort();
   const target = kind === 'healthy' ? await startTarget() : { child: undefined, url: `http://127.0.0.1:${await deadPort()}` };
   const configPath = path.join(dir, 'runner.json');
-  writeFileSync(configPath, JSON.stringify({
-    logLevel: 'warn',
-    metricsAddress: `127.0.0.1:${metricsPort}`,
-    plugin_attr: { 'proxy-mirror': { timeout: { connect: '1s', send: '5s', read: '5s' } } },
-  }));
   // --expose-gc + a SIGUSR2 handler: each sample follows a full GC (live heap, not garbage).
   const gcPreload = path.join(REPO_ROOT, 'bench/soak-gc.mjs');
-  const runner = spawn(process.execPath, ['--expose-gc', '--import', pathToFileURL(gcPreload).href, cli, '--config', configPath], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const { runner, metricsPort } = await startWithMetricsPort((metricsPort) => {
+    writeFileSync(configPath, JSON.stringify({
+      logLevel: 'warn',
+      metricsAddress: `127.0.0.1:${metricsPort}`,
+      plugin_attr: { 'proxy-mirror': { timeout: { connect: '1s', send: '5s', read: '5s' } } },
+    }));
+    return spawn(process.execPath, ['--expose-gc', '--import', pathToFileURL(gcPreload).href, cli, '--config', configPath], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, APISIX_LISTEN_ADDRESS: `unix:${socketPath}` },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+  }, socketPath).catch(async (err) => {
+    if (target.child) await stopChild(target.child);
+    throw err;
   });
+  // Lines written while it started wait in the pipe until the handler below reads them.
   // Count the runner's log lines: a dead target must not produce one line per request.
   let logLines = 0;
   let warnLines = 0;
@@ -107,8 +112,6 @@ async function scenario(kind) {
   let reconnects = 0;
   let unexpected = 0;
   try {
-    for (let i = 0; i < 200 && !existsSync(socketPath); i++) await sleep(25);
-    if (!existsSync(socketPath)) throw new Error('the runner did not create its socket');
     const sample = async (label) => {
       runner.kill('SIGUSR2');
       await sleep(250);
