@@ -2,9 +2,10 @@
  * A single-producer, single-consumer ring of byte records in a SharedArrayBuffer: how the RPC
  * thread hands copies to a dispatch worker, and how the worker hands back their outcomes,
  * without a postMessage per event-loop turn (a postMessage costs the sender 2-3 µs whatever it
- * carries; writing a record here costs a copy of its bytes). The consumer sleeps on
- * `Atomics.waitAsync` when the ring is empty; the producer wakes it (one `Atomics.notify`)
- * only then, so a busy consumer costs the producer no wake-up at all.
+ * carries; writing a record here costs a copy of its bytes). A consumer that finds records
+ * coming fast polls the ring by timer (`nextLook`); otherwise it sleeps on `Atomics.waitAsync`
+ * and the producer wakes it (one `Atomics.notify`) only then, so a busy consumer costs the
+ * producer no wake-up at all.
  *
  * Layout: a header of four int32 (bytes written, bytes read, consumer asleep, spare), then
  * `capacity` bytes of data. Both counters only grow (mod 2^32); a record is a 4-byte length

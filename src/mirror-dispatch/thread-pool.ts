@@ -1,8 +1,8 @@
 /**
  * Dispatch worker threads. The RPC thread keeps every target's limits, queue and circuit
  * breakers (admission is synchronous and costs no message); a ThreadNode stands for a node
- * whose connection pool lives in a worker and forwards requests there in one batch per
- * event-loop turn. A worker that dies is detected, its in-flight requests are counted as
+ * whose connection pool lives in a worker and forwards requests there: through the worker's
+ * copies ring (thread-protocol.ts) or, for the rest, in one message per event-loop turn. A worker that dies is detected, its in-flight requests are counted as
  * errors, and it is restarted with the same nodes.
  */
 import { Worker } from 'node:worker_threads';

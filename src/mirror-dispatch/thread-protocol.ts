@@ -1,8 +1,10 @@
 /**
  * Messages between the RPC thread and a dispatch worker thread. The RPC thread keeps the
  * targets' limits, queues and circuit breakers (admission must be synchronous); a worker owns
- * the nodes' connection pools and does the HTTP/gRPC work. Requests travel in batches (one
- * postMessage per event-loop turn), bodies as transferred ArrayBuffers.
+ * the nodes' connection pools and does the HTTP/gRPC work. An HTTP copy whose answer is thrown
+ * away travels as a record in the copies ring (shm-ring.ts) and its outcome comes back in the
+ * done ring; everything else (gRPC, compared copies, records too big for the ring) travels in
+ * messages, one batch per event-loop turn, bodies as transferred ArrayBuffers.
  */
 import { writeLatin1, writeUtf8 } from './ascii-bytes.js';
 import type { RawCopy } from './copy-head.js';

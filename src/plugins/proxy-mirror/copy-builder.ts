@@ -77,9 +77,12 @@ export function mirrorUri(
   return rawQuery !== undefined && rawQuery !== '' ? `${path}?${rawQuery}` : path;
 }
 
+/** The header list of a copy whose head is bytes (built, or built in a worker): one frozen empty list, not one per copy. */
+const NO_HEADERS: readonly (readonly [string, string])[] = Object.freeze([]);
+
 /** A MirrorCopy whose head was built from the call's bytes (copy-head.ts). */
 export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body: Buffer | undefined): MirrorCopy {
-  return { method, uri, headers: [], body, head, sizeBytes: head.length + 64 + (body ? body.length : 0) };
+  return { method, uri, headers: NO_HEADERS, body, head, sizeBytes: head.length + 64 + (body ? body.length : 0) };
 }
 
 /**
@@ -87,7 +90,7 @@ export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body
  * whole buffer those bytes are a view of (what a queued copy keeps in memory).
  */
 export function copyWithRaw(method: HttpMethod, uri: string, raw: RawCopy, body: Buffer | undefined): MirrorCopy {
-  return { method, uri, headers: [], body, raw, sizeBytes: raw.bytes.buffer.byteLength + uri.length + 64 + (body ? body.length : 0) };
+  return { method, uri, headers: NO_HEADERS, body, raw, sizeBytes: raw.bytes.buffer.byteLength + uri.length + 64 + (body ? body.length : 0) };
 }
 
 /** Assembles a MirrorCopy. */

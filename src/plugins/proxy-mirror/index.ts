@@ -236,13 +236,13 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
       ? mirrorUri({ path: undefined, pathConcatMode: 'replace' }, req.path, undefined)
       : mirrorUri(conf, req.path, rawQuery);
     const sink = compared ? undefined : deps.responseSink?.(conf, req);
-    const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
     // From a worker: the call's header bytes go there and the head is built there. Otherwise
     // straight from the bytes here when that gives the same head (copy-head.ts), else as strings.
     let copy: MirrorCopy | undefined;
     if (raw && !sink && conf.mirrorTarget.sendsFromWorker) {
       copy = copyWithRaw(req.method, uri, { bytes: raw.bytes, spans: raw.spans, ascii: raw.ascii, edits: conf, correlationId }, body);
     } else {
+      const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
       const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;
       copy = head
         ? copyWithHead(req.method, uri, head, body)
