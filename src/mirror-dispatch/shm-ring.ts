@@ -3,7 +3,7 @@
  * thread hands copies to a dispatch worker, and how the worker hands back their outcomes,
  * without a postMessage per event-loop turn (a postMessage costs the sender 2-3 µs whatever it
  * carries; writing a record here costs a copy of its bytes). A consumer that finds records
- * coming fast polls the ring by timer (`nextLook`); otherwise it sleeps on `Atomics.waitAsync`
+ * coming fast polls the ring by timer (`LookPacer`); otherwise it sleeps on `Atomics.waitAsync`
  * and the producer wakes it (one `Atomics.notify`) only then, so a busy consumer costs the
  * producer no wake-up at all.
  *
@@ -34,13 +34,41 @@ const pad4 = (n: number): number => (n + 3) & ~3;
 export const HOT_BATCH = 2;
 
 /**
- * What a consumer does after a look at the ring that found `found` records: look again by a
- * 1 ms timer (records come fast: no wake-up needed), look once more in this event-loop turn
- * (a few came: more may follow at once), or sleep on the ring until the producer wakes it.
+ * A polling consumer goes back to sleep only after this many looks in a row found fewer than
+ * HOT_BATCH records. Going to sleep at the first thin look made a stream's producer wake it
+ * again and again: records arrive in bursts (one per producer turn), a timer look may fall
+ * between two bursts, and every wake-up then cost the producer an Atomics.notify on its own
+ * core (docs/performance.md, "Mirror dispatch, sixth pass").
  */
-export function nextLook(found: number): 'timer' | 'turn' | 'sleep' {
-  if (found >= HOT_BATCH) return 'timer';
-  return found > 0 ? 'turn' : 'sleep';
+export const COOL_LOOKS = 4;
+
+/**
+ * How one consumer waits, from what its looks at the ring found: look again by a 1 ms timer
+ * (records come fast, or came fast a few looks ago: no wake-up needed), look once more in this
+ * event-loop turn (a few came: more may follow at once), or sleep on the ring until the
+ * producer wakes it. A trickle of records never gets hot, so each record wakes the consumer
+ * once and nothing polls.
+ */
+export class LookPacer {
+  private hot = false;
+  private thin = 0;
+
+  /** What to do after a look that found `found` records. */
+  next(found: number): 'timer' | 'turn' | 'sleep' {
+    if (found >= HOT_BATCH) {
+      this.hot = true;
+      this.thin = 0;
+      return 'timer';
+    }
+    if (this.hot && ++this.thin < COOL_LOOKS) return 'timer';
+    this.hot = false;
+    return found > 0 ? 'turn' : 'sleep';
+  }
+
+  /** Whether the consumer polls by timer now. */
+  get polling(): boolean {
+    return this.hot;
+  }
 }
 
 export class ByteRing {

@@ -11,7 +11,7 @@ import { BatchFlush } from './batch-flush.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
-import { ByteRing, nextLook } from './shm-ring.js';
+import { ByteRing, LookPacer } from './shm-ring.js';
 import { ownBytes, readDone, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
@@ -71,6 +71,8 @@ class WorkerSlot {
   private doneWaiting = false;
   /** Outcomes come fast enough to read them by timer. */
   private doneHot = false;
+  /** Decides doneHot from what the looks at the done ring found (shm-ring.ts). */
+  private donePacer = new LookPacer();
   restarts = 0;
   /** Times the worker had to be woken (an Atomics.notify) for copies written to its ring. */
   wakes = 0;
@@ -90,6 +92,7 @@ class WorkerSlot {
     this.copies = ByteRing.create(COPIES_RING_BYTES);
     this.doneRing = ByteRing.create(DONE_RING_BYTES);
     this.ringInflight = 0;
+    this.donePacer = new LookPacer();
     worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.receive(msg));
@@ -134,8 +137,9 @@ class WorkerSlot {
 
   /**
    * While ring copies are out, waits for their outcomes. When outcomes come back faster than
-   * one per DONE_POLL_MS (the last look found at least HOT_BATCH), the done ring is read by
-   * timer and the worker never has to wake this thread; otherwise this thread sleeps on the
+   * one per DONE_POLL_MS (shm-ring.ts LookPacer: a look found at least HOT_BATCH, and fewer than
+   * COOL_LOOKS thin looks followed), the done ring is read by timer and the worker never has to
+   * wake this thread; otherwise this thread sleeps on the
    * ring and the worker wakes it (one Atomics.notify per batch of outcomes). A cross-core
    * wake-up cost about 5 µs on this project's VM, a timer wake-up of an idle thread more:
    * each is used where it is the cheaper (docs/performance.md, "Mirror dispatch, fifth pass").
@@ -152,7 +156,7 @@ class WorkerSlot {
     void ring.sleep().then(() => {
       this.doneWaiting = false;
       // A worker that crashed meanwhile has a new ring: wait on that one.
-      if (ring === this.doneRing) this.doneHot = nextLook(this.drainDone()) === 'timer';
+      if (ring === this.doneRing) this.doneHot = this.donePacer.next(this.drainDone()) === 'timer';
       this.awaitDone();
     });
   }
@@ -160,7 +164,7 @@ class WorkerSlot {
   private readonly pollDone = (): void => {
     this.donePoll = undefined;
     // After a crash this is the new worker's ring (the old one's outcomes were read in crashed()).
-    this.doneHot = nextLook(this.drainDone()) === 'timer';
+    this.doneHot = this.donePacer.next(this.drainDone()) === 'timer';
     this.awaitDone();
   };
 

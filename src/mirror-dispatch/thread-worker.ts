@@ -9,7 +9,7 @@ import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
-import { ByteRing, nextLook } from './shm-ring.js';
+import { ByteRing, LookPacer } from './shm-ring.js';
 import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
@@ -101,9 +101,10 @@ function drainCopies(): number {
 }
 
 /**
- * How the worker waits for copies. When the last look found at least HOT_BATCH copies, they
- * come faster than one per millisecond: it looks again in POLL_MS by its own timer, and the RPC
- * thread never has to wake it. Waking a thread on another core cost the RPC thread about 5 µs per
+ * How the worker waits for copies (shm-ring.ts LookPacer). When a look found at least HOT_BATCH
+ * copies, they come faster than one per millisecond: it looks again in POLL_MS by its own timer,
+ * and keeps doing so until COOL_LOOKS looks in a row found fewer, so the RPC thread never has
+ * to wake it while a stream lasts, even between bursts. Waking a thread on another core cost the RPC thread about 5 µs per
  * wake-up on this project's VM, a quarter of its time at 100 % mirroring. With fewer copies it
  * looks once more in this turn, then sleeps on the ring (`Atomics.waitAsync`) until the RPC
  * thread's next copy wakes it. At a trickle of copies, a timer wake-up every millisecond would
@@ -112,8 +113,9 @@ function drainCopies(): number {
 const POLL_MS = 1;
 
 async function consume(): Promise<void> {
+  const pacer = new LookPacer();
   for (;;) {
-    const next = nextLook(drainCopies());
+    const next = pacer.next(drainCopies());
     if (next === 'timer') await new Promise<void>((r) => setTimeout(r, POLL_MS));
     else if (next === 'turn') await new Promise<void>((r) => setImmediate(r));
     else await copies!.sleep();

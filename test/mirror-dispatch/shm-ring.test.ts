@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
-import { ByteRing, HOT_BATCH, nextLook } from '../../src/mirror-dispatch/shm-ring.js';
+import { ByteRing, COOL_LOOKS, HOT_BATCH, LookPacer } from '../../src/mirror-dispatch/shm-ring.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
 /** The ring's header, as shm-ring.ts lays it out: four int32 at offset 0. */
@@ -287,12 +287,36 @@ describe('ByteRing: sleep and wake', () => {
   });
 });
 
-describe('nextLook: when a consumer polls, looks again, or sleeps', () => {
-  it('polls by timer only while a look finds records faster than one per poll, sleeps when one finds none', () => {
-    expect(nextLook(0)).toBe('sleep');
-    expect(nextLook(1)).toBe('turn');
-    expect(nextLook(HOT_BATCH - 1)).toBe(HOT_BATCH > 1 ? 'turn' : 'sleep');
-    for (const n of [HOT_BATCH, HOT_BATCH + 1, 30, 1000]) expect(nextLook(n)).toBe('timer');
+describe('LookPacer: when a consumer polls, looks again, or sleeps', () => {
+  const run = (found: number[]): string[] => {
+    const pacer = new LookPacer();
+    return found.map((n) => pacer.next(n));
+  };
+
+  it('a trickle never polls: a look that finds one record looks again this turn, one that finds none sleeps', () => {
     expect(HOT_BATCH).toBe(2);
+    expect(run([0, 1, 0, 1, 1, 0])).toEqual(['sleep', 'turn', 'sleep', 'turn', 'turn', 'sleep']);
+  });
+
+  it('polls by timer from the first look that finds HOT_BATCH records', () => {
+    for (const n of [HOT_BATCH, HOT_BATCH + 1, 30, 1000]) expect(run([0, n])).toEqual(['sleep', 'timer']);
+  });
+
+  it('keeps polling through fewer than COOL_LOOKS thin looks in a row (a stream between bursts), then sleeps', () => {
+    expect(COOL_LOOKS).toBe(4);
+    // Hot, then three thin looks (0 or 1 found): still polling; a burst in between starts the count again.
+    expect(run([5, 0, 1, 0, 7, 0, 0, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer']);
+    // The fourth thin look in a row ends polling: sleep (none found) or one more look this turn (one found).
+    expect(run([5, 0, 0, 0, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'sleep']);
+    expect(run([5, 1, 1, 1, 1, 1, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'turn', 'turn', 'sleep']);
+  });
+
+  it('says whether it polls now', () => {
+    const pacer = new LookPacer();
+    expect(pacer.polling).toBe(false);
+    pacer.next(3);
+    expect(pacer.polling).toBe(true);
+    for (let i = 0; i < COOL_LOOKS; i++) pacer.next(0);
+    expect(pacer.polling).toBe(false);
   });
 });
