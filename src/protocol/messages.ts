@@ -250,6 +250,7 @@ export class HttpReqCallMessage {
   private argsCache: TextPair[] | undefined;
   private headersCache: TextPair[] | undefined;
   private spansCache: HeaderSpans | undefined;
+  private pathCache: string | undefined;
 
   constructor(payload: Uint8Array) {
     verifyRoot(payload, SHAPES.reqCallReq);
@@ -264,8 +265,17 @@ export class HttpReqCallMessage {
     return METHOD_NAMES[this.methodCode] ?? 'GET';
   }
 
+  /**
+   * The path, decoded once and by Buffer (verified with the root table): the generated
+   * accessor's TextDecoder cost a mirrored call 0.3 µs, and it would drop a leading U+FEFF,
+   * which is part of the path APISIX sent.
+   */
   get path(): string {
-    return this.req.path() ?? '';
+    if (this.pathCache === undefined) {
+      const o = this.req.bb!.__offset(this.req.bb_pos, 10);
+      this.pathCache = o ? readString(this.payload, this.req.bb_pos + o) : '';
+    }
+    return this.pathCache;
   }
 
   get srcIpBytes(): Uint8Array | null {

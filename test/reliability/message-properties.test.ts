@@ -154,6 +154,14 @@ describe('message decoders on valid input (round trip with the APISIX-side encod
     );
   }, timeoutFor(FC_RUNS, 2));
 
+  it('HttpReqCall path: decoded exactly, a leading U+FEFF included (TextDecoder would drop it), once', () => {
+    const input = { id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET' as const, path: '\ufeff/a b/é/😀', args: [], headers: [] };
+    const m = decodeHttpReqCall(encodeHttpReqCallReq(input));
+    expect(m.path).toBe('\ufeff/a b/é/😀');
+    expect(m.path).toBe(m.path);
+    expect(decodeHttpReqCall(encodeHttpReqCallReq({ ...input, path: '' })).path).toBe('');
+  });
+
   it('ExtraInfo answer', () => {
     fc.assert(
       fc.property(extraInfoResultArb, (result) => {
