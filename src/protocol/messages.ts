@@ -22,7 +22,7 @@ import { Info } from './generated/a6/extra-info/info.js';
 import { Req as RespCallReq } from './generated/a6/httpresp-call/req.js';
 import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
 import { encodeFrame, MessageType } from './frame.js';
-import { verifyRoot, verifyTablesVector, verifyTextEntrySpans, type TableShape } from './verify.js';
+import { verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
 import type { HttpMethod, TextPair } from '../plugin-api/request.js';
 
 export { ErrCode, Action, Info };
@@ -117,11 +117,10 @@ function entryFields(b: Buffer, t: number): number {
  * `tablePos`. The payload has been verified (verify.ts), so offsets are in bounds; this is
  * the per-request hot path, hence the direct reads instead of the generated TextEntry class.
  */
-function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number, verify = false): TextPair[] {
+function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): TextPair[] {
   const o = bb.__offset(tablePos, vtableOffset);
   if (!o) return [];
   const vec = bb.__vector(tablePos + o);
-  if (verify) verifyTablesVector(b, vec - 4, TEXT_ENTRY);
   const count = u32(b, vec - 4);
   const out: TextPair[] = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -139,7 +138,7 @@ function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vt
 
 /**
  * Byte ranges of the [TextEntry] vector in field `vtableOffset` of the table at `tablePos`,
- * checked like readEntries(…, verify = true), without decoding a string: four int32 per entry,
+ * checked as verifyTablesVector checks a [TextEntry] vector (verifyTextEntrySpans), without decoding a string: four int32 per entry,
  * name start and end, value start and end (-1, -1 for an entry without a value; a missing
  * name is an empty range). `ascii` says whether every name is ASCII, so that a byte-wise
  * case-insensitive match equals the decoded names' `toLowerCase()` match.
@@ -151,6 +150,36 @@ function entrySpans(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vta
   const spans: number[] = new Array<number>(u32(b, vec) * 4);
   const ascii = verifyTextEntrySpans(b, vec, spans);
   return { spans, ascii };
+}
+
+/**
+ * The entries whose strings `spans` locate (entrySpans: checked), decoded. Short ASCII strings
+ * (an arg's `x` and `1`) are built in JS: a call into Buffer#toString cost ~90 ns whatever the
+ * length, a one-byte string built here ~9.
+ */
+function entriesFromSpans(b: Buffer, spans: ArrayLike<number>): TextPair[] {
+  const n = spans.length >> 2;
+  const out: TextPair[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const o = i * 4;
+    const vs = spans[o + 2]!;
+    out[i] = { name: textAt(b, spans[o]!, spans[o + 1]!), value: vs < 0 ? undefined : textAt(b, vs, spans[o + 3]!) };
+  }
+  return out;
+}
+
+const SHORT_TEXT = 8;
+
+/** Bytes [start, end) as UTF-8, as Buffer#toString gives them. */
+function textAt(b: Buffer, start: number, end: number): string {
+  if (end - start > SHORT_TEXT) return b.toString('utf8', start, end);
+  let out = '';
+  for (let k = start; k < end; k++) {
+    const c = b[k]!;
+    if (c >= 0x80) return b.toString('utf8', start, end);
+    out += String.fromCharCode(c);
+  }
+  return out;
 }
 
 /** Where each header entry's name and value are in the call's bytes (see entrySpans). */
@@ -287,11 +316,11 @@ export class HttpReqCallMessage {
   }
 
   get args(): TextPair[] {
-    return (this.argsCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 12, true));
+    return (this.argsCache ??= entriesFromSpans(this.payload, entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 12).spans));
   }
 
   get headers(): TextPair[] {
-    return (this.headersCache ??= readEntries(this.payload, this.req.bb!, this.req.bb_pos, 14, true));
+    return (this.headersCache ??= entriesFromSpans(this.payload, this.headerSpans.spans));
   }
 
   /** The call's bytes (the FlatBuffers payload), for readers of headerSpans. */

@@ -12,7 +12,9 @@ import {
   decodeHttpRespCall,
   decodePrepareConfReq,
 } from '../../src/protocol/messages.js';
-import { MalformedPayloadError } from '../../src/protocol/verify.js';
+import * as flatbuffers from 'flatbuffers';
+import { Req as ReqCallReq } from '../../src/protocol/generated/a6/httpreq-call/req.js';
+import { MalformedPayloadError, verifyTablesVector } from '../../src/protocol/verify.js';
 import type { TextPair } from '../../src/plugin-api/request.js';
 import {
   encodeExtraInfoResp,
@@ -252,12 +254,13 @@ describe('forged lengths are rejected before anything loops over them', () => {
 });
 
 /**
- * `headerSpans` checks the header vector with its own fused walk (verify.ts,
- * verifyTextEntrySpans) instead of the generic verifier that `headers` uses: on valid and
- * mutated HTTPReqCall payloads both must accept and refuse the same payloads, and the spans
- * must point at exactly the names and values `headers` decodes.
+ * `headerSpans`, `headers` and `args` check their [TextEntry] vector with a fused walk
+ * (verify.ts, verifyTextEntrySpans) and decode from where it found the strings. The reference
+ * here is the generic verifier (verifyTablesVector) and the generated FlatBuffers reader: on
+ * valid and mutated HTTPReqCall payloads both must accept and refuse the same payloads, with
+ * the same error, and decode the same names and values.
  */
-describe('headerSpans and headers agree', () => {
+describe('the fused [TextEntry] walk agrees with the generic verifier and reader', () => {
   const outcome = (read: () => unknown): { ok: true; value: unknown } | { ok: false; error: string } => {
     try {
       return { ok: true, value: read() };
@@ -265,6 +268,24 @@ describe('headerSpans and headers agree', () => {
       if (!(err instanceof MalformedPayloadError)) throw err;
       return { ok: false, error: err.message };
     }
+  };
+  const TEXT_ENTRY = { name: 'A6.TextEntry', fields: ['string', 'string'] } as const;
+  /** Field `vtableOffset` (12 args, 14 headers) through verifyTablesVector and the generated reader. */
+  const reference = (payload: Uint8Array, vtableOffset: 12 | 14): TextPair[] => {
+    const bb = new flatbuffers.ByteBuffer(payload);
+    const req = ReqCallReq.getRootAsReq(bb);
+    const o = bb.__offset(req.bb_pos, vtableOffset);
+    if (!o) return [];
+    verifyTablesVector(payload, bb.__vector(req.bb_pos + o) - 4, TEXT_ENTRY);
+    const text = (bytes: string | Uint8Array | null): string | undefined =>
+      bytes === null ? undefined : Buffer.from(bytes as Uint8Array).toString('utf8');
+    const n = vtableOffset === 14 ? req.headersLength() : req.argsLength();
+    const out: TextPair[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = vtableOffset === 14 ? req.headers(i)! : req.args(i)!;
+      out.push({ name: text(e.name(flatbuffers.Encoding.UTF8_BYTES)) ?? '', value: text(e.value(flatbuffers.Encoding.UTF8_BYTES)) });
+    }
+    return out;
   };
   const viaSpans = (payload: Uint8Array): TextPair[] => {
     const m = decodeHttpReqCall(payload);
@@ -279,10 +300,11 @@ describe('headerSpans and headers agree', () => {
     let decodable = true;
     try { decodeHttpReqCall(payload); } catch { decodable = false; }
     if (!decodable) return;
-    const a = outcome(() => viaSpans(payload));
-    const b = outcome(() => decodeHttpReqCall(payload).headers);
-    // The same verdict, with the same error (the fused walk reports what the generic one does).
-    expect(a).toEqual(b);
+    const headers = outcome(() => reference(payload, 14));
+    // The same verdict, with the same error, and the same entries.
+    expect(outcome(() => viaSpans(payload))).toEqual(headers);
+    expect(outcome(() => decodeHttpReqCall(payload).headers)).toEqual(headers);
+    expect(outcome(() => decodeHttpReqCall(payload).args)).toEqual(outcome(() => reference(payload, 12)));
   };
 
   it('on valid calls', () => {
@@ -317,7 +339,7 @@ describe('headerSpans and headers agree', () => {
       fc.property(reqCallInputArb(), fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (input, ms) => {
         const payload = mutate(encodeHttpReqCallReq(input), ms);
         check(payload);
-        try { decodeHttpReqCall(payload).headers; accepted++; } catch { refused++; }
+        try { decodeHttpReqCall(payload).headers; decodeHttpReqCall(payload).args; accepted++; } catch { refused++; }
       }),
       fcParams(FC_RUNS * 4),
     );
