@@ -348,7 +348,7 @@ export class HttpReqCallMessage {
     for (let i = 0; i < spans.length; i += 4) {
       if (!asciiNameIs(b, spans[i]!, spans[i + 1]!, lower)) continue;
       const vs = spans[i + 2]!;
-      return vs < 0 ? '' : b.toString('utf8', vs, spans[i + 3]!);
+      return vs < 0 ? '' : textAt(b, vs, spans[i + 3]!);
     }
     return undefined;
   }

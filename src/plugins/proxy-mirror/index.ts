@@ -66,9 +66,8 @@ type BodyPlan =
   | { readonly kind: 'fetch'; readonly declared: boolean }
   | { readonly kind: 'over'; readonly reason: SkipReason };
 
-/** Decides how the body is copied without asking APISIX for anything. */
-function planBody(conf: ProxyMirrorConf, req: HttpRequest): BodyPlan {
-  const cl = req.header('content-length');
+/** Decides how the body is copied without asking APISIX for anything; `cl` is the Content-Length header. */
+function planBody(conf: ProxyMirrorConf, req: HttpRequest, cl: string | undefined): BodyPlan {
   if (cl !== undefined && /^\s*\d+\s*$/.test(cl)) {
     const n = Number(cl);
     if (n === 0) return { kind: 'empty' };
@@ -119,10 +118,10 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     } catch (err) {
       return skipOnExtraInfoError(conf, ctx, err);
     }
-    if (sampled === true) return admitted(conf, req) ? copy(conf, req, ctx) : undefined;
+    if (sampled === true) return sampledCopy(conf, req, ctx);
     if (sampled === false) return skip(conf, 'not_sampled');
     return sampled.then(
-      (yes) => (!yes ? skip(conf, 'not_sampled') : admitted(conf, req) ? copy(conf, req, ctx) : undefined),
+      (yes) => (yes ? sampledCopy(conf, req, ctx) : skip(conf, 'not_sampled')),
       (err: unknown) => skipOnExtraInfoError(conf, ctx, err),
     );
   }
@@ -133,12 +132,14 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
    * synchronously, so the real request pays neither a round trip nor a promise. The target
    * counts the refusal (dropped, or skipped target_down / closed).
    */
-  function admitted(conf: ProxyMirrorRuntimeConf, req: HttpRequest): boolean {
+  function sampledCopy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> | undefined {
     const target = conf.mirrorTarget;
     // A target full by count or down is refused before the headers are even decoded.
-    if (!target.admit(0)) return false;
-    const declared = Number(req.header('content-length') ?? 0);
-    return !(Number.isFinite(declared) && declared > 0) || target.admit(declared);
+    if (!target.admit(0)) return undefined;
+    const cl = req.header('content-length');
+    const declared = Number(cl ?? 0);
+    if (Number.isFinite(declared) && declared > 0 && !target.admit(declared)) return undefined;
+    return copy(conf, req, ctx, cl);
   }
 
   function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
@@ -154,8 +155,8 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
    * APISIX (no body to fetch, a query the args give exactly, no comparison), which is the
    * common GET; otherwise after the ExtraInfo round trips.
    */
-  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext): Promise<void> | undefined {
-    const plan = planBody(conf, req);
+  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, cl: string | undefined): Promise<void> | undefined {
+    const plan = planBody(conf, req, cl);
     const args = req.argEntries();
     // `auto`: rebuilt from the args when that is exact (query-rebuild.ts), otherwise `raw`:
     // the query as the client sent it, one ExtraInfo round trip, cached per call like the
