@@ -11,8 +11,9 @@ import { BatchFlush } from './batch-flush.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
+import { PendingTable } from './pending-table.js';
 import { ByteRing, LookPacer } from './shm-ring.js';
-import { ownBytes, readDone, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
+import { eachDone, ownBytes, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
 /**
@@ -42,25 +43,17 @@ function startWorker(): Worker {
   return new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${entry}, ${entry}))`, { eval: true, stdout: false, stderr: false, resourceLimits: WORKER_LIMITS });
 }
 
-interface Pending {
-  readonly done: DoneCallback;
-  readonly sink: ResponseSink | undefined;
-  readonly node: string;
-  /** Sent through the copies ring (its outcome may still come back as a message when the done ring is full). */
-  ring: boolean;
-}
-
 type NodeMessage = Extract<ToWorker, { t: 'node' }>;
 
 class WorkerSlot {
   worker!: Worker;
-  private readonly pending = new Map<number, Pending>();
+  /** Requests sent and not answered; a ring copy's outcome may still come back as a message when the done ring is full. */
+  private readonly pending = new PendingTable();
   readonly nodes = new Map<number, NodeMessage>();
   private readonly closeWaiters = new Map<number, () => void>();
   private outbox: SendMessage[] = [];
   private transfer: ArrayBuffer[] = [];
   private readonly flusher = new BatchFlush(() => this.flush());
-  private nextReq = 0;
   private stopping = false;
   private copies!: ByteRing;
   private doneRing!: ByteRing;
@@ -110,8 +103,7 @@ class WorkerSlot {
     // ring ends (and goes on on the new worker's ring).
     this.drainDone();
     this.doneRing.wake();
-    const lost = [...this.pending.values()];
-    this.pending.clear();
+    const lost = this.pending.clear();
     this.outbox = [];
     this.transfer = [];
     this.restarts++;
@@ -129,10 +121,7 @@ class WorkerSlot {
   private drainDone(): number {
     const ring = this.doneRing;
     const ints = ring.ints;
-    return ring.drain((bytes, at) => {
-      const d = readDone(bytes, ints, at);
-      this.settle(d.reqId, d.outcome, d.code, d.message, undefined);
-    });
+    return ring.drain((bytes, at) => eachDone(bytes, ints, at, this.settleFromRing));
   }
 
   /**
@@ -168,20 +157,26 @@ class WorkerSlot {
     this.awaitDone();
   };
 
+  private readonly settleFromRing = (r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined): void => {
+    this.settle(r, o, c, e, undefined);
+  };
+
   private settle(r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined, s: DoneMessage['s']): void {
-    const p = this.pending.get(r);
-    if (!p) return;
-    this.pending.delete(r);
-    if (p.ring) this.ringInflight--;
-    if (p.sink && s) {
-      p.sink.onResponse({
+    const pending = this.pending;
+    if (!pending.has(r)) return;
+    const done = pending.done(r);
+    const sink = pending.sink(r);
+    if (pending.isRing(r)) this.ringInflight--;
+    if (sink && s) {
+      sink.onResponse({
         status: s.status, headers: s.headers, body: Buffer.from(s.body.buffer, s.body.byteOffset, s.body.byteLength),
-        truncated: s.truncated, bodyBytes: s.bodyBytes, bodySha256: s.bodySha256, node: p.node,
+        truncated: s.truncated, bodyBytes: s.bodyBytes, bodySha256: s.bodySha256, node: pending.node(r),
       });
-    } else if (p.sink && c !== undefined) {
-      p.sink.onFailure(o, c);
+    } else if (sink && c !== undefined) {
+      sink.onFailure(o, c);
     }
-    p.done(o, c, e);
+    pending.release(r);
+    done(o, c, e);
   }
 
   private receive(msg: FromWorker): void {
@@ -206,12 +201,12 @@ class WorkerSlot {
     // A raw copy (header bytes and edits) goes through the ring as bytes and its head is built
     // in the worker: all the RPC thread does is copy bytes.
     if (http && req.raw && !sink) {
-      const r = this.nextId();
+      const r = this.pending.add(done, sink, node, true);
       if (writeCopy(this.copies, nodeId, r, req.method, req.raw, req.uri, req.body)) {
-        this.pending.set(r, { done, sink, node, ring: true });
         this.sentThroughRing();
         return;
       }
+      this.pending.release(r);
     }
     // Otherwise an HTTP request travels as its head, one string or buffer (cheaper to clone
     // than the header list); one that may not be written is refused here, without a message.
@@ -234,12 +229,10 @@ class WorkerSlot {
       flat = [];
       for (const [n, v] of req.headers) flat.push(n, v);
     }
-    const r = this.nextId();
-    const pending: Pending = { done, sink, node, ring: false };
-    this.pending.set(r, pending);
+    const r = this.pending.add(done, sink, node, false);
     // A copy whose answer is thrown away goes through the ring: no message, no clone.
     if (head !== undefined && !sink && writeCopy(this.copies, nodeId, r, req.method, head, '', req.body)) {
-      pending.ring = true;
+      this.pending.markRing(r);
       this.sentThroughRing();
       return;
     }
@@ -258,13 +251,6 @@ class WorkerSlot {
     this.outbox.push({ n: nodeId, r, m: req.method, u: req.uri, h: flat, hd: typeof head === 'string' || head === undefined ? head : ownBytes(head), b, g, k: sink?.maxBodyBytes });
     // One message per event-loop turn: the copies of every reply written in this turn.
     this.flusher.added();
-  }
-
-  /** Request ids are uint32, as ring records carry them; they wrap after 2^32 copies. */
-  private nextId(): number {
-    const r = this.nextReq;
-    this.nextReq = (r + 1) >>> 0;
-    return r;
   }
 
   /**

@@ -258,6 +258,22 @@ export interface RingDone {
   readonly message: string | undefined;
 }
 
+/** readDone without the object: hands the fields to `each` (the RPC thread reads one per copy). */
+export function eachDone(
+  bytes: Buffer, ints: Int32Array, at: number,
+  each: (reqId: number, outcome: DispatchOutcome, code: string | undefined, message: string | undefined) => void,
+): void {
+  const i = at >> 2;
+  const o = ints[i + 1]!;
+  const mb = ints[i + 3]!;
+  if (o < 0 && mb < 0) {
+    each(ints[i]! >>> 0, OUTCOMES[-1 - o]!, undefined, undefined);
+    return;
+  }
+  const d = readDone(bytes, ints, at);
+  each(d.reqId, d.outcome, d.code, d.message);
+}
+
 export function readDone(bytes: Buffer, ints: Int32Array, at: number): RingDone {
   const i = at >> 2;
   const o = ints[i + 1]!;

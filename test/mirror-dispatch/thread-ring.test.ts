@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterAll, describe, it, expect } from 'vitest';
 import { ByteRing } from '../../src/mirror-dispatch/shm-ring.js';
-import { readCopy, readDone, writeCopy, writeDone, type RingCopy, type RingDone } from '../../src/mirror-dispatch/thread-protocol.js';
+import { eachDone, readCopy, readDone, writeCopy, writeDone, type RingCopy, type RingDone } from '../../src/mirror-dispatch/thread-protocol.js';
 import type { DispatchOutcome } from '../../src/mirror-dispatch/types.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
@@ -77,7 +77,13 @@ function drainWith<R>(ring: ByteRing, read: (bytes: Buffer, ints: Int32Array, at
 }
 
 const drainCopies = (ring: ByteRing): RingCopy[] => drainWith(ring, readCopy);
-const drainDones = (ring: ByteRing): RingDone[] => drainWith(ring, readDone);
+/** Outcomes as the RPC thread reads them (eachDone), checked against readDone's object on the way. */
+const drainDones = (ring: ByteRing): RingDone[] => drainWith(ring, (bytes, ints, at) => {
+  let got: RingDone | undefined;
+  eachDone(bytes, ints, at, (reqId, outcome, code, message) => { got = { reqId, outcome, code, message }; });
+  expect(got).toEqual(readDone(bytes, ints, at));
+  return got!;
+});
 
 /** What the other end must read: the same fields, a body as its own bytes. */
 const asRead = (c: CopyCase): RingCopy => ({ nodeId: c.nodeId, reqId: c.reqId, method: c.method, head: Buffer.from(c.head, 'utf8'), uri: '', body: c.body === undefined ? undefined : Buffer.from(c.body) });
