@@ -295,14 +295,21 @@ export class HttpReqCallMessage {
   }
 
   /**
-   * The path, decoded once and by Buffer (verified with the root table): the generated
+   * The path, decoded once, by textAt (verified with the root table): the generated
    * accessor's TextDecoder cost a mirrored call 0.3 µs, and it would drop a leading U+FEFF,
    * which is part of the path APISIX sent.
    */
   get path(): string {
     if (this.pathCache === undefined) {
       const o = this.req.bb!.__offset(this.req.bb_pos, 10);
-      this.pathCache = o ? readString(this.payload, this.req.bb_pos + o) : '';
+      if (!o) {
+        this.pathCache = '';
+      } else {
+        const b = this.payload;
+        const at = this.req.bb_pos + o;
+        const start = at + u32(b, at) + 4;
+        this.pathCache = textAt(b, start, start + u32(b, start - 4));
+      }
     }
     return this.pathCache;
   }
