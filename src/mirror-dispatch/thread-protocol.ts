@@ -65,7 +65,8 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // message. A record starts with 12 int32:
 //   0 node id, 1 request id, 2 kind (HEAD: a built head; RAW: header bytes to build it from),
 //   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
-//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 ascii, 11 spare
+//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 ascii,
+//   11 padding before the payload (RAW: 0-7 bytes, see writeCopy)
 // then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
 // the edits as JSON, the correlation id and the call's payload, and the body.
 // Its outcome comes back through the done ring: request id, outcome index, code bytes,
@@ -118,7 +119,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
   let max = COPY_HEADER + method.length + (body ? body.byteLength : 0);
-  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + raw.bytes.byteLength;
+  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + 7 + raw.bytes.byteLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -141,6 +142,11 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     p += eb;
     const cb = corr === undefined ? -1 : bytes.write(corr, p, 'utf8');
     p += Math.max(0, cb);
+    // The payload starts at the same address modulo 8 as the call's bytes: V8 copies into shared
+    // memory word by word only when both sides are aligned alike, byte by byte otherwise, and
+    // a 900-byte call then cost 330-500 ns instead of 60-110 (docs/performance.md, sixth pass).
+    const pad = (raw.bytes.byteOffset - (bytes.byteOffset + p)) & 7;
+    p += pad;
     bytes.set(raw.bytes, p);
     p += raw.bytes.byteLength;
     ints[i + 2] = KIND_RAW;
@@ -150,6 +156,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     ints[i + 8] = raw.bytes.byteLength;
     ints[i + 9] = raw.spans.length;
     ints[i + 10] = raw.ascii ? 1 : 0;
+    ints[i + 11] = pad;
   } else {
     let hb: number;
     if (typeof head === 'string') {
@@ -207,14 +214,18 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     p += eb;
     const cb = ints[i + 7]!;
     const correlationId = cb < 0 ? undefined : bytes.toString('utf8', p, p + cb);
-    p += Math.max(0, cb);
+    p += Math.max(0, cb) + ints[i + 11]!;
     const pb = ints[i + 8]!;
-    // One copy out of the ring for the payload and the body together.
-    const own = Buffer.from(bytes.subarray(p, p + pb + Math.max(0, bodyLen)));
+    // One copy out of the ring for the payload and the body together, to the same address
+    // modulo 8 (see writeCopy): Buffer.allocUnsafe's memory starts 8-aligned.
+    const n = pb + Math.max(0, bodyLen);
+    const k = (bytes.byteOffset + p) & 7;
+    const own = Buffer.allocUnsafe(n + k);
+    own.set(bytes.subarray(p, p + n), k);
     return {
       nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,
-      head: { bytes: own.subarray(0, pb), spans, ascii: ints[i + 10] === 1, edits, correlationId },
-      body: bodyLen < 0 ? undefined : own.subarray(pb),
+      head: { bytes: own.subarray(k, k + pb), spans, ascii: ints[i + 10] === 1, edits, correlationId },
+      body: bodyLen < 0 ? undefined : own.subarray(k + pb, k + n),
     };
   }
   const method = bytes.toString('latin1', p, p + ml);

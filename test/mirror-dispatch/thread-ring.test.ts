@@ -168,7 +168,12 @@ describe('thread-protocol ring records', () => {
 
   it('raw copies round-trip: the call bytes and entry spans, the URI, the edits, the correlation id and the body', () => {
     const raw = fc.record({
-      bytes: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+      // At any offset in its memory, as a call's bytes are in a socket read (the ring aligns its copy alike).
+      bytes: fc.tuple(fc.uint8Array({ maxLength: 300 }), fc.nat(15)).map(([b, at]) => {
+        const memory = Buffer.alloc(b.length + 16);
+        memory.set(b, at);
+        return memory.subarray(at, at + b.length);
+      }),
       spans: fc.array(fc.integer({ min: -1, max: 300 }), { maxLength: 32 }),
       ascii: fc.boolean(),
       edits: fc.record({
