@@ -53,10 +53,15 @@ const method = fc.oneof(
 const body = fc.oneof(
   fc.constant(undefined),
   fc.constant(Buffer.alloc(0)),
-  fc.uint8Array({ minLength: 1, maxLength: 340, size: 'max' }).map((b) => Buffer.from(b)),
+  // At any offset in its memory (the ring aligns its copy alike).
+  fc.tuple(fc.uint8Array({ minLength: 1, maxLength: 340, size: 'max' }), fc.nat(15)).map(([b, at]) => {
+    const memory = Buffer.alloc(b.length + 16);
+    memory.set(b, at);
+    return memory.subarray(at, at + b.length);
+  }),
 );
-// Sizes such that every record fits an empty 4 KiB ring (largest record 1,020 bytes: a 48-byte
-// record header, a 255-byte method, a head of 60 code points = up to 120 UTF-16 units reserved
+// Sizes such that every record fits an empty 4 KiB ring (largest record 1,020 bytes: a 52-byte
+// record header, up to 7 bytes of padding before the body, a 255-byte method, a head of 60 code points = up to 120 UTF-16 units reserved
 // at 3 bytes each, a 340-byte body) and a batch of them does not: refusals and retries happen.
 // A grapheme may be several code points: the head is held to 120 UTF-16 units by filtering.
 const copyCase: fc.Arbitrary<CopyCase> = fc.record({ nodeId: id, reqId: id, method, head: text(60).filter((h) => h.length <= 120), body });
