@@ -144,6 +144,16 @@ export class ByteRing {
     Atomics.store(this.state, WRITTEN, (w + advance) | 0);
   }
 
+  /** Where the producer has written up to now (for readPast). */
+  mark(): number {
+    return Atomics.load(this.state, WRITTEN);
+  }
+
+  /** Whether the consumer has read everything written before `mark()` gave `mark`. */
+  readPast(mark: number): boolean {
+    return ((Atomics.load(this.state, READ) - mark) | 0) >= 0;
+  }
+
   /** Whether the consumer sleeps on the ring (a producer's next `wake` will notify it). */
   get consumerAsleep(): boolean {
     return Atomics.load(this.state, ASLEEP) !== 0;
@@ -198,4 +208,37 @@ export class ByteRing {
     const waited = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.state, ASLEEP, 1);
     return waited.async ? waited.value.then(() => undefined) : Promise.resolve();
   }
+}
+
+/**
+ * How a producer wakes a consumer that also reads the ring by itself at times (the RPC thread
+ * reads the done ring each time it sends a copy): `written(true)` wakes it at once; after
+ * `written(false)` it is woken only if what was written by then is still unread when the
+ * scheduled check runs, and one check at a time is scheduled. So a consumer that keeps reading
+ * on its own is never woken, and one that stopped is woken once per check interval.
+ */
+export class StaleWaker {
+  private pending = false;
+  private mark = 0;
+
+  /** `schedule` runs its argument later (the worker: a POLL_MS timer). */
+  constructor(private readonly ring: ByteRing, private readonly schedule: (check: () => void) => void) {}
+
+  written(urgent: boolean): void {
+    if (urgent) {
+      this.ring.wake();
+      return;
+    }
+    if (this.pending) return;
+    this.pending = true;
+    this.mark = this.ring.mark();
+    this.schedule(this.check);
+  }
+
+  private readonly check = (): void => {
+    this.pending = false;
+    if (!this.ring.readPast(this.mark)) this.ring.wake();
+    // Read up to the mark, but more came since: check those later.
+    else if (this.ring.used > 0) this.written(false);
+  };
 }

@@ -12,7 +12,7 @@ import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
 import type { DoneCallback, NodeTransport } from './http-node.js';
 import { PendingTable } from './pending-table.js';
-import { ByteRing, LookPacer } from './shm-ring.js';
+import { ByteRing } from './shm-ring.js';
 import { eachDone, ownBytes, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
@@ -31,8 +31,6 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 12 };
 const COPIES_RING_BYTES = 4 * 1024 * 1024;
 const DONE_RING_BYTES = 256 * 1024;
 
-/** How often the RPC thread reads outcomes while they come back fast (see awaitDone). */
-const DONE_POLL_MS = 1;
 /**
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
  * the TypeScript sources (tests, `tsx`), the .ts file through tsx's loader API.
@@ -59,16 +57,15 @@ class WorkerSlot {
   private doneRing!: ByteRing;
   /** Copies sent through the ring whose outcome has not been read yet. */
   private ringInflight = 0;
-  private donePoll: NodeJS.Timeout | undefined;
   /** Sleeping on the done ring (the worker wakes this thread). */
   private doneWaiting = false;
-  /** Outcomes come fast enough to read them by timer. */
-  private doneHot = false;
-  /** Decides doneHot from what the looks at the done ring found (shm-ring.ts). */
-  private donePacer = new LookPacer();
+  /** Inside drainDone. */
+  private draining = false;
   restarts = 0;
   /** Times the worker had to be woken (an Atomics.notify) for copies written to its ring. */
   wakes = 0;
+  /** Times this thread woke up for outcomes on the done ring (its sleep there ended). */
+  doneWakes = 0;
 
   /** Whether the worker sleeps on its copies ring now (it polls while copies flow). */
   get workerAsleep(): boolean {
@@ -85,7 +82,6 @@ class WorkerSlot {
     this.copies = ByteRing.create(COPIES_RING_BYTES);
     this.doneRing = ByteRing.create(DONE_RING_BYTES);
     this.ringInflight = 0;
-    this.donePacer = new LookPacer();
     worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
     worker.unref();
     worker.on('message', (msg: FromWorker) => this.receive(msg));
@@ -117,45 +113,43 @@ class WorkerSlot {
     this.start();
   }
 
-  /** Reads the outcomes the worker wrote to the done ring; returns how many. */
+  /**
+   * Reads the outcomes the worker wrote to the done ring; returns how many. An outcome's
+   * callback may send a queued copy or close a node, which would read the ring again from
+   * the record being read, whose id may belong to the copy just sent: a nested call reads
+   * nothing (the outer one goes on to the end).
+   */
   private drainDone(): number {
+    if (this.draining) return 0;
     const ring = this.doneRing;
     const ints = ring.ints;
-    return ring.drain((bytes, at) => eachDone(bytes, ints, at, this.settleFromRing));
+    this.draining = true;
+    try {
+      return ring.drain((bytes, at) => eachDone(bytes, ints, at, this.settleFromRing));
+    } finally {
+      this.draining = false;
+    }
   }
 
   /**
-   * While ring copies are out, waits for their outcomes. When outcomes come back faster than
-   * one per DONE_POLL_MS (shm-ring.ts LookPacer: a look found at least HOT_BATCH, and fewer than
-   * COOL_LOOKS thin looks followed), the done ring is read by timer and the worker never has to
-   * wake this thread; otherwise this thread sleeps on the
-   * ring and the worker wakes it (one Atomics.notify per batch of outcomes). A cross-core
-   * wake-up cost about 5 µs on this project's VM, a timer wake-up of an idle thread more:
-   * each is used where it is the cheaper (docs/performance.md, "Mirror dispatch, fifth pass").
+   * While ring copies are out, sleeps on the done ring; the worker wakes this thread at once
+   * for outcomes of copies that came slowly, and only for outcomes left unread for a
+   * millisecond while copies stream, since each copy sent reads the ring first
+   * (sentThroughRing). So a stream of copies costs this thread neither a timer nor a wake-up
+   * (thread-worker.ts, outcomesWritten; docs/performance.md, "Mirror dispatch, sixth pass").
    */
   private awaitDone(): void {
-    if (this.donePoll || this.doneWaiting || this.ringInflight === 0 || this.stopping) return;
-    if (this.doneHot) {
-      this.donePoll = setTimeout(this.pollDone, DONE_POLL_MS);
-      this.donePoll.unref();
-      return;
-    }
+    if (this.doneWaiting || this.ringInflight === 0 || this.stopping) return;
     this.doneWaiting = true;
     const ring = this.doneRing;
     void ring.sleep().then(() => {
       this.doneWaiting = false;
+      this.doneWakes++;
       // A worker that crashed meanwhile has a new ring: wait on that one.
-      if (ring === this.doneRing) this.doneHot = this.donePacer.next(this.drainDone()) === 'timer';
+      if (ring === this.doneRing) this.drainDone();
       this.awaitDone();
     });
   }
-
-  private readonly pollDone = (): void => {
-    this.donePoll = undefined;
-    // After a crash this is the new worker's ring (the old one's outcomes were read in crashed()).
-    this.doneHot = this.donePacer.next(this.drainDone()) === 'timer';
-    this.awaitDone();
-  };
 
   private readonly settleFromRing = (r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined): void => {
     this.settle(r, o, c, e, undefined);
@@ -261,6 +255,8 @@ class WorkerSlot {
   private sentThroughRing(): void {
     this.ringInflight++;
     if (this.copies.wake()) this.wakes++;
+    // Outcomes ready by now are read here: while copies stream, this is how they are read.
+    if (this.doneRing.used !== 0) this.drainDone();
     this.awaitDone();
   }
 
@@ -287,8 +283,6 @@ class WorkerSlot {
   async stop(): Promise<void> {
     this.stopping = true;
     this.flusher.cancel();
-    if (this.donePoll) clearTimeout(this.donePoll);
-    this.donePoll = undefined;
     this.doneRing.wake();
     await this.worker.terminate();
   }
@@ -334,9 +328,12 @@ export class DispatchThreads {
     return this.slots.map((s) => s.worker);
   }
 
-  /** Per worker: wake-ups it needed for copies so far, and whether it sleeps now (diagnostics, tests). */
-  get handoff(): ReadonlyArray<{ readonly wakes: number; readonly asleep: boolean }> {
-    return this.slots.map((s) => ({ wakes: s.wakes, asleep: s.workerAsleep }));
+  /**
+   * Per worker: wake-ups it needed for copies so far, whether it sleeps now, and the times
+   * this thread woke up for its outcomes (diagnostics, tests).
+   */
+  get handoff(): ReadonlyArray<{ readonly wakes: number; readonly asleep: boolean; readonly doneWakes: number }> {
+    return this.slots.map((s) => ({ wakes: s.wakes, asleep: s.workerAsleep, doneWakes: s.doneWakes }));
   }
 
   /** Restarts so far, all workers together. */

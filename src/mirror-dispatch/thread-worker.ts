@@ -9,7 +9,7 @@ import { GrpcNode } from './grpc-node.js';
 import { HttpNode, type NodeTransport } from './http-node.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
-import { ByteRing, LookPacer } from './shm-ring.js';
+import { ByteRing, LookPacer, StaleWaker } from './shm-ring.js';
 import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
@@ -30,13 +30,26 @@ const early = new Map<number, RingCopy[]>();
 /** Nodes closed (ids are never reused): a late copy for one is an error, not an early one. */
 const closedIds = new Set<number>();
 
+/**
+ * How the RPC thread learns of outcomes (thread-pool.ts, awaitDone). It reads the done ring
+ * each time it sends a copy, and otherwise sleeps on it. While copies come slowly (this
+ * worker sleeps between them) each batch of outcomes wakes it at once. While they stream
+ * (this worker polls), its next copies read them: it is woken only for outcomes it left
+ * unread for POLL_MS (the copies stopped), at most once per POLL_MS, so a stream costs the
+ * RPC thread neither wake-ups nor a timer (docs/performance.md, "Mirror dispatch, sixth pass").
+ */
+let doneWaker: StaleWaker | undefined;
+
+function outcomesWritten(): void {
+  // Copies come slowly: the RPC thread sends none that would read these outcomes soon.
+  doneWaker!.written(!copiesPacer.polling);
+}
+
 function flush(): void {
   flushing = false;
-  // Outcomes written this turn: the RPC thread is woken once if it sleeps on the done ring
-  // (it reads it by timer instead while outcomes come fast; thread-pool.ts awaitDone).
   if (doneWritten) {
     doneWritten = false;
-    doneRing!.wake();
+    outcomesWritten();
   }
   if (outbox.length === 0) return;
   const msg: FromWorker = { t: 'done', batch: outbox };
@@ -112,10 +125,12 @@ function drainCopies(): number {
  */
 const POLL_MS = 1;
 
+/** How this worker waits for copies (module-wide: outcomesWritten asks whether it polls). */
+const copiesPacer = new LookPacer();
+
 async function consume(): Promise<void> {
-  const pacer = new LookPacer();
   for (;;) {
-    const next = pacer.next(drainCopies());
+    const next = copiesPacer.next(drainCopies());
     if (next === 'timer') await new Promise<void>((r) => setTimeout(r, POLL_MS));
     else if (next === 'turn') await new Promise<void>((r) => setImmediate(r));
     else await copies!.sleep();
@@ -129,6 +144,7 @@ port.on('message', (msg: ToWorker) => {
     case 'rings':
       copies = new ByteRing(msg.copies);
       doneRing = new ByteRing(msg.done);
+      doneWaker = new StaleWaker(doneRing, (check) => setTimeout(check, POLL_MS));
       void consume();
       break;
     case 'node': {

@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
-import { ByteRing, COOL_LOOKS, HOT_BATCH, LookPacer } from '../../src/mirror-dispatch/shm-ring.js';
+import { ByteRing, COOL_LOOKS, HOT_BATCH, LookPacer, StaleWaker } from '../../src/mirror-dispatch/shm-ring.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
 /** The ring's header, as shm-ring.ts lays it out: four int32 at offset 0. */
@@ -318,5 +318,70 @@ describe('LookPacer: when a consumer polls, looks again, or sleeps', () => {
     expect(pacer.polling).toBe(true);
     for (let i = 0; i < COOL_LOOKS; i++) pacer.next(0);
     expect(pacer.polling).toBe(false);
+  });
+});
+
+describe('StaleWaker: wake a consumer that reads on its own only for what it left unread', () => {
+  /** A producer end, the consumer's end of the same ring asleep on it, and a hand-run scheduler. */
+  const setup = (counter: number) => {
+    const producer = ringAt(256, counter);
+    const consumer = new ByteRing(producer.shared);
+    const checks: (() => void)[] = [];
+    const waker = new StaleWaker(producer, (check) => checks.push(check));
+    const runChecks = (): void => { for (const c of checks.splice(0)) c(); };
+    // The consumer sleeps (the flag its producer reads); whether a wake-up came shows as the flag cleared.
+    const asleep = (): boolean => Atomics.load(header(producer), ASLEEP) === 1;
+    const sleep = (): void => { void consumer.sleep(); };
+    return { producer, consumer, checks, waker, runChecks, asleep, sleep };
+  };
+
+  for (const counter of [0, 2 ** 31 - 8, -8]) {
+    it(`urgent: wakes at once; otherwise one check, which wakes only if the records are still unread (counters from ${counter})`, () => {
+      const { producer, consumer, checks, waker, runChecks, asleep, sleep } = setup(counter);
+      sleep();
+      expect(asleep()).toBe(true);
+      put(producer, Uint8Array.of(1));
+      waker.written(true);
+      expect(asleep()).toBe(false);
+      expect(drainAll(consumer)).toEqual([Uint8Array.of(1)]);
+
+      // Not urgent, and the consumer reads them itself before the check: no wake-up, no further check.
+      sleep();
+      put(producer, Uint8Array.of(2));
+      waker.written(false);
+      put(producer, Uint8Array.of(3));
+      waker.written(false);
+      expect(checks).toHaveLength(1);
+      expect(drainAll(consumer)).toEqual([Uint8Array.of(2), Uint8Array.of(3)]);
+      runChecks();
+      expect(asleep()).toBe(true);
+      expect(checks).toHaveLength(0);
+
+      // Left unread until the check: woken then.
+      put(producer, Uint8Array.of(4));
+      waker.written(false);
+      expect(asleep()).toBe(true);
+      runChecks();
+      expect(asleep()).toBe(false);
+      expect(drainAll(consumer)).toEqual([Uint8Array.of(4)]);
+    });
+  }
+
+  it('records written after the check was scheduled get a check of their own', () => {
+    const { producer, consumer, checks, waker, runChecks, asleep, sleep } = setup(0);
+    sleep();
+    put(producer, Uint8Array.of(1));
+    waker.written(false);
+    expect(drainAll(consumer)).toEqual([Uint8Array.of(1)]);
+    put(producer, Uint8Array.of(2));
+    waker.written(false);
+    expect(checks).toHaveLength(1);
+    // The first check: what it was about was read; the later record gets a check of its own.
+    runChecks();
+    expect(asleep()).toBe(true);
+    expect(checks).toHaveLength(1);
+    runChecks();
+    expect(asleep()).toBe(false);
+    expect(drainAll(consumer)).toEqual([Uint8Array.of(2)]);
   });
 });
