@@ -13,7 +13,7 @@ import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
 import { NodePicker } from './node-picker.js';
 import { createNameResolver, type NameResolver } from './resolver.js';
 import type { DispatchThreads } from './thread-pool.js';
-import type { DispatchObserver, DispatchRequest, NodeSpec, ResponseSink, SubmitResult, TargetSpec } from './types.js';
+import type { DispatchObserver, DispatchRequest, NodeObserver, NodeSpec, ResponseSink, SubmitResult, TargetSpec } from './types.js';
 
 /** What a target needs from its engine. */
 export interface TargetDeps {
@@ -46,6 +46,8 @@ export class DispatchTarget {
   /** A host name's first resolution is under way: copies wait in the queue rather than go to the bare name. */
   private awaitingAddresses = false;
   private drained: (() => void) | undefined;
+  /** Each node's reports, bound once (DispatchObserver.bindNode). */
+  private readonly nodeObservers = new WeakMap<NodeTransport, NodeObserver>();
 
   constructor(
     readonly key: string,
@@ -63,10 +65,23 @@ export class DispatchTarget {
 
   private createNode(node: NodeSpec, tlsName?: string): NodeTransport {
     const breaker = new CircuitBreaker(this.spec.breaker, this.deps.now, this.deps.random);
-    if (this.deps.threads) return this.deps.threads.createNode(node, this.spec, breaker, tlsName);
-    return this.spec.protocol === 'grpc'
-      ? new GrpcNode(node, this.spec, breaker)
-      : new HttpNode(node, this.spec, breaker, this.deps.deadlineNow, tlsName);
+    let transport: NodeTransport;
+    if (this.deps.threads) transport = this.deps.threads.createNode(node, this.spec, breaker, tlsName);
+    else if (this.spec.protocol === 'grpc') transport = new GrpcNode(node, this.spec, breaker);
+    else transport = new HttpNode(node, this.spec, breaker, this.deps.deadlineNow, tlsName);
+    this.nodeObservers.set(transport, this.bindObserver(node.label));
+    return transport;
+  }
+
+  private bindObserver(nodeLabel: string): NodeObserver {
+    const { observer } = this.deps;
+    const label = this.spec.label;
+    if (observer.bindNode) return observer.bindNode(label, nodeLabel);
+    return {
+      sent: () => observer.sent(label, nodeLabel),
+      finished: (outcome, seconds) => observer.finished(label, nodeLabel, outcome, seconds),
+      inflight: (delta) => observer.inflight(label, delta),
+    };
   }
 
   /**
@@ -194,17 +209,18 @@ export class DispatchTarget {
       return false;
     }
     const nodeLabel = node.spec.label;
+    const reports = this.nodeObservers.get(node) ?? this.bindObserver(nodeLabel);
     this.inflight++;
-    observer.inflight(label, 1);
-    observer.sent(label, nodeLabel);
+    reports.inflight(1);
+    reports.sent();
     const startedAt = now();
     node.send(req, sink, (outcome, code, message) => {
-      observer.finished(label, nodeLabel, outcome, Math.max(0, now() - startedAt) / 1000);
+      reports.finished(outcome, Math.max(0, now() - startedAt) / 1000);
       if (code !== undefined) observer.failed(label, nodeLabel, outcome, code, message ?? '');
       const change = settleBreaker(node.breaker, code);
       if (change) observer.nodeState(label, nodeLabel, change.state, change.state === 'open' ? { code, retryInMs: change.retryInMs } : {});
       this.inflight--;
-      observer.inflight(label, -1);
+      reports.inflight(-1);
       this.pump();
     });
     return true;

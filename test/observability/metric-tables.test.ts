@@ -91,6 +91,42 @@ describe('metric tables', () => {
     expect(again).toMatch(/^apisix_runner_mirror_latency_seconds_count\{target="http:\/\/t",outcome="2xx"\} 2$/m);
     expect(again).toMatch(/^apisix_runner_mirror_latency_seconds_sum\{target="http:\/\/t",outcome="2xx"\} 0.51$/m);
   });
+
+  it('a node bound once (bindNode) counts exactly what the per-copy calls with labels count', async () => {
+    const step = fc.oneof(
+      fc.record({ k: fc.constant('sent' as const), t: fc.constantFrom('http://a', 'http://b'), n: fc.constantFrom('n1', 'n2') }),
+      fc.record({ k: fc.constant('finished' as const), t: fc.constantFrom('http://a', 'http://b'), n: fc.constantFrom('n1', 'n2'),
+        o: fc.constantFrom('2xx' as const, '4xx' as const, 'timeout' as const, 'error' as const), s: fc.double({ min: 0, max: 100, noNaN: true }) }),
+      fc.record({ k: fc.constant('inflight' as const), t: fc.constantFrom('http://a', 'http://b'), n: fc.constantFrom('n1', 'n2'), d: fc.constantFrom(1, -1) }),
+    );
+    await fc.assert(fc.asyncProperty(fc.array(step, { maxLength: 40 }), async (steps) => {
+      const byLabels = new Registry();
+      const bound = new Registry();
+      const a = createMirrorMetrics(byLabels);
+      const b = createMirrorMetrics(bound);
+      const nodes = new Map<string, ReturnType<typeof b.bindNode>>();
+      const nodeOf = (t: string, n: string) => {
+        let x = nodes.get(`${t} ${n}`);
+        if (!x) nodes.set(`${t} ${n}`, (x = b.bindNode(t, n)));
+        return x;
+      };
+      for (const st of steps) {
+        if (st.k === 'sent') {
+          a.sent(st.t);
+          a.node(st.t, st.n, 'sent');
+          nodeOf(st.t, st.n).sent();
+        } else if (st.k === 'finished') {
+          a.finished(st.t, st.o, st.s);
+          a.node(st.t, st.n, st.o);
+          nodeOf(st.t, st.n).finished(st.o, st.s);
+        } else {
+          a.inflight(st.t, st.d);
+          nodeOf(st.t, st.n).inflight(st.d);
+        }
+      }
+      expect(await bound.metrics()).toBe(await byLabels.metrics());
+    }), { numRuns: 60 });
+  });
 });
 
 describe('histogram tables', () => {

@@ -22,6 +22,7 @@ export function createDispatchObserver(metrics: MirrorMetrics, limiter: LogLimit
       metrics.skipped(target, reason);
     },
     inflight: (target, delta) => metrics.inflight(target, delta),
+    bindNode: (target, node) => metrics.bindNode(target, node),
     queued: (target, dc, db) => metrics.queued(target, dc, db),
     failed(target, node, outcome, code, message) {
       const grpc = code.startsWith('GRPC_');

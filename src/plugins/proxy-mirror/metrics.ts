@@ -38,6 +38,15 @@ export interface MirrorMetrics {
   queued(target: string, deltaCount: number, deltaBytes: number): void;
   /** Per node of a target: a copy sent there, and its outcome. */
   node(target: string, node: string, outcome: MirrorOutcome | 'sent'): void;
+  /**
+   * sent + node(…, 'sent'), finished + node(…, outcome) and inflight of one target and node,
+   * with the cells found once (the dispatch engine's NodeObserver).
+   */
+  bindNode(target: string, node: string): {
+    sent(): void;
+    finished(outcome: MirrorOutcome, seconds: number): void;
+    inflight(delta: number): void;
+  };
   /** Per node: 1 while it takes copies, 0 while its circuit breaker holds it out. */
   nodeUp(target: string, node: string, up: boolean): void;
   /** A mirror worker thread died and was restarted. */
@@ -105,6 +114,27 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
       queueBytesOf(target).inc(db);
     },
     node: (target, node, outcome) => nodeCell(target, node, outcome).n++,
+    bindNode: (target, node) => {
+      // Each cell found at its first use, as the calls with labels do (no series before then).
+      let sentCopies: MetricCell | undefined;
+      let sentHere: MetricCell | undefined;
+      let inflightCell: ReturnType<typeof inflightOf> | undefined;
+      const byOutcome = new Map<string, { copies: MetricCell; latency: ReturnType<typeof latency.cell>; here: MetricCell }>();
+      return {
+        sent: () => {
+          (sentCopies ??= copiesOf(target, 'sent')).n++;
+          (sentHere ??= nodeCell(target, node, 'sent')).n++;
+        },
+        finished: (outcome, seconds) => {
+          let c = byOutcome.get(outcome);
+          if (!c) byOutcome.set(outcome, (c = { copies: copiesOf(target, outcome), latency: latencyOf(target, outcome), here: nodeCell(target, node, outcome) }));
+          c.copies.n++;
+          c.latency.observe(seconds);
+          c.here.n++;
+        },
+        inflight: (delta) => (inflightCell ??= inflightOf(target)).inc(delta),
+      };
+    },
     nodeUp: (target, node, up) => nodeUpOf(target, node).set(up ? 1 : 0),
     threadRestarted: () => restarts.inc(),
   };
