@@ -28,8 +28,6 @@ export interface HeaderBytes {
   readonly bytes: Buffer;
   /** Four int32 per entry: name start, end, value start, end (-1, -1: no value). */
   readonly spans: ArrayLike<number>;
-  /** Every name is ASCII. */
-  readonly ascii: boolean;
 }
 
 /** A copy whose head is still to be built: the request's header bytes and the conf's edits. */
@@ -118,7 +116,7 @@ export interface CopyHeadContext {
  * path must build it (see the file comment).
  */
 export function copyHeadFromBytes(raw: HeaderBytes, method: string, uri: string, conf: HeadConf, ctx: CopyHeadContext): Buffer | undefined {
-  if (!raw.ascii || uri === '' || BAD_TARGET.test(uri)) return undefined;
+  if (uri === '' || BAD_TARGET.test(uri)) return undefined;
   const recipe = recipeOf(conf);
   if (!recipe) return undefined;
   const corr = recipe.correlationHeader !== undefined && ctx.correlationId !== undefined ? ctx.correlationId : undefined;

@@ -65,7 +65,7 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // message. A record starts with 13 int32:
 //   0 node id, 1 request id, 2 kind (HEAD: a built head; RAW: header bytes to build it from),
 //   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
-//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 ascii,
+//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 spare,
 //   11 padding before the payload (RAW: 0-7 bytes, see writeCopy), 12 padding before the body
 // then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
 // the edits as JSON, the correlation id and the call's payload, and the body.
@@ -155,7 +155,6 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     ints[i + 7] = cb;
     ints[i + 8] = raw.bytes.byteLength;
     ints[i + 9] = raw.spans.length;
-    ints[i + 10] = raw.ascii ? 1 : 0;
     ints[i + 11] = pad;
   } else {
     let hb: number;
@@ -225,7 +224,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     const payload = ownAligned(bytes, p, pb);
     return {
       nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,
-      head: { bytes: payload, spans, ascii: ints[i + 10] === 1, edits, correlationId },
+      head: { bytes: payload, spans, edits, correlationId },
       body: bodyLen < 0 ? undefined : ownAligned(bytes, p + pb + ints[i + 12]!, bodyLen),
     };
   }

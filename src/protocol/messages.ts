@@ -22,7 +22,7 @@ import { Info } from './generated/a6/extra-info/info.js';
 import { Req as RespCallReq } from './generated/a6/httpresp-call/req.js';
 import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
 import { encodeFrame, MessageType } from './frame.js';
-import { verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
+import { namesAscii, verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
 import type { HttpMethod, TextPair } from '../plugin-api/request.js';
 
 export { ErrCode, Action, Info };
@@ -138,18 +138,18 @@ function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vt
 
 /**
  * Byte ranges of the [TextEntry] vector in field `vtableOffset` of the table at `tablePos`,
- * checked as verifyTablesVector checks a [TextEntry] vector (verifyTextEntrySpans), without decoding a string: four int32 per entry,
- * name start and end, value start and end (-1, -1 for an entry without a value; a missing
- * name is an empty range). `ascii` says whether every name is ASCII, so that a byte-wise
- * case-insensitive match equals the decoded names' `toLowerCase()` match.
+ * checked as verifyTablesVector checks a [TextEntry] vector (verifyTextEntrySpans), without
+ * decoding a string: four int32 per entry, name start and end, value start and end (-1, -1
+ * for an entry without a value; a missing name is an empty range). A plain array, cheaper to
+ * allocate than an Int32Array.
  */
-function entrySpans(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): HeaderSpans {
+function entrySpans(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): number[] {
   const o = bb.__offset(tablePos, vtableOffset);
-  if (!o) return { spans: [], ascii: true };
+  if (!o) return [];
   const vec = bb.__vector(tablePos + o) - 4;
   const spans: number[] = new Array<number>(u32(b, vec) * 4);
-  const ascii = verifyTextEntrySpans(b, vec, spans);
-  return { spans, ascii };
+  verifyTextEntrySpans(b, vec, spans);
+  return spans;
 }
 
 /**
@@ -180,13 +180,6 @@ function textAt(b: Buffer, start: number, end: number): string {
     out += String.fromCharCode(c);
   }
   return out;
-}
-
-/** Where each header entry's name and value are in the call's bytes (see entrySpans). */
-export interface HeaderSpans {
-  /** Four per entry (see entrySpans); a plain array, cheaper to allocate than an Int32Array. */
-  readonly spans: ArrayLike<number>;
-  readonly ascii: boolean;
 }
 
 /** True when bytes [start, end) equal `lower` (ASCII, lower case) ignoring ASCII case. */
@@ -278,7 +271,8 @@ export class HttpReqCallMessage {
   private readonly payload: Buffer;
   private argsCache: TextPair[] | undefined;
   private headersCache: TextPair[] | undefined;
-  private spansCache: HeaderSpans | undefined;
+  private spansCache: number[] | undefined;
+  private asciiCache: boolean | undefined;
   private pathCache: string | undefined;
 
   constructor(payload: Uint8Array) {
@@ -323,11 +317,11 @@ export class HttpReqCallMessage {
   }
 
   get args(): TextPair[] {
-    return (this.argsCache ??= entriesFromSpans(this.payload, entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 12).spans));
+    return (this.argsCache ??= entriesFromSpans(this.payload, entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 12)));
   }
 
   get headers(): TextPair[] {
-    return (this.headersCache ??= entriesFromSpans(this.payload, this.headerSpans.spans));
+    return (this.headersCache ??= entriesFromSpans(this.payload, this.headerSpans));
   }
 
   /** The call's bytes (the FlatBuffers payload), for readers of headerSpans. */
@@ -335,9 +329,17 @@ export class HttpReqCallMessage {
     return this.payload;
   }
 
-  /** Where the header entries are in `bytes`, checked on first use (may throw MalformedPayloadError). */
-  get headerSpans(): HeaderSpans {
+  /**
+   * Where the header entries are in `bytes` (four per entry, see entrySpans), checked on first
+   * use (may throw MalformedPayloadError).
+   */
+  get headerSpans(): readonly number[] {
     return (this.spansCache ??= entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 14));
+  }
+
+  /** Whether every header name is ASCII (a pass over the names, made once and only when asked). */
+  get headerNamesAscii(): boolean {
+    return (this.asciiCache ??= namesAscii(this.payload, this.headerSpans));
   }
 
   /**
@@ -349,8 +351,11 @@ export class HttpReqCallMessage {
   header(name: string): string | undefined {
     const lower = asciiLower(name);
     if (this.headersCache || lower === null) return firstValue(this.headers, name.toLowerCase());
-    const { spans, ascii } = this.headerSpans;
-    if (!ascii) return firstValue(this.headers, lower);
+    const spans = this.headerSpans;
+    // A byte-wise match equals the decoded names' toLowerCase() match unless a name holds a
+    // character whose lower case is ASCII: of all Unicode only U+212A KELVIN SIGN is (→ `k`;
+    // U+0130 gives `i` plus U+0307). So only a name with a `k` needs the names to be ASCII.
+    if (lower.includes('k') && !this.headerNamesAscii) return firstValue(this.headers, lower);
     const b = this.payload;
     for (let i = 0; i < spans.length; i += 4) {
       if (!asciiNameIs(b, spans[i]!, spans[i + 1]!, lower)) continue;

@@ -9,7 +9,7 @@ import type { HttpRequest } from '../plugin-api/index.js';
 
 export const RAW_HEADERS: unique symbol = Symbol('apisix-runner.raw-headers');
 
-/** The call's bytes, where each header entry is in them, and whether every name is ASCII. */
+/** The call's bytes and where each header entry is in them. */
 export type RawHeaders = HeaderBytes;
 
 interface WithRawHeaders {

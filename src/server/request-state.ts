@@ -38,8 +38,7 @@ export class RequestState implements HttpRequest {
   /** The call's header bytes while no plugin has edited a header (raw-headers.ts). */
   [RAW_HEADERS](): RawHeaders | undefined {
     if (this.headerEdits.size > 0) return undefined;
-    const { spans, ascii } = this.msg.headerSpans;
-    return { bytes: this.msg.bytes, spans, ascii };
+    return { bytes: this.msg.bytes, spans: this.msg.headerSpans };
   }
 
   arg(name: string): string | undefined { return this.argEdits.first(this.msg.args, name); }

@@ -180,7 +180,6 @@ describe('thread-protocol ring records', () => {
         return memory.subarray(at, at + b.length);
       }),
       spans: fc.array(fc.integer({ min: -1, max: 300 }), { maxLength: 32 }),
-      ascii: fc.boolean(),
       edits: fc.record({
         headersSet: fc.array(fc.tuple(fc.constantFrom('x-a', 'host', 'x-ü'), text(10)), { maxLength: 2 }),
         headersRemove: fc.uniqueArray(fc.constantFrom('x-a', 'user-agent'), { maxLength: 2 }).map((a) => new Set(a)),

@@ -260,6 +260,45 @@ describe('forged lengths are rejected before anything loops over them', () => {
  * valid and mutated HTTPReqCall payloads both must accept and refuse the same payloads, with
  * the same error, and decode the same names and values.
  */
+describe('header(name) of an HTTPReqCall', () => {
+  // Names whose lower case is or holds ASCII from non-ASCII: U+212A KELVIN SIGN lowers to `k`,
+  // U+0130 to `i` + U+0307; the byte-wise lookup must still agree with toLowerCase().
+  const nameArb = fc.oneof(
+    fc.constantFrom('key', 'Key', '\u212Aey', 'x-\u212A', 'cookie', 'COO\u212AIE', 'İd', 'id', 'content-length', 'Content-Type', 'ü', 'x-ü', ''),
+    fc.string({ maxLength: 6 }),
+    fc.string({ unit: 'binary', maxLength: 6 }),
+  );
+  it('gives what a case-insensitive search of the decoded headers gives, Unicode names included', () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({ name: nameArb, value: fc.option(fc.string({ maxLength: 4 }), { nil: undefined }) }), { maxLength: 8 }),
+      fc.array(nameArb, { minLength: 1, maxLength: 6 }),
+      (headers, lookups) => {
+        const payload = encodeHttpReqCallReq({ id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers });
+        // Each lookup on a fresh call (the decoded list would answer once decoded) and on one call in turn.
+        const shared = decodeHttpReqCall(payload);
+        for (const name of lookups) {
+          const lower = name.toLowerCase();
+          const hit = headers.find((h) => h.name.toLowerCase() === lower);
+          const expected = hit ? (hit.value ?? '') : undefined;
+          expect(decodeHttpReqCall(payload).header(name)).toBe(expected);
+          expect(shared.header(name)).toBe(expected);
+        }
+      },
+    ), fcParams(FC_RUNS));
+  }, timeoutFor(FC_RUNS, 2));
+
+  it('finds a name written with the Kelvin sign by its ASCII spelling, and the reverse', () => {
+    const payload = encodeHttpReqCallReq({
+      id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [],
+      headers: [{ name: 'X-\u212Aey', value: 'kelvin' }, { name: 'content-length', value: '3' }],
+    });
+    expect(decodeHttpReqCall(payload).header('x-key')).toBe('kelvin');
+    expect(decodeHttpReqCall(payload).header('X-KEY')).toBe('kelvin');
+    expect(decodeHttpReqCall(payload).header('content-length')).toBe('3');
+    expect(decodeHttpReqCall(payload).header('x-\u212Aey')).toBe('kelvin');
+  });
+});
+
 describe('the fused [TextEntry] walk agrees with the generic verifier and reader', () => {
   const outcome = (read: () => unknown): { ok: true; value: unknown } | { ok: false; error: string } => {
     try {
@@ -289,7 +328,7 @@ describe('the fused [TextEntry] walk agrees with the generic verifier and reader
   };
   const viaSpans = (payload: Uint8Array): TextPair[] => {
     const m = decodeHttpReqCall(payload);
-    const { spans } = m.headerSpans;
+    const spans = m.headerSpans;
     const out: TextPair[] = [];
     for (let i = 0; i < spans.length; i += 4) {
       out.push({ name: m.bytes.toString('utf8', spans[i]!, spans[i + 1]!), value: spans[i + 2]! < 0 ? undefined : m.bytes.toString('utf8', spans[i + 2]!, spans[i + 3]!) });
@@ -316,7 +355,7 @@ describe('the fused [TextEntry] walk agrees with the generic verifier and reader
       id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/p', args: [],
       headers: [{ name: 'host', value: 'example' }, { name: 'x-last', value: 'v' }],
     });
-    const { spans } = decodeHttpReqCall(payload).headerSpans;
+    const spans = decodeHttpReqCall(payload).headerSpans;
     let forged = 0;
     for (let i = 0; i < spans.length; i += 2) {
       const start = spans[i]!;

@@ -241,7 +241,7 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     // straight from the bytes here when that gives the same head (copy-head.ts), else as strings.
     let copy: MirrorCopy | undefined;
     if (raw && !sink && conf.mirrorTarget.sendsFromWorker) {
-      copy = copyWithRaw(req.method, uri, { bytes: raw.bytes, spans: raw.spans, ascii: raw.ascii, edits: conf, correlationId }, body);
+      copy = copyWithRaw(req.method, uri, { bytes: raw.bytes, spans: raw.spans, edits: conf, correlationId }, body);
     } else {
       const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
       const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;

@@ -24,8 +24,7 @@ function call(headers: readonly FrameEntry[]): HttpReqCallMessage {
 }
 
 function raw(msg: HttpReqCallMessage): RawHeaders {
-  const { spans, ascii } = msg.headerSpans;
-  return { bytes: msg.bytes, spans, ascii };
+  return { bytes: msg.bytes, spans: msg.headerSpans };
 }
 
 /** The string path's bytes, or 'refused' when it throws (INVALID_REQUEST). */
