@@ -8,7 +8,6 @@ import { Code as ErrCode } from './generated/a6/err/code.js';
 import { Resp as ErrResp } from './generated/a6/err/resp.js';
 import { Req as PrepareConfReq } from './generated/a6/prepare-conf/req.js';
 import { Resp as PrepareConfResp } from './generated/a6/prepare-conf/resp.js';
-import { Req as ReqCallReq } from './generated/a6/httpreq-call/req.js';
 import { Resp as ReqCallResp } from './generated/a6/httpreq-call/resp.js';
 import { Stop } from './generated/a6/httpreq-call/stop.js';
 import { Rewrite } from './generated/a6/httpreq-call/rewrite.js';
@@ -92,6 +91,15 @@ function u32(b: Uint8Array, p: number): number {
   return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 }
 
+/**
+ * The offset within the table at `table` of the field whose vtable entry is at `vtableOffset`
+ * (4 + 2 × field id), 0 when absent: FlatBuffers' `__offset` on a verified payload.
+ */
+function fieldOffset(b: Uint8Array, table: number, vtableOffset: number): number {
+  const vtable = table - (b[table]! | (b[table + 1]! << 8) | (b[table + 2]! << 16) | (b[table + 3]! << 24));
+  return vtableOffset < u16(b, vtable) ? u16(b, vtable + vtableOffset) : 0;
+}
+
 /** A FlatBuffers string at the uoffset stored at `at`, decoded without TextDecoder (3x faster for header-sized strings). */
 function readString(b: Buffer, at: number): string {
   const start = at + u32(b, at);
@@ -143,10 +151,10 @@ function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vt
  * for an entry without a value; a missing name is an empty range). A plain array, cheaper to
  * allocate than an Int32Array.
  */
-function entrySpans(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): number[] {
-  const o = bb.__offset(tablePos, vtableOffset);
+function entrySpans(b: Buffer, tablePos: number, vtableOffset: number): number[] {
+  const o = fieldOffset(b, tablePos, vtableOffset);
   if (!o) return [];
-  const vec = bb.__vector(tablePos + o) - 4;
+  const vec = tablePos + o + u32(b, tablePos + o);
   const spans: number[] = new Array<number>(u32(b, vec) * 4);
   verifyTextEntrySpans(b, vec, spans);
   return spans;
@@ -267,7 +275,8 @@ export class HttpReqCallMessage {
   readonly id: number;
   readonly confToken: number;
   readonly methodCode: number;
-  private readonly req: ReqCallReq;
+  /** Position of the root table in the payload (verified). */
+  private readonly pos: number;
   private readonly payload: Buffer;
   private argsCache: TextPair[] | undefined;
   private headersCache: TextPair[] | undefined;
@@ -278,10 +287,17 @@ export class HttpReqCallMessage {
   constructor(payload: Uint8Array) {
     verifyRoot(payload, SHAPES.reqCallReq);
     this.payload = asBuffer(payload);
-    this.req = ReqCallReq.getRootAsReq(byteBuffer(payload));
-    this.id = this.req.id();
-    this.confToken = this.req.confToken();
-    this.methodCode = this.req.method();
+    // Fields read straight from the verified bytes, as the generated Req class reads them
+    // (defaults when absent): its ByteBuffer builds a TextDecoder per call.
+    const b = this.payload;
+    const pos = u32(b, 0);
+    this.pos = pos;
+    let o = fieldOffset(b, pos, 4);
+    this.id = o ? u32(b, pos + o) : 0;
+    o = fieldOffset(b, pos, 16);
+    this.confToken = o ? u32(b, pos + o) : 0;
+    o = fieldOffset(b, pos, 8);
+    this.methodCode = o ? b[pos + o]! : 0;
   }
 
   get method(): HttpMethod {
@@ -295,12 +311,12 @@ export class HttpReqCallMessage {
    */
   get path(): string {
     if (this.pathCache === undefined) {
-      const o = this.req.bb!.__offset(this.req.bb_pos, 10);
+      const o = fieldOffset(this.payload, this.pos, 10);
       if (!o) {
         this.pathCache = '';
       } else {
         const b = this.payload;
-        const at = this.req.bb_pos + o;
+        const at = this.pos + o;
         const start = at + u32(b, at) + 4;
         this.pathCache = textAt(b, start, start + u32(b, start - 4));
       }
@@ -309,15 +325,24 @@ export class HttpReqCallMessage {
   }
 
   get srcIpBytes(): Uint8Array | null {
-    return this.req.srcIpArray();
+    return this.srcIpView();
   }
 
   get srcIp(): string {
-    return formatIp(this.req.srcIpArray());
+    return formatIp(this.srcIpView());
+  }
+
+  /** The src_ip bytes, a view of the payload (null when absent). */
+  private srcIpView(): Uint8Array | null {
+    const b = this.payload;
+    const o = fieldOffset(b, this.pos, 6);
+    if (!o) return null;
+    const vec = this.pos + o + u32(b, this.pos + o);
+    return new Uint8Array(b.buffer, b.byteOffset + vec + 4, u32(b, vec));
   }
 
   get args(): TextPair[] {
-    return (this.argsCache ??= entriesFromSpans(this.payload, entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 12)));
+    return (this.argsCache ??= entriesFromSpans(this.payload, entrySpans(this.payload, this.pos, 12)));
   }
 
   get headers(): TextPair[] {
@@ -334,7 +359,7 @@ export class HttpReqCallMessage {
    * use (may throw MalformedPayloadError).
    */
   get headerSpans(): readonly number[] {
-    return (this.spansCache ??= entrySpans(this.payload, this.req.bb!, this.req.bb_pos, 14));
+    return (this.spansCache ??= entrySpans(this.payload, this.pos, 14));
   }
 
   /** Whether every header name is ASCII (a pass over the names, made once and only when asked). */
