@@ -10,7 +10,11 @@ import type { RawCopy } from '../../mirror-dispatch/copy-head.js';
 // The header rules live with the dispatch engine, which applies them in a worker too.
 export { HOP_BY_HOP, buildCopyHeaders, type CopyHeaderContext, type HeadEdits } from '../../mirror-dispatch/copy-headers.js';
 
-/** One request copy, ready for the dispatcher. */
+/**
+ * One request copy, ready for the dispatcher. Every builder below makes the same shape (all
+ * fields present, in one order): the dispatcher reads them per copy, and one shape keeps those
+ * reads monomorphic.
+ */
 export interface MirrorCopy {
   readonly method: HttpMethod;
   /** Path plus `?query` when the request had args. */
@@ -22,9 +26,9 @@ export interface MirrorCopy {
   /** Rough memory held by the copy, for the queue's byte bound. */
   readonly sizeBytes: number;
   /** The request head built from the call's bytes (copy-head.ts); `headers` is then empty. */
-  readonly head?: Buffer;
+  readonly head: Buffer | undefined;
   /** The call's header bytes and the edits, for a head built in a dispatch worker; `headers` is then empty. */
-  readonly raw?: RawCopy;
+  readonly raw: RawCopy | undefined;
 }
 
 const PCHAR = /[A-Za-z0-9\-._~!$&'()*+,;=:@/]/;
@@ -82,7 +86,7 @@ const NO_HEADERS: readonly (readonly [string, string])[] = Object.freeze([]);
 
 /** A MirrorCopy whose head was built from the call's bytes (copy-head.ts). */
 export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body: Buffer | undefined): MirrorCopy {
-  return { method, uri, headers: NO_HEADERS, body, head, sizeBytes: head.length + 64 + (body ? body.length : 0) };
+  return { method, uri, headers: NO_HEADERS, body, sizeBytes: head.length + 64 + (body ? body.length : 0), head, raw: undefined };
 }
 
 /**
@@ -90,7 +94,7 @@ export function copyWithHead(method: HttpMethod, uri: string, head: Buffer, body
  * whole buffer those bytes are a view of (what a queued copy keeps in memory).
  */
 export function copyWithRaw(method: HttpMethod, uri: string, raw: RawCopy, body: Buffer | undefined): MirrorCopy {
-  return { method, uri, headers: NO_HEADERS, body, raw, sizeBytes: raw.bytes.buffer.byteLength + uri.length + 64 + (body ? body.length : 0) };
+  return { method, uri, headers: NO_HEADERS, body, sizeBytes: raw.bytes.buffer.byteLength + uri.length + 64 + (body ? body.length : 0), head: undefined, raw };
 }
 
 /** Assembles a MirrorCopy. */
@@ -103,5 +107,5 @@ export function buildCopy(
   let size = uri.length + 64;
   for (const [n, v] of headers) size += n.length + v.length + 4;
   if (body) size += body.length;
-  return { method, uri, headers, body, sizeBytes: size };
+  return { method, uri, headers, body, sizeBytes: size, head: undefined, raw: undefined };
 }
