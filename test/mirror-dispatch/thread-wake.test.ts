@@ -51,7 +51,7 @@ it('a stream of copies needs a few wake-ups, not one per turn; a trickle wakes t
     }
     expect(await Promise.all(outcomes)).toEqual(new Array(STREAM).fill('2xx'));
     // One to start, and one after each moment the stream slowed below a copy per millisecond
-    // (measured: 3-12 for 1,000 copies; the policy itself is tested in shm-ring.test.ts).
+    // (measured: 1-5 for 1,000 copies; the policy itself is tested in shm-ring.test.ts).
     expect(wakes() - before).toBeLessThanOrEqual(STREAM / 10);
 
     // A trickle: the worker sleeps between copies, so each one wakes it (no timer loop).
