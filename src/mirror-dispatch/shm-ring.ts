@@ -5,7 +5,8 @@
  * carries; writing a record here costs a copy of its bytes). A consumer that finds records
  * coming fast polls the ring by timer (`LookPacer`); otherwise it sleeps on `Atomics.waitAsync`
  * and the producer wakes it (one `Atomics.notify`) only then, so a busy consumer costs the
- * producer no wake-up at all.
+ * producer no wake-up at all. A consumer that also reads the ring on its own (the RPC thread
+ * reads outcomes when it sends a copy) is woken only for records it left unread (`StaleWaker`).
  *
  * Layout: a header of four int32 (bytes written, bytes read, consumer asleep, spare), then
  * `capacity` bytes of data. Both counters only grow (mod 2^32); a record is a 4-byte length
