@@ -9,10 +9,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { it, expect } from 'vitest';
-import { DispatchThreads } from '../../src/mirror-dispatch/thread-pool.js';
-import { CircuitBreaker } from '../../src/mirror-dispatch/circuit-breaker.js';
 import type { DispatchOutcome } from '../../src/mirror-dispatch/types.js';
-import { localTargetSpec } from './target-spec.js';
+import { oneThreadNode } from './thread-node.js';
 
 const CHAINS = 16;
 const LENGTH = 60;
@@ -25,11 +23,8 @@ it('copies sent from outcome callbacks each get their own outcome, once', async 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const threads = new DispatchThreads(1, () => undefined);
+  const { threads, node } = oneThreadNode(port);
   try {
-    const spec = localTargetSpec(port, { connectMs: 5000, sendMs: 5000, readMs: 5000 });
-    const breaker = new CircuitBreaker({ failures: 3, baseMs: 1000, maxMs: 10000 }, () => performance.now(), Math.random);
-    const node = threads.createNode(spec.nodes[0]!, spec, breaker, undefined);
     const wrong: string[] = [];
     const outcomes = new Map<string, DispatchOutcome[]>();
     const chain = (c: number): Promise<void> => new Promise((finish) => {

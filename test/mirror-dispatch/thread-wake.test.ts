@@ -10,10 +10,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { it, expect } from 'vitest';
-import { DispatchThreads } from '../../src/mirror-dispatch/thread-pool.js';
-import { CircuitBreaker } from '../../src/mirror-dispatch/circuit-breaker.js';
 import type { DispatchOutcome } from '../../src/mirror-dispatch/types.js';
-import { localTargetSpec } from './target-spec.js';
+import { oneThreadNode } from './thread-node.js';
 
 const TURNS = 100;
 const PER_TURN = 10;
@@ -25,11 +23,8 @@ it('a stream of copies needs a few wake-ups, not one per turn; a trickle wakes t
   const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { received++; res.writeHead(200).end('ok'); }); });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const threads = new DispatchThreads(1, () => undefined);
+  const { threads, node } = oneThreadNode(port);
   try {
-    const spec = localTargetSpec(port, { connectMs: 5000, sendMs: 5000, readMs: 5000 });
-    const breaker = new CircuitBreaker({ failures: 3, baseMs: 1000, maxMs: 10000 }, () => performance.now(), Math.random);
-    const node = threads.createNode(spec.nodes[0]!, spec, breaker, undefined);
     const req = { method: 'GET', uri: '/', headers: [['host', 'h']] as [string, string][], body: undefined, sizeBytes: 0 };
     const send = (): Promise<DispatchOutcome> => new Promise((r) => node.send(req, undefined, (o) => r(o)));
     const wakes = (): number => threads.handoff[0]!.wakes;
