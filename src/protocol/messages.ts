@@ -100,11 +100,10 @@ function fieldOffset(b: Uint8Array, table: number, vtableOffset: number): number
   return vtableOffset < u16(b, vtable) ? u16(b, vtable + vtableOffset) : 0;
 }
 
-/** A FlatBuffers string at the uoffset stored at `at`, decoded without TextDecoder (3x faster for header-sized strings). */
+/** A FlatBuffers string at the uoffset stored at `at` (textAt: no TextDecoder, short ASCII built in JS). */
 function readString(b: Buffer, at: number): string {
   const start = at + u32(b, at);
-  const len = u32(b, start);
-  return b.toString('utf8', start + 4, start + 4 + len);
+  return textAt(b, start + 4, start + 4 + u32(b, start));
 }
 
 /** Position of the TextEntry table `i` of the vector whose first element is at `vec`. */
@@ -312,14 +311,7 @@ export class HttpReqCallMessage {
   get path(): string {
     if (this.pathCache === undefined) {
       const o = fieldOffset(this.payload, this.pos, 10);
-      if (!o) {
-        this.pathCache = '';
-      } else {
-        const b = this.payload;
-        const at = this.pos + o;
-        const start = at + u32(b, at) + 4;
-        this.pathCache = textAt(b, start, start + u32(b, start - 4));
-      }
+      this.pathCache = o ? readString(this.payload, this.pos + o) : '';
     }
     return this.pathCache;
   }
