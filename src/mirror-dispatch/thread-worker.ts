@@ -117,11 +117,12 @@ function drainCopies(): number {
  * How the worker waits for copies (shm-ring.ts LookPacer). When a look found at least HOT_BATCH
  * copies, they come faster than one per millisecond: it looks again in POLL_MS by its own timer,
  * and keeps doing so until COOL_LOOKS looks in a row found fewer, so the RPC thread never has
- * to wake it while a stream lasts, even between bursts. Waking a thread on another core cost the RPC thread about 5 µs per
- * wake-up on this project's VM, a quarter of its time at 100 % mirroring. With fewer copies it
- * looks once more in this turn, then sleeps on the ring (`Atomics.waitAsync`) until the RPC
- * thread's next copy wakes it. At a trickle of copies, a timer wake-up every millisecond would
- * cost more than one wake-up per copy (docs/performance.md, "Mirror dispatch, fifth pass").
+ * to wake it while a stream lasts, even between bursts. Waking a thread on another core cost
+ * the RPC thread about 5 µs per wake-up on this project's VM, a quarter of its time at 100 %
+ * mirroring. With fewer copies it looks once more in this turn, then sleeps on the ring
+ * (`Atomics.waitAsync`) until the RPC thread's next copy wakes it. At a trickle of copies, a
+ * timer wake-up every millisecond would cost more than one wake-up per copy
+ * (docs/performance.md, "Mirror dispatch, fifth pass" and "sixth pass").
  */
 const POLL_MS = 1;
 
