@@ -6,19 +6,16 @@ import * as flatbuffers from 'flatbuffers';
 import { TextEntry } from './generated/a6/text-entry.js';
 import { Code as ErrCode } from './generated/a6/err/code.js';
 import { Resp as ErrResp } from './generated/a6/err/resp.js';
-import { Req as PrepareConfReq } from './generated/a6/prepare-conf/req.js';
 import { Resp as PrepareConfResp } from './generated/a6/prepare-conf/resp.js';
 import { Resp as ReqCallResp } from './generated/a6/httpreq-call/resp.js';
 import { Stop } from './generated/a6/httpreq-call/stop.js';
 import { Rewrite } from './generated/a6/httpreq-call/rewrite.js';
 import { Action } from './generated/a6/httpreq-call/action.js';
 import { Req as ExtraInfoReq } from './generated/a6/extra-info/req.js';
-import { Resp as ExtraInfoResp } from './generated/a6/extra-info/resp.js';
 import { Var } from './generated/a6/extra-info/var.js';
 import { ReqBody } from './generated/a6/extra-info/req-body.js';
 import { RespBody } from './generated/a6/extra-info/resp-body.js';
 import { Info } from './generated/a6/extra-info/info.js';
-import { Req as RespCallReq } from './generated/a6/httpresp-call/req.js';
 import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
 import { encodeFrame, MessageType } from './frame.js';
 import { namesAscii, verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
@@ -75,10 +72,6 @@ export function methodCode(method: string): number | undefined {
   return METHOD_CODES.get(method.toUpperCase());
 }
 
-function byteBuffer(payload: Uint8Array): flatbuffers.ByteBuffer {
-  return new flatbuffers.ByteBuffer(payload);
-}
-
 function asBuffer(payload: Uint8Array): Buffer {
   return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 }
@@ -124,10 +117,10 @@ function entryFields(b: Buffer, t: number): number {
  * `tablePos`. The payload has been verified (verify.ts), so offsets are in bounds; this is
  * the per-request hot path, hence the direct reads instead of the generated TextEntry class.
  */
-function readEntries(b: Buffer, bb: flatbuffers.ByteBuffer, tablePos: number, vtableOffset: number): TextPair[] {
-  const o = bb.__offset(tablePos, vtableOffset);
+function readEntries(b: Buffer, tablePos: number, vtableOffset: number): TextPair[] {
+  const o = fieldOffset(b, tablePos, vtableOffset);
   if (!o) return [];
-  const vec = bb.__vector(tablePos + o);
+  const vec = tablePos + o + u32(b, tablePos + o) + 4;
   const count = u32(b, vec - 4);
   const out: TextPair[] = new Array(count);
   for (let i = 0; i < count; i++) {
@@ -218,10 +211,6 @@ function asciiLower(name: string): string | null {
   return lower;
 }
 
-function copyBytes(bytes: Uint8Array | null): Buffer | undefined {
-  return bytes ? Buffer.from(bytes) : undefined;
-}
-
 /** Formats a 4- or 16-byte address; anything else as hex (never throws). */
 export function formatIp(bytes: Uint8Array | null): string {
   if (!bytes || bytes.length === 0) return '';
@@ -257,11 +246,13 @@ export interface PrepareConfRequest {
 
 export function decodePrepareConfReq(payload: Uint8Array): PrepareConfRequest {
   verifyRoot(payload, SHAPES.prepareConfReq);
-  const bb = byteBuffer(payload);
-  const req = PrepareConfReq.getRootAsReq(bb);
+  // Read straight from the verified bytes (conf: field 0, key: field 1), as HttpReqCallMessage does.
+  const b = asBuffer(payload);
+  const pos = u32(b, 0);
+  const k = fieldOffset(b, pos, 6);
   return {
-    key: req.key() ?? '',
-    conf: readEntries(asBuffer(payload), bb, req.bb_pos, 4),
+    key: k ? readString(b, pos + k) : '',
+    conf: readEntries(b, pos, 4),
   };
 }
 
@@ -396,7 +387,13 @@ export function decodeHttpReqCall(payload: Uint8Array): HttpReqCallMessage {
 /** The `result` of an ExtraInfo answer: undefined when APISIX had no value (nil). */
 export function decodeExtraInfoResp(payload: Uint8Array): Buffer | undefined {
   verifyRoot(payload, SHAPES.extraInfoResp);
-  return copyBytes(ExtraInfoResp.getRootAsResp(byteBuffer(payload)).resultArray());
+  const b = asBuffer(payload);
+  const pos = u32(b, 0);
+  const o = fieldOffset(b, pos, 4);
+  if (!o) return undefined;
+  const vec = pos + o + u32(b, pos + o);
+  // A copy: the answer outlives the socket read it came in.
+  return Buffer.from(b.subarray(vec + 4, vec + 4 + u32(b, vec)));
 }
 
 export interface HttpRespCallRequest {
@@ -408,13 +405,18 @@ export interface HttpRespCallRequest {
 
 export function decodeHttpRespCall(payload: Uint8Array): HttpRespCallRequest {
   verifyRoot(payload, SHAPES.respCallReq);
-  const bb = byteBuffer(payload);
-  const req = RespCallReq.getRootAsReq(bb);
+  // Read straight from the verified bytes (id, status, headers, conf_token), as
+  // HttpReqCallMessage does: no ByteBuffer and its TextDecoder per call.
+  const b = asBuffer(payload);
+  const pos = u32(b, 0);
+  const id = fieldOffset(b, pos, 4);
+  const status = fieldOffset(b, pos, 6);
+  const token = fieldOffset(b, pos, 10);
   return {
-    id: req.id(),
-    status: req.status(),
-    headers: readEntries(asBuffer(payload), bb, req.bb_pos, 8),
-    confToken: req.confToken(),
+    id: id ? u32(b, pos + id) : 0,
+    status: status ? u16(b, pos + status) : 0,
+    headers: readEntries(b, pos, 8),
+    confToken: token ? u32(b, pos + token) : 0,
   };
 }
 
