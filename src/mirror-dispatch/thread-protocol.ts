@@ -219,8 +219,8 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     const correlationId = cb < 0 ? undefined : bytes.toString('utf8', p, p + cb);
     p += Math.max(0, cb) + ints[i + 11]!;
     const pb = ints[i + 8]!;
-    // One copy out of the ring for the payload and the body together, to the same address
-    // modulo 8 (see writeCopy): Buffer.allocUnsafe's memory starts 8-aligned.
+    // The payload and the body out of the ring, each into memory of its own at the same
+    // address modulo 8 as in the ring (ownAligned), so both copies move words.
     const payload = ownAligned(bytes, p, pb);
     return {
       nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,

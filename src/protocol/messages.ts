@@ -93,6 +93,12 @@ function fieldOffset(b: Uint8Array, table: number, vtableOffset: number): number
   return vtableOffset < u16(b, vtable) ? u16(b, vtable + vtableOffset) : 0;
 }
 
+/** Where the vector (string, bytes or tables) in field `vtableOffset` of `table` starts (its length word), -1 when absent. */
+function vectorAt(b: Uint8Array, table: number, vtableOffset: number): number {
+  const o = fieldOffset(b, table, vtableOffset);
+  return o ? table + o + u32(b, table + o) : -1;
+}
+
 /** A FlatBuffers string at the uoffset stored at `at` (textAt: no TextDecoder, short ASCII built in JS). */
 function readString(b: Buffer, at: number): string {
   const start = at + u32(b, at);
@@ -118,10 +124,10 @@ function entryFields(b: Buffer, t: number): number {
  * the per-request hot path, hence the direct reads instead of the generated TextEntry class.
  */
 function readEntries(b: Buffer, tablePos: number, vtableOffset: number): TextPair[] {
-  const o = fieldOffset(b, tablePos, vtableOffset);
-  if (!o) return [];
-  const vec = tablePos + o + u32(b, tablePos + o) + 4;
-  const count = u32(b, vec - 4);
+  const at = vectorAt(b, tablePos, vtableOffset);
+  if (at < 0) return [];
+  const vec = at + 4;
+  const count = u32(b, at);
   const out: TextPair[] = new Array(count);
   for (let i = 0; i < count; i++) {
     const t = entryTable(b, vec, i);
@@ -144,9 +150,8 @@ function readEntries(b: Buffer, tablePos: number, vtableOffset: number): TextPai
  * allocate than an Int32Array.
  */
 function entrySpans(b: Buffer, tablePos: number, vtableOffset: number): number[] {
-  const o = fieldOffset(b, tablePos, vtableOffset);
-  if (!o) return [];
-  const vec = tablePos + o + u32(b, tablePos + o);
+  const vec = vectorAt(b, tablePos, vtableOffset);
+  if (vec < 0) return [];
   const spans: number[] = new Array<number>(u32(b, vec) * 4);
   verifyTextEntrySpans(b, vec, spans);
   return spans;
@@ -318,9 +323,8 @@ export class HttpReqCallMessage {
   /** The src_ip bytes, a view of the payload (null when absent). */
   private srcIpView(): Uint8Array | null {
     const b = this.payload;
-    const o = fieldOffset(b, this.pos, 6);
-    if (!o) return null;
-    const vec = this.pos + o + u32(b, this.pos + o);
+    const vec = vectorAt(b, this.pos, 6);
+    if (vec < 0) return null;
     return new Uint8Array(b.buffer, b.byteOffset + vec + 4, u32(b, vec));
   }
 
@@ -389,9 +393,8 @@ export function decodeExtraInfoResp(payload: Uint8Array): Buffer | undefined {
   verifyRoot(payload, SHAPES.extraInfoResp);
   const b = asBuffer(payload);
   const pos = u32(b, 0);
-  const o = fieldOffset(b, pos, 4);
-  if (!o) return undefined;
-  const vec = pos + o + u32(b, pos + o);
+  const vec = vectorAt(b, pos, 4);
+  if (vec < 0) return undefined;
   // A copy: the answer outlives the socket read it came in.
   return Buffer.from(b.subarray(vec + 4, vec + 4 + u32(b, vec)));
 }
