@@ -18,7 +18,8 @@
  * there (headOfRawCopy), so the RPC thread only copies bytes.
  */
 import { HOP_BY_HOP, buildCopyHeaders, type HeadEdits, type HeaderEntry } from './copy-headers.js';
-import { requestHead } from './h1/request-head.js';
+import { InvalidRequestError, requestHead } from './h1/request-head.js';
+import { uriOfCall, type UriRule } from './copy-uri.js';
 import { writeLatin1, writeUtf8 } from './ascii-bytes.js';
 
 type HeadConf = HeadEdits;
@@ -30,10 +31,15 @@ export interface HeaderBytes {
   readonly spans: ArrayLike<number>;
 }
 
-/** A copy whose head is still to be built: the request's header bytes and the conf's edits. */
+/**
+ * A copy whose head is still to be built: the request's header bytes and the conf's edits.
+ * With `uriRule`, `bytes` is the whole HTTPReqCall payload and the copy's target is built from
+ * its path and args too (copy-uri.ts uriOfCall); the copy's `uri` is then ''.
+ */
 export interface RawCopy extends HeaderBytes {
   readonly edits: HeadEdits;
   readonly correlationId: string | undefined;
+  readonly uriRule: UriRule | undefined;
 }
 
 /** What a conf adds to and removes from every copy, precomputed once per conf. */
@@ -203,6 +209,12 @@ function decodeEntries(raw: HeaderBytes): HeaderEntry[] {
  */
 export function headOfRawCopy(raw: RawCopy, method: string, uri: string, bodyLength: number | undefined, authority: string): Buffer | string {
   const ctx = { bodyLength, correlationId: raw.correlationId };
+  if (uri === '' && raw.uriRule) {
+    const built = uriOfCall(raw.bytes, raw.uriRule);
+    // The RPC thread hands a copy over without its target only when the args give it.
+    if (built === undefined) throw new InvalidRequestError('the copy\'s query cannot be rebuilt from the call\'s args');
+    uri = built;
+  }
   return copyHeadFromBytes(raw, method, uri, raw.edits, ctx)
     ?? requestHead(method, uri, buildCopyHeaders(decodeEntries(raw), raw.edits, ctx), bodyLength, authority);
 }

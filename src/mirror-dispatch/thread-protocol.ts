@@ -9,6 +9,7 @@
 import { writeLatin1, writeUtf8 } from './ascii-bytes.js';
 import type { RawCopy } from './copy-head.js';
 import type { HeadEdits } from './copy-headers.js';
+import type { UriRule } from './copy-uri.js';
 import type { ByteRing } from './shm-ring.js';
 import type { DispatchOutcome, NodeSpec, TargetSpec } from './types.js';
 
@@ -65,10 +66,11 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // message. A record starts with 13 int32:
 //   0 node id, 1 request id, 2 kind (HEAD: a built head; RAW: header bytes to build it from),
 //   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
-//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 spare,
+//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans,
+//   10 (RAW) 1 when field 5 is a URI rule (JSON) to build the URI from the payload, else 0,
 //   11 padding before the payload (RAW: 0-7 bytes, see writeCopy), 12 padding before the body
-// then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
-// the edits as JSON, the correlation id and the call's payload, and the body.
+// then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8) or URI
+// rule, (RAW) the edits as JSON, the correlation id and the call's payload, and the body.
 // Its outcome comes back through the done ring: request id, outcome index, code bytes,
 // message bytes as int32, then the code and the message (UTF-8). Node and request ids are
 // uint32: the pool counts them up from 0, and one read back as a negative int32 (past 2^31)
@@ -95,6 +97,30 @@ function jsonOf(edits: HeadEdits): Buffer {
   return j;
 }
 
+/** A URI rule as JSON bytes, once per rule object (a conf's). */
+const ruleJson = new WeakMap<UriRule, Buffer>();
+function jsonOfRule(rule: UriRule): Buffer {
+  let j = ruleJson.get(rule);
+  if (j === undefined) {
+    j = Buffer.from(JSON.stringify([rule.path ?? null, rule.pathConcatMode, rule.query]), 'utf8');
+    ruleJson.set(rule, j);
+  }
+  return j;
+}
+
+/** URI rules read back, one object per distinct JSON (bounded like the edits). */
+const rulesByJson = new Map<string, UriRule>();
+function ruleOf(json: string): UriRule {
+  let r = rulesByJson.get(json);
+  if (!r) {
+    const [path, pathConcatMode, query] = JSON.parse(json) as [string | null, UriRule['pathConcatMode'], UriRule['query']];
+    r = { path: path ?? undefined, pathConcatMode, query };
+    if (rulesByJson.size >= MAX_EDITS) rulesByJson.clear();
+    rulesByJson.set(json, r);
+  }
+  return r;
+}
+
 /** Edits read back, one object per distinct JSON (so per-conf caches keyed by the object keep working). */
 const editsByJson = new Map<string, HeadEdits>();
 const MAX_EDITS = 256;
@@ -118,8 +144,10 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   const raw = typeof head === 'string' || Buffer.isBuffer(head) ? undefined : head;
   const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
+  // A raw copy without its URI: the worker builds it from the payload by the conf's rule.
+  const rule = raw?.uriRule !== undefined && uri === '' ? jsonOfRule(raw.uriRule) : undefined;
   let max = COPY_HEADER + method.length + (body ? body.byteLength + 7 : 0);
-  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + edits!.length + 7 + raw.bytes.byteLength;
+  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + (rule ? rule.length : 0) + edits!.length + 7 + raw.bytes.byteLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -135,7 +163,13 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   }
   p += writeLatin1(bytes, method, p);
   if (raw) {
-    const ub = writeUtf8(bytes, uri, p);
+    let ub: number;
+    if (rule) {
+      bytes.set(rule, p);
+      ub = rule.length;
+    } else {
+      ub = writeUtf8(bytes, uri, p);
+    }
     p += ub;
     bytes.set(edits!, p);
     const eb = edits!.length;
@@ -155,6 +189,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     ints[i + 7] = cb;
     ints[i + 8] = raw.bytes.byteLength;
     ints[i + 9] = raw.spans.length;
+    ints[i + 10] = rule ? 1 : 0;
     ints[i + 11] = pad;
   } else {
     let hb: number;
@@ -210,7 +245,9 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     const method = bytes.toString('latin1', p, p + ml);
     p += ml;
     const ub = ints[i + 5]!;
-    const uri = bytes.toString('utf8', p, p + ub);
+    const text = bytes.toString('utf8', p, p + ub);
+    const uriRule = ints[i + 10] === 1 ? ruleOf(text) : undefined;
+    const uri = uriRule ? '' : text;
     p += ub;
     const eb = ints[i + 6]!;
     const edits = editsOf(bytes.toString('utf8', p, p + eb));
@@ -224,7 +261,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     const payload = ownAligned(bytes, p, pb);
     return {
       nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,
-      head: { bytes: payload, spans, edits, correlationId },
+      head: { bytes: payload, spans, edits, correlationId, uriRule },
       body: bodyLen < 0 ? undefined : ownAligned(bytes, p + pb + ints[i + 12]!, bodyLen),
     };
   }

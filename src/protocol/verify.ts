@@ -200,18 +200,27 @@ const TEXT_ENTRY_NAME = 'A6.TextEntry';
 export function verifyTextEntrySpans(b: Uint8Array, vector: number, spans: number[]): void {
   const len = b.length;
   const count = u32(b, vector);
+  // Entries nearly always share one vtable (a FlatBuffers builder writes each distinct one
+  // once): it is read and checked again only when an entry points at another.
+  let vtable = -1;
+  let tableSize = 0;
+  let nameOff = 0;
+  let valueOff = 0;
   for (let i = 0; i < count; i++) {
     const elem = vector + 4 + 4 * i;
     const pos = elem + u32(b, elem);
     if (pos + 4 > len) failText(`table offset ${pos} out of bounds`);
-    const vtable = pos - i32(b, pos);
-    if (vtable < 0 || vtable + 4 > len) failText(`vtable offset ${vtable} out of bounds`);
-    const vtableSize = u16(b, vtable);
-    const tableSize = u16(b, vtable + 2);
-    if (vtableSize < 4 || (vtableSize & 1) !== 0 || vtable + vtableSize > len) failText(`bad vtable size ${vtableSize}`);
+    const vt = pos - i32(b, pos);
+    if (vt !== vtable) {
+      if (vt < 0 || vt + 4 > len) failText(`vtable offset ${vt} out of bounds`);
+      const vtableSize = u16(b, vt);
+      if (vtableSize < 4 || (vtableSize & 1) !== 0 || vt + vtableSize > len) failText(`bad vtable size ${vtableSize}`);
+      vtable = vt;
+      tableSize = u16(b, vt + 2);
+      nameOff = vtableSize >= 6 ? u16(b, vt + 4) : 0;
+      valueOff = vtableSize >= 8 ? u16(b, vt + 6) : 0;
+    }
     if (tableSize < 4 || pos + tableSize > len) failText(`bad table size ${tableSize}`);
-    const nameOff = vtableSize >= 6 ? u16(b, vtable + 4) : 0;
-    const valueOff = vtableSize >= 8 ? u16(b, vtable + 6) : 0;
     let ns = 0;
     let ne = 0;
     if (nameOff) {

@@ -1,11 +1,13 @@
 /**
- * The header entries of an HTTPReqCall as bytes, for a built-in plugin that copies them without
- * decoding them (proxy-mirror builds its copy's request head straight from these bytes). Not
- * part of the plugin API: a request view that does not offer them (a test double, or a call
- * whose headers a plugin edited) gives undefined and the caller uses headerEntries().
+ * The header entries (and the path and args) of an HTTPReqCall as bytes, for a built-in plugin
+ * that copies them without decoding them (proxy-mirror builds its copy's request head straight
+ * from these bytes, and from a dispatch worker its request target too). Not part of the plugin
+ * API: a request view that does not offer them (a test double, or a call whose headers, path or
+ * args a plugin edited) gives undefined and the caller uses the decoded request.
  */
 import type { HeaderBytes } from '../mirror-dispatch/copy-head.js';
 import type { HttpRequest } from '../plugin-api/index.js';
+import type { HeaderNames } from '../protocol/messages.js';
 
 export const RAW_HEADERS: unique symbol = Symbol('apisix-runner.raw-headers');
 
@@ -20,4 +22,47 @@ interface WithRawHeaders {
 export function rawHeadersOf(req: HttpRequest): RawHeaders | undefined {
   const read = (req as HttpRequest & WithRawHeaders)[RAW_HEADERS];
   return read ? read.call(req) : undefined;
+}
+
+export const RAW_CALL: unique symbol = Symbol('apisix-runner.raw-call');
+
+/** The call's bytes and where its args are in them, while no plugin has edited the path or an arg. */
+export interface RawCall {
+  readonly bytes: Buffer;
+  /** Four numbers per arg: name start, end, value start, end (-1, -1: no value). */
+  readonly argSpans: readonly number[];
+}
+
+interface WithRawCall {
+  [RAW_CALL]?: () => RawCall | undefined;
+}
+
+/**
+ * The request's path and args as the call's bytes (a dispatch worker builds a copy's target
+ * from them), or undefined when a plugin edited the path or the args, or the request view has
+ * no bytes to offer.
+ */
+export function rawCallOf(req: HttpRequest): RawCall | undefined {
+  const read = (req as HttpRequest & WithRawCall)[RAW_CALL];
+  return read ? read.call(req) : undefined;
+}
+
+export const FIRST_VALUES: unique symbol = Symbol('apisix-runner.first-values');
+
+interface WithFirstValues {
+  [FIRST_VALUES]?: (names: HeaderNames, out: (string | undefined)[]) => void;
+}
+
+/**
+ * `req.header(name)` of each of `names` into `out` (same index): in one walk over the call's
+ * headers when the request view can (HttpReqCallMessage.firstValues), else name by name.
+ */
+export function firstHeaderValues(req: HttpRequest, names: HeaderNames, out: (string | undefined)[]): void {
+  const read = (req as HttpRequest & WithFirstValues)[FIRST_VALUES];
+  if (read) {
+    read.call(req, names, out);
+    return;
+  }
+  const list = names.names;
+  for (let j = 0; j < list.length; j++) out[j] = req.header(list[j]!);
 }

@@ -27,7 +27,7 @@ const edits: HeadEdits = { headersSet: [['x-set', 'v']], headersRemove: new Set(
 
 function rawCopy(headers: readonly FrameEntry[]): RawCopy {
   const msg = new HttpReqCallMessage(encodeHttpReqCall({ id: 1, confToken: 1, method: 'POST', path: '/p', srcIp: '127.0.0.1', args: [], headers }));
-  return { bytes: msg.bytes, spans: msg.headerSpans, edits, correlationId: 'c-1' };
+  return { bytes: msg.bytes, spans: msg.headerSpans, edits, correlationId: 'c-1', uriRule: undefined };
 }
 
 /** Outcomes the observer will report, in order of the copies sent. */

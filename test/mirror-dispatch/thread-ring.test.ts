@@ -171,7 +171,7 @@ describe('thread-protocol ring records', () => {
     expect(refused).toBeGreaterThan(0);
   }, timeoutFor(FC_RUNS, 20));
 
-  it('raw copies round-trip: the call bytes and entry spans, the URI, the edits, the correlation id and the body', () => {
+  it('raw copies round-trip: the call bytes and entry spans, the URI or its rule, the edits, the correlation id and the body', () => {
     const raw = fc.record({
       // At any offset in its memory, as a call's bytes are in a socket read (the ring aligns its copy alike).
       bytes: fc.tuple(fc.uint8Array({ maxLength: 300 }), fc.nat(15)).map(([b, at]) => {
@@ -187,12 +187,21 @@ describe('thread-protocol ring records', () => {
         correlationHeader: fc.constantFrom(undefined, 'x-corr'),
       }),
       correlationId: fc.option(text(20), { nil: undefined }),
+      uriRule: fc.option(fc.record({
+        path: fc.option(text(20), { nil: undefined }),
+        pathConcatMode: fc.constantFrom('replace' as const, 'prefix' as const),
+        query: fc.constantFrom('auto' as const, 'raw' as const, 'rebuilt' as const),
+      }), { nil: undefined }),
     });
-    fc.assert(fc.property(id, id, method, text(40), raw, body, (nodeId, reqId, m, uri, r, b) => {
+    // '' (the worker builds the URI by the rule) half of the time.
+    const uris = fc.oneof(fc.constant(''), text(40));
+    fc.assert(fc.property(id, id, method, uris, raw, body, (nodeId, reqId, m, uri, r, b) => {
       const ring = ByteRing.create(65536); // room for any generated record (graphemes may be long)
       expect(writeCopy(ring, nodeId, reqId, m, r, uri, b)).toBe(true);
       const [got] = drainCopies(ring);
-      expect(got).toEqual({ nodeId, reqId, method: m, uri, head: { ...r, edits: { ...r.edits, headersSet: r.edits.headersSet.map((e) => [...e]) } }, body: b === undefined ? undefined : Buffer.from(b) });
+      // A rule travels only with an empty URI, the only case where it is used (headOfRawCopy).
+      const uriRule = uri === '' ? r.uriRule : undefined;
+      expect(got).toEqual({ nodeId, reqId, method: m, uri, head: { ...r, uriRule, edits: { ...r.edits, headersSet: r.edits.headersSet.map((e) => [...e]) } }, body: b === undefined ? undefined : Buffer.from(b) });
       expect(drainCopies(ring)).toEqual([]);
     }), fcParams(FC_RUNS));
   });

@@ -15,12 +15,14 @@ import { DispatchEngine, type DispatchTarget, type ResponseSink } from '../../mi
 import { CompareWiring, type ComparedCopy } from './compare-wiring.js';
 import { buildCopy, buildCopyHeaders, copyWithHead, copyWithRaw, encodeArgs, mirrorUri, type MirrorCopy } from './copy-builder.js';
 import { copyHeadFromBytes } from '../../mirror-dispatch/copy-head.js';
-import { rawHeadersOf } from '../../server/raw-headers.js';
+import { queryOfArgs } from '../../mirror-dispatch/copy-uri.js';
+import { firstHeaderValues, rawCallOf, rawHeadersOf } from '../../server/raw-headers.js';
+import { HeaderNames } from '../../protocol/messages.js';
 import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
 import { LogLimiter } from './log-limiter.js';
 import { createMirrorMetrics, type MirrorMetrics, type SkipReason } from './metrics.js';
-import { rebuildExactQuery } from './query-rebuild.js';
+import { literalArgs, rebuildExactQuery } from './query-rebuild.js';
 import { isSampled, type RandomSource } from './sampler.js';
 import { proxyMirrorSchema } from './schema.js';
 
@@ -66,8 +68,18 @@ type BodyPlan =
   | { readonly kind: 'fetch'; readonly declared: boolean }
   | { readonly kind: 'over'; readonly reason: SkipReason };
 
-/** Decides how the body is copied without asking APISIX for anything; `cl` is the Content-Length header. */
-function planBody(conf: ProxyMirrorConf, req: HttpRequest, cl: string | undefined): BodyPlan {
+/** emit's query when the args give it and a worker builds the copy's target from them. */
+const FROM_CALL = Symbol('query from the call');
+
+/** The headers the body plan reads, looked up in one walk over the call's headers. */
+const BODY_HEADERS = new HeaderNames(['content-length', 'content-type', 'transfer-encoding']);
+
+/**
+ * Decides how the body is copied without asking APISIX for anything, from the Content-Length,
+ * Content-Type and Transfer-Encoding headers (`h`, as BODY_HEADERS lists them).
+ */
+function planBody(conf: ProxyMirrorConf, req: HttpRequest, h: readonly (string | undefined)[]): BodyPlan {
+  const cl = h[0];
   if (cl !== undefined && /^\s*\d+\s*$/.test(cl)) {
     const n = Number(cl);
     if (n === 0) return { kind: 'empty' };
@@ -75,8 +87,8 @@ function planBody(conf: ProxyMirrorConf, req: HttpRequest, cl: string | undefine
     if (n > conf.maxBodySize) return { kind: 'over', reason: 'body_too_large' };
     return { kind: 'fetch', declared: true };
   }
-  const grpcCall = conf.target.grpc || (req.header('content-type') ?? '').startsWith('application/grpc');
-  if (!grpcCall && req.header('transfer-encoding') === undefined) return { kind: 'none' };
+  const grpcCall = conf.target.grpc || (h[1] ?? '').startsWith('application/grpc');
+  if (!grpcCall && h[2] === undefined) return { kind: 'none' };
   if (conf.target.grpc && grpcMethodAllowed(conf.grpcMethods, req.path)) return { kind: 'fetch', declared: false };
   return { kind: 'over', reason: conf.target.grpc ? 'grpc_unknown_length' : 'body_unknown_length' };
 }
@@ -136,10 +148,11 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const target = conf.mirrorTarget;
     // A target full by count or down is refused before the headers are even decoded.
     if (!target.admit(0)) return undefined;
-    const cl = req.header('content-length');
-    const declared = Number(cl ?? 0);
+    const h: (string | undefined)[] = [];
+    firstHeaderValues(req, BODY_HEADERS, h);
+    const declared = Number(h[0] ?? 0);
     if (Number.isFinite(declared) && declared > 0 && !target.admit(declared)) return undefined;
-    return copy(conf, req, ctx, cl);
+    return copy(conf, req, ctx, h);
   }
 
   function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
@@ -155,8 +168,15 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
    * APISIX (no body to fetch, a query the args give exactly, no comparison), which is the
    * common GET; otherwise after the ExtraInfo round trips.
    */
-  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, cl: string | undefined): Promise<void> | undefined {
-    const plan = planBody(conf, req, cl);
+  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, bodyHeaders: readonly (string | undefined)[]): Promise<void> | undefined {
+    const plan = planBody(conf, req, bodyHeaders);
+    if (plan.kind !== 'fetch' && !conf.compare && conf.mirrorTarget.sendsFromWorker && queryFromCall(conf, req)) {
+      // From a worker the copy's target is built there, from the call's path and args: this
+      // thread neither decodes them nor rebuilds the query (copy-uri.ts uriOfCall).
+      const body = plan.kind === 'empty' ? Buffer.alloc(0) : plan.kind === 'over' ? bodyOverLimit(conf, req, ctx, plan.reason) : undefined;
+      if (body !== SKIPPED) emit(conf, req, body, FROM_CALL, undefined);
+      return undefined;
+    }
     const args = req.argEntries();
     // `auto`: rebuilt from the args when that is exact (query-rebuild.ts), otherwise `raw`:
     // the query as the client sent it, one ExtraInfo round trip, cached per call like the
@@ -173,6 +193,19 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const body = plan.kind === 'empty' ? Buffer.alloc(0) : plan.kind === 'over' ? bodyOverLimit(conf, req, ctx, plan.reason) : undefined;
     if (body !== SKIPPED) emit(conf, req, body, rawQuery, undefined);
     return undefined;
+  }
+
+  /**
+   * Whether a worker can build the copy's query from the call's args as this thread would:
+   * no plugin edited the path or the args, and they give the query (no args; `rebuilt`; or
+   * `auto` with args rebuildExactQuery takes, checked on their bytes by literalArgs).
+   */
+  function queryFromCall(conf: ProxyMirrorConf, req: HttpRequest): boolean {
+    const call = rawCallOf(req);
+    if (!call) return false;
+    const spans = call.argSpans;
+    if (spans.length === 0 || conf.query === 'rebuilt') return true;
+    return conf.query === 'auto' && literalArgs(call.bytes, spans);
   }
 
   /** A body over the limit or of unknown length: SKIPPED (counted), or an empty body (counted as omitted). */
@@ -219,8 +252,13 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     emit(conf, req, body, rawQuery, compared);
   }
 
-  /** Builds the copy and hands it over once the reply to APISIX is written. */
-  function emit(conf: ProxyMirrorRuntimeConf, req: HttpRequest, body: Buffer | undefined, rawQuery: string | undefined, compared: ComparedCopy | undefined): void {
+  /**
+   * Builds the copy and hands it over once the reply to APISIX is written. `rawQuery` is the
+   * copy's query, or FROM_CALL: the args give it (queryFromCall), and a worker builds it.
+   */
+  function emit(
+    conf: ProxyMirrorRuntimeConf, req: HttpRequest, body: Buffer | undefined, rawQuery: string | undefined | typeof FROM_CALL, compared: ComparedCopy | undefined,
+  ): void {
     const target = conf.target.host;
     // The call's header bytes, before the correlation id below edits the real request's headers.
     const raw = conf.target.grpc || compared ? undefined : rawHeadersOf(req);
@@ -233,15 +271,19 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
       }
     }
 
-    const uri = conf.target.grpc
-      ? mirrorUri({ path: undefined, pathConcatMode: 'replace' }, req.path, undefined)
-      : mirrorUri(conf, req.path, rawQuery);
     const sink = compared ? undefined : deps.responseSink?.(conf, req);
-    // From a worker: the call's header bytes go there and the head is built there. Otherwise
-    // straight from the bytes here when that gives the same head (copy-head.ts), else as strings.
+    // From a worker: the call's bytes go there, and the head (and, FROM_CALL, the target) is
+    // built there. Otherwise straight from the bytes here when that gives the same head
+    // (copy-head.ts), else as strings.
+    const fromWorker = raw !== undefined && !sink && conf.mirrorTarget.sendsFromWorker;
+    let uri = '';
+    if (conf.target.grpc) uri = mirrorUri({ path: undefined, pathConcatMode: 'replace' }, req.path, undefined);
+    else if (rawQuery !== FROM_CALL) uri = mirrorUri(conf, req.path, rawQuery);
+    else if (!fromWorker) uri = mirrorUri(conf, req.path, queryOfArgs(conf, req.argEntries()));
     let copy: MirrorCopy | undefined;
-    if (raw && !sink && conf.mirrorTarget.sendsFromWorker) {
-      copy = copyWithRaw(req.method, uri, { bytes: raw.bytes, spans: raw.spans, edits: conf, correlationId }, body);
+    if (fromWorker) {
+      const uriRule = uri === '' ? conf : undefined;
+      copy = copyWithRaw(req.method, uri, { bytes: raw.bytes, spans: raw.spans, edits: conf, correlationId, uriRule }, body);
     } else {
       const headerCtx = { bodyLength: conf.target.grpc ? undefined : body?.length, correlationId };
       const head = raw && !sink ? copyHeadFromBytes(raw, req.method, uri, conf, headerCtx) : undefined;

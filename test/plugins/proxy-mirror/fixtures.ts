@@ -10,6 +10,8 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { startRunner, type Runner } from '../../../src/runner.js';
 import { createProxyMirrorPlugin, type ProxyMirrorPlugin } from '../../../src/plugins/proxy-mirror/index.js';
+import { createRewritePlugin } from '../../../src/plugins/rewrite/index.js';
+import type { Plugin } from '../../../src/plugin-api/index.js';
 import { ApisixClient, type Entry, type ReqCallOutcome, type RouteConf } from '../../harness/apisix-client.js';
 import { createTempDir } from '../../harness/temp-dir.js';
 import { waitUntil } from '../../harness/wait.js';
@@ -50,6 +52,8 @@ export async function startMirrorRunner(opts: {
   /** Jitter of the circuit breakers' retry delays. */
   jitter?: () => number;
   settings?: Record<string, unknown>;
+  /** Also register the built-in `rewrite` plugin (a route may edit the request before proxy-mirror). */
+  withRewrite?: boolean;
 } = {}): Promise<MirrorRunner> {
   const dir = createTempDir('pm-');
   const socketPath = dir.file('r.sock');
@@ -70,7 +74,7 @@ export async function startMirrorRunner(opts: {
     settings: { 'proxy-mirror': { mirror_threads: 1, ...opts.settings } },
     plugins: (host) => {
       plugin = createProxyMirrorPlugin(host, { random: opts.random, now: opts.now, jitter: opts.jitter });
-      return [plugin];
+      return opts.withRewrite ? [createRewritePlugin() as Plugin<unknown>, plugin as Plugin<unknown>] : [plugin];
     },
   });
   const client = new ApisixClient({ socketPath });

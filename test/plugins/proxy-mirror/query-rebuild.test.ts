@@ -5,7 +5,11 @@
  */
 import fc from 'fast-check';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { rebuildExactQuery } from '../../../src/plugins/proxy-mirror/query-rebuild.js';
+import { literalArgs, rebuildExactQuery } from '../../../src/plugins/proxy-mirror/query-rebuild.js';
+import { encodeArgs, mirrorUri } from '../../../src/plugins/proxy-mirror/copy-builder.js';
+import { uriOfCall, type UriRule } from '../../../src/mirror-dispatch/copy-uri.js';
+import { HttpReqCallMessage } from '../../../src/protocol/messages.js';
+import { encodeHttpReqCall } from '../../../src/testing/apisix-frames.js';
 import { getUriArgs } from './uri-args-model.js';
 import { RecordingTarget, call, expectOk, mirrorRoute, startMirrorRunner, type MirrorRunner } from './fixtures.js';
 
@@ -55,6 +59,69 @@ describe('rebuildExactQuery against APISIX args decoding', () => {
   it('keeps value-less, empty and repeated args apart', () => {
     expect(rebuildExactQuery(getUriArgs('flag'))).toBe('flag');
     expect(rebuildExactQuery(getUriArgs('a=&a&a=x=y'))).toBe('a=&a&a=x=y');
+  });
+});
+
+/** Arg text: literal characters, the ones that need escaping, non-ASCII, and `ÿ` (made invalid UTF-8 below). */
+const argText = fc.string({ unit: fc.constantFrom('a', 'b', 'Z', '1', '=', ':', '/', '?', '~', '%', '+', ' ', '&', '#', 'é', 'ÿ', 'K'), maxLength: 6 });
+const argList = fc.array(fc.record({ name: argText, value: fc.option(argText, { nil: undefined }) }), { maxLength: 6 });
+
+/**
+ * The HTTPReqCall of `path` and `args` as APISIX's encoder sends it, with every `ÿ` (C3 BF)
+ * turned into C3 41: an invalid UTF-8 sequence followed by `A`, which decodes to U+FFFD `A`.
+ */
+function callBytes(path: string, args: readonly { name: string; value: string | undefined }[]): HttpReqCallMessage {
+  const b = Buffer.from(encodeHttpReqCall({ id: 1, confToken: 1, method: 'GET', path, srcIp: '127.0.0.1', args, headers: [] }));
+  for (let i = 0; i + 1 < b.length; i++) if (b[i] === 0xc3 && b[i + 1] === 0xbf) b[i + 1] = 0x41;
+  return new HttpReqCallMessage(b);
+}
+
+describe('a copy\'s target built from the call\'s bytes (a dispatch worker)', () => {
+  it('literalArgs on the bytes decides as rebuildExactQuery on the decoded args', () => {
+    let rebuildable = 0;
+    fc.assert(fc.property(fc.oneof(argList, anyQuery.map(getUriArgs)), (args) => {
+      const msg = callBytes('/p', args);
+      const expected = rebuildExactQuery(msg.args) !== undefined;
+      if (expected) rebuildable++;
+      expect(literalArgs(msg.bytes, msg.argSpans)).toBe(expected);
+    }), { numRuns: 3000 });
+    // Both answers were exercised, not only "no".
+    expect(rebuildable).toBeGreaterThan(100);
+  });
+
+  it('literalArgs: one name repeated, a name that differs by case or one byte, 99 and 100 args', () => {
+    const yes = (q: string): boolean => { const m = callBytes('/', getUriArgs(q)); return literalArgs(m.bytes, m.argSpans); };
+    expect(yes('a=1&a&a=x=y')).toBe(true);
+    expect(yes('a=1&A=1')).toBe(false);
+    expect(yes('ab=1&ac=1')).toBe(false);
+    expect(yes('')).toBe(false);
+    expect(yes(Array.from({ length: 99 }, () => 'a').join('&'))).toBe(true);
+    expect(yes(Array.from({ length: 100 }, () => 'a').join('&'))).toBe(false);
+  });
+
+  it('uriOfCall gives what the RPC thread builds from the decoded path and args', () => {
+    const rule = fc.record({
+      path: fc.option(fc.constantFrom('/mirror', '/m/', '/a b'), { nil: undefined }),
+      pathConcatMode: fc.constantFrom('replace' as const, 'prefix' as const),
+      query: fc.constantFrom('auto' as const, 'raw' as const, 'rebuilt' as const),
+    });
+    const path = fc.string({ unit: fc.constantFrom('/', 'a', ' ', '%', '2', '0', 'é', '?', '#', 'ÿ'), maxLength: 10 });
+    let built = 0;
+    fc.assert(fc.property(rule, path, fc.oneof(argList, anyQuery.map(getUriArgs)), (r: UriRule, p, a) => {
+      const msg = callBytes(p, a);
+      const args = msg.args;
+      // The RPC thread's query: none without args, `auto` only when rebuildable, `rebuilt` always re-encoded.
+      const query = args.length === 0 ? undefined : r.query === 'rebuilt' ? encodeArgs(args) : r.query === 'auto' ? rebuildExactQuery(args) : undefined;
+      const canBuild = args.length === 0 || r.query === 'rebuilt' || query !== undefined;
+      const got = uriOfCall(msg.bytes, r);
+      if (!canBuild) {
+        expect(got).toBeUndefined();
+        return;
+      }
+      built++;
+      expect(got).toBe(mirrorUri(r, msg.path, query));
+    }), { numRuns: 3000 });
+    expect(built).toBeGreaterThan(1000);
   });
 });
 

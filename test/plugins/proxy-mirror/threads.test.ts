@@ -4,9 +4,11 @@
  * the grace period or counts them as dropped (on one thread and with workers).
  */
 import { describe, it, expect, afterEach } from 'vitest';
+import type { RouteConf } from '../../harness/apisix-client.js';
 import {
   GrpcTarget, RecordingTarget, call, expectOk, grpcFrame, headerValues, mirrorRoute, startMirrorRunner, until, type MirrorRunner,
 } from './fixtures.js';
+import { getUriArgs } from './uri-args-model.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -45,6 +47,38 @@ describe('copies from a worker thread', () => {
     expect(headerValues(copy!, 'x-shadow')).toEqual(['1']);
     await until(async () => (await mr.metric('apisix_runner_mirror_requests_total', { target: t.url, outcome: '2xx' })) === 1, '2xx counted');
     expect(mr.plugin.dispatcher.threads?.workers).toHaveLength(1);
+  });
+
+  it('build a GET\'s target there from the call: path modes, the query rebuilt or asked for, a path or args edited before', async () => {
+    const t = await target();
+    const mr = await startMirrorRunner({ now: () => 0, settings: { mirror_threads: 2 }, withRewrite: true });
+    cleanups.push(() => mr.close());
+    const rewritten = (key: string, rewrite: object): RouteConf => ({
+      key, conf: [{ name: 'rewrite', value: JSON.stringify(rewrite) }, { name: 'proxy-mirror', value: JSON.stringify({ host: t.url }) }],
+    });
+    const cases: { route: RouteConf; req: Parameters<typeof call>[0]; url: string; asked: boolean }[] = [
+      // `auto`, one name written literally: rebuilt in the worker, path prefixed and escaped there.
+      { route: mirrorRoute('route#u1#x#1', { host: t.url, path: '/m', path_concat_mode: 'prefix' }), req: { path: '/a b', args: [{ name: 'x', value: '1' }, { name: 'x', value: 'y:z/' }, { name: 'x' }] }, url: '/m/a%20b?x=1&x=y:z/&x', asked: false },
+      // `rebuilt`: re-encoded (encodeArgs), even when literal; the conf's path replaces the request's.
+      { route: mirrorRoute('route#u2#x#1', { host: t.url, query: 'rebuilt', path: '/r' }), req: { path: '/ignored', args: [{ name: 'a:b', value: 'c d' }, { name: 'z' }] }, url: '/r?a%3Ab=c%20d&z', asked: false },
+      // No args at all; a non-ASCII path.
+      { route: mirrorRoute('route#u3#x#1', { host: t.url }), req: { path: '/é' }, url: '/%C3%A9', asked: false },
+      // `auto` that cannot rebuild: the raw query from APISIX, the target built on the RPC thread.
+      { route: mirrorRoute('route#u4#x#1', { host: t.url }), req: { path: '/q', args: getUriArgs('b=2&a=hello%20world'), vars: { args: 'b=2&a=hello%20world' } }, url: '/q?b=2&a=hello%20world', asked: true },
+      // A path, or args, edited by `rewrite` before proxy-mirror: the copy has the edited ones.
+      { route: rewritten('route#u5#x#1', { path: '/edited' }), req: { path: '/orig', args: [{ name: 'x', value: '1' }] }, url: '/edited?x=1', asked: false },
+      { route: rewritten('route#u6#x#1', { args: { set: { x: '9' } } }), req: { path: '/orig', args: [{ name: 'x', value: '1' }] }, url: '/orig?x=9', asked: false },
+      // A header edited before: the head, and so the target, are built on the RPC thread.
+      { route: rewritten('route#u7#x#1', { headers: { set: { 'x-r': '1' } } }), req: { path: '/orig', args: [{ name: 'x', value: '1' }] }, url: '/orig?x=1', asked: false },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const o = expectOk(await mr.client.httpReqCall(c.route, call({ ...c.req, headers: [{ name: 'host', value: 'api.example' }] })));
+      expect(o.extraInfoAsked.length > 0, `case ${i}: asked APISIX`).toBe(c.asked);
+      const got = await t.waitFor(i + 1);
+      expect(got[i]!.method).toBe('GET');
+      expect(got[i]!.url, `case ${i}`).toBe(c.url);
+      expect(headerValues(got[i]!, 'host')).toEqual(['api.example']);
+    }
   });
 
   it('re-issues a gRPC call', async () => {
