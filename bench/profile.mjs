@@ -11,6 +11,8 @@
  *                          included, which a V8 profile shows as idle or inside the native
  *                          function that made the syscall); JIT frames named by --perf-basic-prof.
  *                          Needs `perf` and perf_event_paranoid ≤ 1 (or root).
+ *   node bench/profile.mjs --perf --perf-worker --mirror-threads 2 ...   the busiest mirror
+ *                          worker thread instead of the RPC thread (per RPC, as for the RPC thread).
  * Output: .bench-out/prof/*.cpuprofile (open in Chrome DevTools) and .bench-out/profile-<case>.md.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -20,6 +22,8 @@ import os from 'node:os';
 import { relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './protocol.mjs';
+import { threadIds } from './children.mjs';
+import { threadCpuMicros } from './loadgen.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -32,6 +36,7 @@ const { values } = parseArgs({
     'mirror-threads': { type: 'string', default: '1' },
     rate: { type: 'string' },
     perf: { type: 'boolean', default: false },
+    'perf-worker': { type: 'boolean', default: false },
   },
 });
 
@@ -147,13 +152,20 @@ function moveWorkersToCore1(pid) {
   }
 }
 
+/** The runner's thread, other than its main (RPC) thread, with the most CPU time so far. */
+function busiestOtherThread(pid) {
+  const others = threadIds(pid).filter((tid) => tid !== pid);
+  if (others.length === 0) throw new Error('--perf-worker: the runner has no other thread');
+  return others.map((tid) => ({ tid, us: threadCpuMicros(pid, tid) ?? 0 })).sort((a, b) => b.us - a.us)[0].tid;
+}
+
 let perfReport;
 
 /** `perf report` of a perf.data: self time by symbol (kernel and JIT included) and by object. */
 function perfSummary(data, top) {
   const run = (sort) => spawnSync('perf', ['report', '-i', data, '--no-children', '--sort', sort, '--stdio', '-g', 'none', '--percent-limit', '0.3'], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout
     .split('\n').filter((l) => /^\s+\d/.test(l)).slice(0, top).join('\n');
-  return `perf ${relative(REPO_ROOT, data)} (RPC thread, cpu-clock):\n\nby object:\n${run('dso')}\n\nby symbol:\n${run('dso,sym')}`;
+  return `perf ${relative(REPO_ROOT, data)} (${values['perf-worker'] ? 'busiest worker thread' : 'RPC thread'}, cpu-clock):\n\nby object:\n${run('dso')}\n\nby symbol:\n${run('dso,sym')}`;
 }
 
 async function profileRun() {
@@ -195,7 +207,9 @@ async function profileRun() {
     const perfData = resolve(dir, `perf-${values.case}-${process.pid}.data`);
     if (values.perf) {
       await new Promise((r) => setTimeout(r, 1500));
-      const perf = spawnSync('perf', ['record', '-e', 'cpu-clock', '-g', '-t', String(runner.pid), '-o', perfData, '--', 'sleep', String(Math.max(1, Number(values.duration) - 1.5))], { stdio: 'ignore' });
+      // --perf-worker: the thread other than the RPC thread that has used the most CPU so far (the mirror worker).
+      const tid = values['perf-worker'] ? busiestOtherThread(runner.pid) : runner.pid;
+      const perf = spawnSync('perf', ['record', '-e', 'cpu-clock', '-g', '-t', String(tid), '-o', perfData, '--', 'sleep', String(Math.max(1, Number(values.duration) - 1.5))], { stdio: 'ignore' });
       if (perf.status !== 0) throw new Error(`perf record failed (${perf.error?.message ?? `exit ${perf.status}`}): is perf installed, and perf_event_paranoid ≤ 1 or this user root?`);
     }
     if (values.perf) perfReport = perfData;

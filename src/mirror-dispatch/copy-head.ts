@@ -46,15 +46,24 @@ export interface RawCopy extends HeaderBytes {
 interface Recipe {
   /** Lower-case names of the call's headers that are not copied. */
   readonly dropped: ReadonlySet<string>;
+  /** What to do with each header name seen so far (by a hash of its lower-case bytes; bounded). */
+  readonly seen: Map<number, SeenName>;
   /** `name: value\r\n` of the conf's set headers and marker, in the order the string path ends with. */
   readonly sets: Buffer;
   readonly setsHost: boolean;
   readonly correlationHeader: string | undefined;
 }
 
-// tchar of RFC 9110 §5.6.2, as h1/request-head.ts checks names.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+// Per byte of a name: its lower case when it is a tchar (RFC 9110 §5.6.2, as h1/request-head.ts
+// checks names), else 0. Per byte of a value: 1 when it may not be copied (NUL, CR, LF, and
+// ≥ 0x80, which the string path would decode and could replace). One table load per byte.
+const NAME_BYTE = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  NAME_BYTE[c.charCodeAt(0)] = c.toLowerCase().charCodeAt(0);
+}
+const VALUE_BAD = new Uint8Array(256);
+VALUE_BAD[0] = VALUE_BAD[0x0a] = VALUE_BAD[0x0d] = 1;
+VALUE_BAD.fill(1, 0x80);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\r\n\0]/;
 const BAD_TARGET = /[\x00-\x20\x7f]/;
@@ -83,6 +92,7 @@ function recipeOf(conf: HeadConf): Recipe | null {
   }
   r = {
     dropped: new Set([...HOP_BY_HOP, ...conf.headersRemove, ...names]),
+    seen: new Map(),
     sets: Buffer.from(sets.map(([n, v]) => `${n}: ${v}\r\n`).join(''), 'utf8'),
     setsHost: sets.some(([n]) => n.toLowerCase() === 'host'),
     correlationHeader: conf.correlationHeader,
@@ -91,24 +101,40 @@ function recipeOf(conf: HeadConf): Recipe | null {
   return r;
 }
 
-/**
- * Lower-case header names seen, by a hash of their bytes (they repeat from call to call), so
- * that a name becomes a string (for the conf's sets) once, not per copy; bounded.
- */
-const names = new Map<number, string>();
+/** What a copy does with a header: copy it, drop it, keep only its first (Host), or give up (Connection). */
+const enum NameClass { Keep, Drop, Host, Connection }
+
+interface SeenName {
+  /** The lower-case name's bytes (compared as bytes: cheaper than charCodeAt of a string). */
+  readonly bytes: Uint8Array;
+  readonly cls: NameClass;
+}
+
+/** Bound on the names a recipe remembers (they repeat from call to call). */
 const MAX_NAMES = 1024;
 
-/** The name whose lower-case bytes are out[start, end) and hash `h`. */
-function nameAt(out: Buffer, start: number, end: number, h: number): string {
-  const known = names.get(h);
-  if (known !== undefined && known.length === end - start) {
-    let k = 0;
-    while (k < known.length && out[start + k] === known.charCodeAt(k)) k++;
-    if (k === known.length) return known;
+/**
+ * The class of the header name whose lower-case bytes are out[start, end) and hash `h`: looked
+ * up among the names seen (their bytes compared, so a hash collision only costs a miss), else
+ * decided from the name's string once.
+ */
+function classOf(recipe: Recipe, out: Buffer, start: number, end: number, h: number): NameClass {
+  const known = recipe.seen.get(h);
+  if (known !== undefined) {
+    const bytes = known.bytes;
+    const n = bytes.length;
+    if (n === end - start) {
+      let k = 0;
+      while (k < n && out[start + k] === bytes[k]) k++;
+      if (k === n) return known.cls;
+    }
   }
   const name = out.toString('latin1', start, end);
-  if (names.size < MAX_NAMES) names.set(h, name);
-  return name;
+  const cls = name === 'connection' ? NameClass.Connection
+    : recipe.dropped.has(name) ? NameClass.Drop
+      : name === 'host' ? NameClass.Host : NameClass.Keep;
+  if (recipe.seen.size < MAX_NAMES) recipe.seen.set(h, { bytes: Uint8Array.from(out.subarray(start, end)), cls });
+  return cls;
 }
 
 /** What a copy adds per request. */
@@ -151,19 +177,18 @@ export function copyHeadFromBytes(raw: HeaderBytes, method: string, uri: string,
     const at = p;
     let h = 0x811c9dc5;
     for (let k = ns; k < ne; k++) {
-      let c = b[k]!;
-      if (c >= 0x80 || TCHAR[c] === 0) return undefined;
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      const c = NAME_BYTE[b[k]!]!;
+      if (c === 0) return undefined;
       out[p++] = c;
       h = Math.imul(h ^ c, 0x01000193);
     }
-    const name = nameAt(out, at, p, h & 0x3fffffff);
-    if (name === 'connection') return undefined;
-    if (recipe.dropped.has(name)) {
+    const cls = classOf(recipe, out, at, p, h & 0x3fffffff);
+    if (cls === NameClass.Connection) return undefined;
+    if (cls === NameClass.Drop) {
       p = at;
       continue;
     }
-    if (name === 'host') {
+    if (cls === NameClass.Host) {
       if (sawHost) {
         p = at;
         continue;
@@ -176,7 +201,7 @@ export function copyHeadFromBytes(raw: HeaderBytes, method: string, uri: string,
     const ve = spans[i + 3]!;
     for (let k = vs; k < ve; k++) {
       const c = b[k]!;
-      if (c >= 0x80 || c === 0x0d || c === 0x0a || c === 0) return undefined;
+      if (VALUE_BAD[c] !== 0) return undefined;
       out[p++] = c;
     }
     out[p++] = 0x0d;

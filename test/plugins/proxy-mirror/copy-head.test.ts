@@ -42,7 +42,7 @@ const NAMES = [
   'transfer-encoding', 'connection', 'keep-alive', 'te', 'upgrade', 'expect', 'trailer', 'http2-settings',
   'proxy-connection', ':authority', 'x-mirror', 'x-corr', 'bad name', 'naïve', '\u212Aeep-alive', '', 'a@b', 'x_c',
 ];
-const VALUES = ['1', 'text/html', 'a, b', '', ' spaced ', 'é', 'a\r\nb', 'nul\0', 'close', 'x-a', 'tab\there', '日本'];
+const VALUES = ['1', 'text/html', 'a, b', '', ' spaced ', 'é', 'a\r\nb', 'cr\ronly', 'lf\nonly', 'nul\0', 'close', 'x-a', 'tab\there', '日本'];
 
 const entry = fc.record({
   name: fc.constantFrom(...NAMES),
@@ -80,6 +80,17 @@ describe('copy head from the call\'s bytes', () => {
     );
     // The generator reaches the byte path often enough for the check above to mean something.
     expect(taken).toBeGreaterThan(100);
+  });
+
+  it('tells apart two names whose hashes collide (names are remembered by hash, then compared)', () => {
+    // FNV-1a of both lower-case names, masked to 30 bits as copy-head.ts keeps it: 0x267b28a1.
+    const [a, b] = ['x-wjqckg', 'x-bndhsx'];
+    const c: HeadConf = { headersSet: [], headersRemove: new Set([a]), markHeader: undefined, correlationHeader: undefined };
+    const ctx = { bodyLength: undefined, correlationId: undefined };
+    const head = (headers: { name: string; value: string }[]): string | undefined =>
+      copyHeadFromBytes(raw(call(headers)), 'GET', '/', c, ctx)?.toString('latin1');
+    expect(head([{ name: 'host', value: 'h' }, { name: a, value: '1' }, { name: b, value: '2' }])).toBe(`GET / HTTP/1.1\r\nhost: h\r\n${b}: 2\r\n\r\n`);
+    expect(head([{ name: 'host', value: 'h' }, { name: b, value: '2' }, { name: a, value: '1' }])).toBe(`GET / HTTP/1.1\r\nhost: h\r\n${b}: 2\r\n\r\n`);
   });
 
   it('takes the byte path for an ordinary request (ASCII, a Host, no Connection, pseudo-headers dropped), edits and all', () => {
