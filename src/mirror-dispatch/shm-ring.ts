@@ -28,47 +28,39 @@ interface AtomicsWaitAsync {
 const pad4 = (n: number): number => (n + 3) & ~3;
 
 /**
- * A consumer that found at least this many records in one look keeps looking by a 1 ms timer
- * instead of sleeping on the ring: records come faster than one per millisecond, so polling
- * costs less than a wake-up per record. With fewer, it sleeps and the producer wakes it.
- */
-export const HOT_BATCH = 2;
-
-/**
- * A polling consumer goes back to sleep only after this many looks in a row found fewer than
- * HOT_BATCH records. Going to sleep at the first thin look made a stream's producer wake it
- * again and again: records arrive in bursts (one per producer turn), a timer look may fall
- * between two bursts, and every wake-up then cost the producer an Atomics.notify on its own
- * core (docs/performance.md, "Mirror dispatch, sixth pass").
+ * A polling consumer goes back to sleep on the ring only after this many looks in a row (1 ms
+ * apart) found nothing. Until then it polls by timer, so the producer never has to wake it:
+ * a wake-up costs the producer an Atomics.notify and, for a consumer in Atomics.waitAsync, a
+ * write to the consumer's event loop, 3-5 µs of its own core per record on this project's VM.
+ * Polling starts with any record found. It used to start only with a look that found two or
+ * more, which a stream slower than the consumer's wake-up never gave: at 8,000 copies/s every
+ * other copy woke the worker (docs/performance.md, "Mirror dispatch, seventh pass"). A trickle
+ * costs the consumer COOL_LOOKS timer looks per record, and an idle consumer nothing.
  */
 export const COOL_LOOKS = 4;
 
 /**
  * How one consumer waits, from what its looks at the ring found: look again by a 1 ms timer
- * (records come fast, or came fast a few looks ago: no wake-up needed), look once more in this
- * event-loop turn (a few came: more may follow at once), or sleep on the ring until the
- * producer wakes it. A trickle of records never gets hot, so each record wakes the consumer
- * once and nothing polls.
+ * (records came within the last COOL_LOOKS looks: no wake-up needed), or sleep on the ring
+ * until the producer wakes it.
  */
 export class LookPacer {
-  private hot = false;
-  private thin = 0;
+  private idle = COOL_LOOKS;
 
   /** What to do after a look that found `found` records. */
-  next(found: number): 'timer' | 'turn' | 'sleep' {
-    if (found >= HOT_BATCH) {
-      this.hot = true;
-      this.thin = 0;
+  next(found: number): 'timer' | 'sleep' {
+    if (found > 0) {
+      this.idle = 0;
       return 'timer';
     }
-    if (this.hot && ++this.thin < COOL_LOOKS) return 'timer';
-    this.hot = false;
-    return found > 0 ? 'turn' : 'sleep';
+    if (this.idle < COOL_LOOKS && ++this.idle < COOL_LOOKS) return 'timer';
+    this.idle = COOL_LOOKS;
+    return 'sleep';
   }
 
   /** Whether the consumer polls by timer now. */
   get polling(): boolean {
-    return this.hot;
+    return this.idle < COOL_LOOKS;
   }
 }
 

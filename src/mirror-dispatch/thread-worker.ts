@@ -114,15 +114,12 @@ function drainCopies(): number {
 }
 
 /**
- * How the worker waits for copies (shm-ring.ts LookPacer). When a look found at least HOT_BATCH
- * copies, they come faster than one per millisecond: it looks again in POLL_MS by its own timer,
- * and keeps doing so until COOL_LOOKS looks in a row found fewer, so the RPC thread never has
- * to wake it while a stream lasts, even between bursts. Waking a thread on another core cost
- * the RPC thread about 5 µs per wake-up on this project's VM, a quarter of its time at 100 %
- * mirroring. With fewer copies it looks once more in this turn, then sleeps on the ring
- * (`Atomics.waitAsync`) until the RPC thread's next copy wakes it. At a trickle of copies, a
- * timer wake-up every millisecond would cost more than one wake-up per copy
- * (docs/performance.md, "Mirror dispatch, fifth pass" and "sixth pass").
+ * How the worker waits for copies (shm-ring.ts LookPacer). A look that found copies is followed
+ * by another in POLL_MS by the worker's own timer, and so on until COOL_LOOKS looks in a row
+ * found none: while copies come, even a few per millisecond, the RPC thread never has to wake
+ * it. Waking a thread on another core cost the RPC thread 3-5 µs per wake-up on this project's
+ * VM. Then it sleeps on the ring (`Atomics.waitAsync`) until the RPC thread's next copy wakes
+ * it (docs/performance.md, "Mirror dispatch, fifth pass" to "seventh pass").
  */
 const POLL_MS = 1;
 
@@ -133,7 +130,6 @@ async function consume(): Promise<void> {
   for (;;) {
     const next = copiesPacer.next(drainCopies());
     if (next === 'timer') await new Promise<void>((r) => setTimeout(r, POLL_MS));
-    else if (next === 'turn') await new Promise<void>((r) => setImmediate(r));
     else await copies!.sleep();
   }
 }

@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
-import { ByteRing, COOL_LOOKS, HOT_BATCH, LookPacer, StaleWaker } from '../../src/mirror-dispatch/shm-ring.js';
+import { ByteRing, COOL_LOOKS, LookPacer, StaleWaker } from '../../src/mirror-dispatch/shm-ring.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
 /** The ring's header, as shm-ring.ts lays it out: four int32 at offset 0. */
@@ -293,22 +293,19 @@ describe('LookPacer: when a consumer polls, looks again, or sleeps', () => {
     return found.map((n) => pacer.next(n));
   };
 
-  it('a trickle never polls: a look that finds one record looks again this turn, one that finds none sleeps', () => {
-    expect(HOT_BATCH).toBe(2);
-    expect(run([0, 1, 0, 1, 1, 0])).toEqual(['sleep', 'turn', 'sleep', 'turn', 'turn', 'sleep']);
+  it('polls by timer from the first look that finds a record, however few', () => {
+    for (const n of [1, 2, 30, 1000]) expect(run([0, n])).toEqual(['sleep', 'timer']);
+    // A trickle: a record, COOL_LOOKS - 1 empty looks still by timer, then a sleep.
+    expect(run([1, 0, 0, 0, 0, 1, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'sleep', 'timer', 'timer']);
   });
 
-  it('polls by timer from the first look that finds HOT_BATCH records', () => {
-    for (const n of [HOT_BATCH, HOT_BATCH + 1, 30, 1000]) expect(run([0, n])).toEqual(['sleep', 'timer']);
-  });
-
-  it('keeps polling through fewer than COOL_LOOKS thin looks in a row (a stream between bursts), then sleeps', () => {
+  it('keeps polling through fewer than COOL_LOOKS empty looks in a row (a stream between bursts), then sleeps', () => {
     expect(COOL_LOOKS).toBe(4);
-    // Hot, then three thin looks (0 or 1 found): still polling; a burst in between starts the count again.
-    expect(run([5, 0, 1, 0, 7, 0, 0, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer']);
-    // The fourth thin look in a row ends polling: sleep (none found) or one more look this turn (one found).
-    expect(run([5, 0, 0, 0, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'sleep']);
-    expect(run([5, 1, 1, 1, 1, 1, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'turn', 'turn', 'sleep']);
+    // Three empty looks: still polling; any record in between starts the count again.
+    expect(run([5, 0, 0, 0, 1, 0, 0, 0, 0])).toEqual(['timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'timer', 'sleep']);
+    expect(run([1, 1, 1, 1, 1, 1])).toEqual(['timer', 'timer', 'timer', 'timer', 'timer', 'timer']);
+    // Asleep, empty looks (a spurious wake-up) sleep again at once.
+    expect(run([0, 0, 0])).toEqual(['sleep', 'sleep', 'sleep']);
   });
 
   it('says whether it polls now', () => {
