@@ -632,15 +632,22 @@ function renderTargets(results, pairsDone) {
     p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${p2.quietPairs} quiet pairs: ${fmtRatio(p2.quietMedianP99Ratio)}; from the due time: ${fmtRatio(p2.medianDueP99Ratio)}); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
     status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, p2 ? !late(p2) && p2.maxDroppedShare <= 0.01 : true),
   ]);
-  // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC.
-  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+  // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC. In the
+  // closed loop that is a throughput ratio only when the RPC thread limits both cells: when the
+  // mirrored cell's RPC thread idles (the load generator's core, shared with the worker and the
+  // sink, is the limit), each of its wake-ups serves fewer calls than a saturated thread's would.
+  const busy = (s) => (s ? (s.rps * s.rpcThreadUsPerRpc) / 1e6 : undefined);
+  for (const [load, get, closed] of [[`C = ${maxC}`, cell, true], ...(CPU_RATE ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell, false]] : [])]) {
     const thr = get('mirror-all-thr');
     const decide = get('mirror-decide');
     const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
+    const idle = closed && thr && decide && busy(thr) < 0.8;
     rows.push([
       `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (${load})`,
-      capRatio !== undefined ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)}); copies dropped ${pct(droppedShare(thr))}` : '—',
-      status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) : true),
+      capRatio !== undefined
+        ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)}; RPC thread busy ${pct(busy(thr))} vs ${pct(busy(decide))}); copies dropped ${pct(droppedShare(thr))}${idle ? '; the mirrored cell\'s RPC thread was not its limit' : ''}`
+        : '—',
+      status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) && !idle : true),
     ]);
   }
   // 4. Dead target.
@@ -668,7 +675,7 @@ function renderTargets(results, pairsDone) {
   if (fast?.sinkCpuUsPerCopy && slow?.sinkCpuUsPerCopy) {
     lines.push('', `Sink CPU per copy received in the mirrored cells (2 threads, C = ${maxC}): fast sink ${fmt1(fast.sinkCpuUsPerCopy)} µs, node:http sink ${fmt1(slow.sinkCpuUsPerCopy)} µs (${fmtRatio(slow.sinkCpuUsPerCopy / fast.sinkCpuUsPerCopy)}).`);
   }
-  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (the CPU per request then leaves out their sending, and the RPC thread may have skipped work for them), or more than 1 % of the paced calls started late (the offered load was not sustained).');
+  lines.push('', '"not measured fairly": more than 1 % of the copies were dropped (the CPU per request then leaves out their sending, and the RPC thread may have skipped work for them), or more than 1 % of the paced calls started late (the offered load was not sustained), or (closed-loop throughput) the mirrored cell\'s RPC thread was busy less than 80 % of the time: another core limited that cell, and its RPC thread served fewer calls per wake-up than a saturated one would.');
   return lines.join('\n');
 }
 

@@ -44,7 +44,7 @@ function runBench(args: string[]): Promise<{ code: number | null; out: string; e
 describe('bench/run.mjs --targets', () => {
   it('measures the selected cells closed-loop and paced, runs the pairs and the sink calibration, and reports each target', async () => {
     const r = await runBench([
-      '--only', 'mirror-dead,mirror-unsampled,mirror-all-thr', '--connections', '2', '--duration', '0.3', '--warmup', '0.2',
+      '--only', 'mirror-dead,mirror-unsampled,mirror-all-thr,mirror-decide', '--connections', '2', '--duration', '0.3', '--warmup', '0.2',
       '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--targets', '--no-pin',
       '--runner', 'src/cli.ts',
     ]);
@@ -69,9 +69,14 @@ describe('bench/run.mjs --targets', () => {
     expect(r.out).toMatch(/\| fast \(raw net\) \| 32 × 1 \|/);
     expect(r.out).toMatch(/\| node:http \| 8 × 16 \|/);
     expect(r.out).toContain('### Issue 13 targets');
-    // The dead-target target was measured (pairs ran); the p99 mirror pairs were not selected.
+    // The dead-target and 2-thread p99 targets were measured (their pairs ran); the 1-thread pair was not selected.
     expect(lines.find((l) => l.startsWith('| RPC p99 with a dead (refused) target'))).toMatch(/\| (met|\*\*missed\*\*)[^|]*\|$/);
-    expect(lines.find((l) => l.startsWith('| RPC p99 at 100 % mirroring'))).toMatch(/\| not measured \|$/);
+    expect(lines.find((l) => l.startsWith('| RPC p99 at 100 % mirroring'))).toMatch(/\| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(r.out).not.toMatch(/\| RPC p99, 100 % mirroring \(1 thread\)/);
+    // The RPC-core rows compare the two cells' RPC threads, and say how busy each was.
+    const core = lines.filter((l) => l.startsWith('| RPC throughput on the RPC core'));
+    expect(core).toHaveLength(2);
+    for (const l of core) expect(l).toMatch(/capacity 1e6 ÷ RPC-thread µs\/RPC: .* \(measured RPC\/s .*; RPC thread busy \d+\.\d% vs \d+\.\d%\)/);
 
     // The raw numbers behind it.
     const json = /written to (\S+)\.md and \.json/.exec(r.err)?.[1];
@@ -80,7 +85,7 @@ describe('bench/run.mjs --targets', () => {
     const report = JSON.parse(readFileSync(`${json!}.json`, 'utf8')) as Report;
     const dead = report.results.find((c) => c.id === 'mirror-dead' && !c.rate);
     expect(dead?.summary?.copies?.targetDown).toBeGreaterThan(0);
-    expect(report.pairs.map((p) => [p.id, p.pairs.length])).toEqual([['p99-dead', 1]]);
+    expect(report.pairs.map((p) => [p.id, p.pairs.length])).toEqual([['p99-mirror-thr', 1], ['p99-dead', 1]]);
     expect(report.sinkCalibration.map((c) => c.mode).sort()).toEqual(['fast', 'fast', 'http', 'http']);
     for (const c of report.sinkCalibration) expect(c.requestsPerSecond).toBeGreaterThan(0);
   }, 240_000);
