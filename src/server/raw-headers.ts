@@ -10,21 +10,11 @@ import type { HttpRequest } from '../plugin-api/index.js';
 import type { HeaderNames } from '../protocol/messages.js';
 
 export const RAW_HEADERS: unique symbol = Symbol('apisix-runner.raw-headers');
+export const RAW_CALL: unique symbol = Symbol('apisix-runner.raw-call');
+export const FIRST_VALUES: unique symbol = Symbol('apisix-runner.first-values');
 
 /** The call's bytes and where each header entry is in them. */
 export type RawHeaders = HeaderBytes;
-
-interface WithRawHeaders {
-  [RAW_HEADERS]?: () => RawHeaders | undefined;
-}
-
-/** The request's header bytes, or undefined when it has none to offer (see above). */
-export function rawHeadersOf(req: HttpRequest): RawHeaders | undefined {
-  const read = (req as HttpRequest & WithRawHeaders)[RAW_HEADERS];
-  return read ? read.call(req) : undefined;
-}
-
-export const RAW_CALL: unique symbol = Symbol('apisix-runner.raw-call');
 
 /** The call's bytes and where its args are in them, while no plugin has edited the path or an arg. */
 export interface RawCall {
@@ -33,8 +23,18 @@ export interface RawCall {
   readonly argSpans: readonly number[];
 }
 
-interface WithRawCall {
+/** What the runner's own request view (server/request-state.ts) offers beyond the plugin API. */
+interface RequestInternals {
+  [RAW_HEADERS]?: () => RawHeaders | undefined;
   [RAW_CALL]?: () => RawCall | undefined;
+  [FIRST_VALUES]?: (names: HeaderNames, out: (string | undefined)[]) => void;
+}
+
+const internals = (req: HttpRequest): RequestInternals => req as HttpRequest & RequestInternals;
+
+/** The request's header bytes, or undefined when it has none to offer (see above). */
+export function rawHeadersOf(req: HttpRequest): RawHeaders | undefined {
+  return internals(req)[RAW_HEADERS]?.call(req);
 }
 
 /**
@@ -43,14 +43,7 @@ interface WithRawCall {
  * no bytes to offer.
  */
 export function rawCallOf(req: HttpRequest): RawCall | undefined {
-  const read = (req as HttpRequest & WithRawCall)[RAW_CALL];
-  return read ? read.call(req) : undefined;
-}
-
-export const FIRST_VALUES: unique symbol = Symbol('apisix-runner.first-values');
-
-interface WithFirstValues {
-  [FIRST_VALUES]?: (names: HeaderNames, out: (string | undefined)[]) => void;
+  return internals(req)[RAW_CALL]?.call(req);
 }
 
 /**
@@ -58,7 +51,7 @@ interface WithFirstValues {
  * headers when the request view can (HttpReqCallMessage.firstValues), else name by name.
  */
 export function firstHeaderValues(req: HttpRequest, names: HeaderNames, out: (string | undefined)[]): void {
-  const read = (req as HttpRequest & WithFirstValues)[FIRST_VALUES];
+  const read = internals(req)[FIRST_VALUES];
   if (read) {
     read.call(req, names, out);
     return;
