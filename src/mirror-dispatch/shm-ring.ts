@@ -3,9 +3,9 @@
  * thread hands copies to a dispatch worker, and how the worker hands back their outcomes,
  * without a postMessage per event-loop turn (a postMessage costs the sender 2-3 µs whatever it
  * carries; writing a record here costs a copy of its bytes). A consumer that finds records
- * coming fast polls the ring by timer (`LookPacer`); otherwise it sleeps on `Atomics.waitAsync`
- * and the producer wakes it (one `Atomics.notify`) only then, so a busy consumer costs the
- * producer no wake-up at all. A consumer that also reads the ring on its own (the RPC thread
+ * polls the ring by timer until a few looks find none (`LookPacer`); then it sleeps on
+ * `Atomics.waitAsync` and the producer wakes it (one `Atomics.notify`) only then, so a consumer
+ * that keeps finding records costs the producer no wake-up at all. A consumer that also reads the ring on its own (the RPC thread
  * reads outcomes when it sends a copy) is woken only for records it left unread (`StaleWaker`).
  *
  * Layout: a header of four int32 (bytes written, bytes read, consumer asleep, spare), then

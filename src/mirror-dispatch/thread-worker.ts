@@ -32,7 +32,7 @@ const closedIds = new Set<number>();
 
 /**
  * How the RPC thread learns of outcomes (thread-pool.ts, awaitDone). It reads the done ring
- * each time it sends a copy, and otherwise sleeps on it. While copies come slowly (this
+ * each time it sends a copy, and otherwise sleeps on it. While copies come slowly (a few ms apart: this
  * worker sleeps between them) each batch of outcomes wakes it at once. While they stream
  * (this worker polls), its next copies read them: it is woken only for outcomes it left
  * unread for POLL_MS (the copies stopped), at most once per POLL_MS, so a stream costs the
