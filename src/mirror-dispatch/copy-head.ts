@@ -235,8 +235,14 @@ function decodeEntries(raw: HeaderBytes): HeaderEntry[] {
 export function headOfRawCopy(raw: RawCopy, method: string, uri: string, bodyLength: number | undefined, authority: string): Buffer | string {
   const ctx = { bodyLength, correlationId: raw.correlationId };
   if (uri === '' && raw.uriRule) {
-    const built = uriOfCall(raw.bytes, raw.uriRule);
-    // The RPC thread hands a copy over without its target only when the args give it.
+    // The RPC thread hands a copy over without its target only when its bytes are a checked
+    // call whose args give the query: anything else is refused like any unwritable copy.
+    let built: string | undefined;
+    try {
+      built = uriOfCall(raw.bytes, raw.uriRule);
+    } catch (err) {
+      throw new InvalidRequestError(`the copy's call bytes are not an HTTPReqCall: ${err instanceof Error ? err.message : String(err)}`);
+    }
     if (built === undefined) throw new InvalidRequestError('the copy\'s query cannot be rebuilt from the call\'s args');
     uri = built;
   }

@@ -382,54 +382,6 @@ export class HttpReqCallMessage {
     }
     return undefined;
   }
-
-  /**
-   * header(name) of each of `names` into `out` (same index), in one walk over the entries:
-   * what a plugin that needs several headers of every request (proxy-mirror's body plan) pays
-   * once instead of once per name.
-   */
-  firstValues(names: HeaderNames, out: (string | undefined)[]): void {
-    const list = names.names;
-    const n = list.length;
-    for (let j = 0; j < n; j++) out[j] = undefined;
-    if (this.headersCache) {
-      for (let j = 0; j < n; j++) out[j] = firstValue(this.headersCache, list[j]!);
-      return;
-    }
-    const spans = this.headerSpans;
-    const b = this.payload;
-    const { byLength, next } = names;
-    // Only entries whose name has the length of a wanted one are compared.
-    for (let i = 0; i < spans.length; i += 4) {
-      const ns = spans[i]!;
-      const ne = spans[i + 1]!;
-      for (let k = byLength[Math.min(ne - ns, 64)]!; k !== 0; k = next[k - 1]!) {
-        const j = k - 1;
-        if (out[j] !== undefined || !asciiNameIs(b, ns, ne, list[j]!)) continue;
-        const vs = spans[i + 2]!;
-        out[j] = vs < 0 ? '' : textAt(b, vs, spans[i + 3]!);
-      }
-    }
-  }
-}
-
-/** Names for HttpReqCallMessage.firstValues: lower-case ASCII, and (see header) no `k`. */
-export class HeaderNames {
-  /** By name length (64 for 64 and more): 1 + the index of the first name of that length, 0 for none. */
-  readonly byLength = new Int32Array(65);
-  /** 1 + the index of the next name of the same length, 0 for none. */
-  readonly next: Int32Array;
-
-  constructor(readonly names: readonly string[]) {
-    this.next = new Int32Array(names.length);
-    for (let j = names.length - 1; j >= 0; j--) {
-      const n = names[j]!;
-      if (n !== n.toLowerCase() || !ASCII_ONLY.test(n) || n.includes('k')) throw new TypeError(`not a lower-case ASCII name without k: ${n}`);
-      const slot = Math.min(n.length, 64);
-      this.next[j] = this.byLength[slot]!;
-      this.byLength[slot] = j + 1;
-    }
-  }
 }
 
 /** firstValue of header-edits.ts for a lower-case name (kept here to avoid a protocol → server import). */

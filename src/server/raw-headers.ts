@@ -7,11 +7,9 @@
  */
 import type { HeaderBytes } from '../mirror-dispatch/copy-head.js';
 import type { HttpRequest } from '../plugin-api/index.js';
-import type { HeaderNames } from '../protocol/messages.js';
 
 export const RAW_HEADERS: unique symbol = Symbol('apisix-runner.raw-headers');
 export const RAW_CALL: unique symbol = Symbol('apisix-runner.raw-call');
-export const FIRST_VALUES: unique symbol = Symbol('apisix-runner.first-values');
 
 /** The call's bytes and where each header entry is in them. */
 export type RawHeaders = HeaderBytes;
@@ -27,7 +25,6 @@ export interface RawCall {
 interface RequestInternals {
   [RAW_HEADERS]?: () => RawHeaders | undefined;
   [RAW_CALL]?: () => RawCall | undefined;
-  [FIRST_VALUES]?: (names: HeaderNames, out: (string | undefined)[]) => void;
 }
 
 const internals = (req: HttpRequest): RequestInternals => req as HttpRequest & RequestInternals;
@@ -44,18 +41,4 @@ export function rawHeadersOf(req: HttpRequest): RawHeaders | undefined {
  */
 export function rawCallOf(req: HttpRequest): RawCall | undefined {
   return internals(req)[RAW_CALL]?.call(req);
-}
-
-/**
- * `req.header(name)` of each of `names` into `out` (same index): in one walk over the call's
- * headers when the request view can (HttpReqCallMessage.firstValues), else name by name.
- */
-export function firstHeaderValues(req: HttpRequest, names: HeaderNames, out: (string | undefined)[]): void {
-  const read = internals(req)[FIRST_VALUES];
-  if (read) {
-    read.call(req, names, out);
-    return;
-  }
-  const list = names.names;
-  for (let j = 0; j < list.length; j++) out[j] = req.header(list[j]!);
 }

@@ -1,8 +1,8 @@
 import type { HttpMethod, HttpRequest, StopResponse, TextPair } from '../plugin-api/request.js';
-import { encodeHttpReqCallResp, reqCallRespIdOffset, type HeaderNames, type HttpReqCallMessage, type ReqCallAction } from '../protocol/messages.js';
+import { encodeHttpReqCallResp, reqCallRespIdOffset, type HttpReqCallMessage, type ReqCallAction } from '../protocol/messages.js';
 import { EntryEdits, headerInitEntries, toBytes } from './header-edits.js';
 import { ExtraInfoCache, type AskExtraInfo } from './extra-info.js';
-import { FIRST_VALUES, RAW_CALL, RAW_HEADERS, type RawCall, type RawHeaders } from './raw-headers.js';
+import { RAW_CALL, RAW_HEADERS, type RawCall, type RawHeaders } from './raw-headers.js';
 
 /** Encoded answers of frozen StopResponse objects (e.g. `say`'s), re-stamped with each call's id. */
 const frozenStops = new WeakMap<StopResponse, { readonly frame: Buffer; readonly idAt: number }>();
@@ -39,16 +39,6 @@ export class RequestState implements HttpRequest {
   [RAW_HEADERS](): RawHeaders | undefined {
     if (this.headerEdits.size > 0) return undefined;
     return { bytes: this.msg.bytes, spans: this.msg.headerSpans };
-  }
-
-  /** header() of several names, in one walk over the call's headers while no plugin has edited one (raw-headers.ts). */
-  [FIRST_VALUES](names: HeaderNames, out: (string | undefined)[]): void {
-    if (this.headerEdits.size === 0) {
-      this.msg.firstValues(names, out);
-      return;
-    }
-    const list = names.names;
-    for (let j = 0; j < list.length; j++) out[j] = this.header(list[j]!);
   }
 
   /** The call's bytes and arg spans while no plugin has edited the path or an arg (raw-headers.ts). */

@@ -33,12 +33,12 @@ function rawCopy(headers: readonly FrameEntry[]): RawCopy {
 /** Outcomes the observer will report, in order of the copies sent. */
 let outcomes: ((o: DispatchOutcome) => void)[] = [];
 
-/** Sends one raw copy with a 3-byte body; resolves with its outcome. */
-function send(engine: DispatchEngine, raw: RawCopy): Promise<DispatchOutcome> {
+/** Sends one raw copy with a 3-byte body (its target `uri`; '' to build it by `raw.uriRule`); resolves with its outcome. */
+function send(engine: DispatchEngine, raw: RawCopy, uri = '/p?q=1'): Promise<DispatchOutcome> {
   const target = engine.acquire(localTargetSpec(server.port));
   return new Promise((resolve) => {
     outcomes.push(resolve);
-    expect(target.submit({ method: 'POST', uri: '/p?q=1', headers: [], body: Buffer.from('abc'), raw, sizeBytes: 100 })).toBe('started');
+    expect(target.submit({ method: 'POST', uri, headers: [], body: Buffer.from('abc'), raw, sizeBytes: 100 })).toBe('started');
   });
 }
 
@@ -87,6 +87,33 @@ describe.each([1, 2])('raw copies, mirror threads %i', (threads) => {
       const outcome = await send(engine, rawCopy([{ name: 'host', value: 'h' }, { name: 'x-a', value: 'a\r\nGET /smuggled HTTP/1.1' }]));
       expect(outcome).toBe('error');
       expect(failures).toEqual(['INVALID_REQUEST']);
+      expect(server.reads.flat().length).toBe(before);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('a copy whose target is to be built from the call\'s bytes: built from its path and args; bytes that are no call, or args that cannot give the query, are refused (INVALID_REQUEST, nothing written)', async () => {
+    outcomes = [];
+    const failures: string[] = [];
+    const engine = new DispatchEngine({ observer: observer(failures), closeGraceMs: 100, threads });
+    const rule = { path: '/m', pathConcatMode: 'prefix' as const, query: 'auto' as const };
+    const call = (args: FrameEntry[]): HttpReqCallMessage =>
+      new HttpReqCallMessage(encodeHttpReqCall({ id: 1, confToken: 1, method: 'POST', path: '/a b', srcIp: '127.0.0.1', args, headers: [{ name: 'host', value: 'h' }] }));
+    const withRule = (msg: HttpReqCallMessage, bytes = msg.bytes): RawCopy => ({ bytes, spans: msg.headerSpans, edits, correlationId: undefined, uriRule: rule });
+    try {
+      const reads = server.reads.flat().length;
+      expect(await send(engine, withRule(call([{ name: 'x', value: '1' }, { name: 'x' }])), '')).toBe('2xx');
+      await waitUntil(() => server.reads.flat().length > reads, 'the copy at the target');
+      expect(Buffer.concat(server.reads.flat().slice(reads)).toString('latin1')).toMatch(/^POST \/m\/a%20b\?x=1&x HTTP\/1\.1\r\n/);
+
+      const before = server.reads.flat().length;
+      // Two names: their order is lost, so `auto` cannot rebuild the query (the RPC thread would have asked APISIX).
+      expect(await send(engine, withRule(call([{ name: 'a', value: '1' }, { name: 'b', value: '2' }])), '')).toBe('error');
+      // The header spans of a call, with bytes that are not one.
+      const msg = call([]);
+      expect(await send(engine, withRule(msg, Buffer.alloc(msg.bytes.length, 0xff)), '')).toBe('error');
+      expect(failures).toEqual(['INVALID_REQUEST', 'INVALID_REQUEST']);
       expect(server.reads.flat().length).toBe(before);
     } finally {
       await engine.close();

@@ -9,7 +9,6 @@ import {
   METHOD_NAMES,
   decodeExtraInfoResp,
   decodeHttpReqCall,
-  HeaderNames,
   decodeHttpRespCall,
   decodePrepareConfReq,
 } from '../../src/protocol/messages.js';
@@ -286,32 +285,6 @@ describe('header(name) of an HTTPReqCall', () => {
         }
       },
     ), fcParams(FC_RUNS));
-  }, timeoutFor(FC_RUNS, 2));
-
-  it('firstValues gives header(name) of each name, in one walk, before and after the headers are decoded', () => {
-    // Lower-case ASCII names without `k` (HeaderNames refuses others), some present in any case.
-    // Names of 64 bytes and more share one length slot (HeaderNames.byLength).
-    const long = ['x-long-' + 'a'.repeat(60), 'x-long-' + 'b'.repeat(60), 'x-long-' + 'a'.repeat(57)];
-    const lookupArb = fc.oneof(fc.constantFrom('content-length', 'content-type', 'transfer-encoding', 'id', 'x-', '', ...long), fc.stringMatching(/^[a-jl-z0-9-]{0,4}$/));
-    fc.assert(fc.property(
-      fc.array(fc.record({ name: fc.oneof(nameArb, fc.constantFrom('Content-Length', 'CONTENT-TYPE', 'transfer-encoding', 'Id', ...long, long[0]!.toUpperCase())), value: fc.option(fc.string({ maxLength: 4 }), { nil: undefined }) }), { maxLength: 8 }),
-      fc.uniqueArray(lookupArb, { minLength: 1, maxLength: 4 }),
-      (headers, lookups) => {
-        const payload = encodeHttpReqCallReq({ id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers });
-        const names = new HeaderNames(lookups);
-        const expected = lookups.map((n) => decodeHttpReqCall(payload).header(n));
-        const out: (string | undefined)[] = ['stale'];
-        const m = decodeHttpReqCall(payload);
-        m.firstValues(names, out);
-        expect(out).toEqual(expected);
-        void m.headers;
-        m.firstValues(names, out);
-        expect(out).toEqual(expected);
-      },
-    ), fcParams(FC_RUNS));
-    expect(() => new HeaderNames(['Content-Length'])).toThrow(TypeError);
-    expect(() => new HeaderNames(['x-key'])).toThrow(TypeError);
-    expect(() => new HeaderNames(['x-ü'])).toThrow(TypeError);
   }, timeoutFor(FC_RUNS, 2));
 
   it('finds a name written with the Kelvin sign by its ASCII spelling, and the reverse', () => {

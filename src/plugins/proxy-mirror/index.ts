@@ -16,8 +16,7 @@ import { CompareWiring, type ComparedCopy } from './compare-wiring.js';
 import { buildCopy, buildCopyHeaders, copyWithHead, copyWithRaw, encodeArgs, mirrorUri, type MirrorCopy } from './copy-builder.js';
 import { copyHeadFromBytes } from '../../mirror-dispatch/copy-head.js';
 import { queryOfArgs } from '../../mirror-dispatch/copy-uri.js';
-import { firstHeaderValues, rawCallOf, rawHeadersOf } from '../../server/raw-headers.js';
-import { HeaderNames } from '../../protocol/messages.js';
+import { rawCallOf, rawHeadersOf } from '../../server/raw-headers.js';
 import { createDispatchObserver } from './dispatch-observer.js';
 import { GrpcBodyError, splitGrpcMessages } from './grpc.js';
 import { LogLimiter } from './log-limiter.js';
@@ -71,15 +70,8 @@ type BodyPlan =
 /** emit's query when the args give it and a worker builds the copy's target from them. */
 const FROM_CALL = Symbol('query from the call');
 
-/** The headers the body plan reads, looked up in one walk over the call's headers. */
-const BODY_HEADERS = new HeaderNames(['content-length', 'content-type', 'transfer-encoding']);
-
-/**
- * Decides how the body is copied without asking APISIX for anything, from the Content-Length,
- * Content-Type and Transfer-Encoding headers (`h`, as BODY_HEADERS lists them).
- */
-function planBody(conf: ProxyMirrorConf, req: HttpRequest, h: readonly (string | undefined)[]): BodyPlan {
-  const cl = h[0];
+/** Decides how the body is copied without asking APISIX for anything; `cl` is the Content-Length header. */
+function planBody(conf: ProxyMirrorConf, req: HttpRequest, cl: string | undefined): BodyPlan {
   if (cl !== undefined && /^\s*\d+\s*$/.test(cl)) {
     const n = Number(cl);
     if (n === 0) return { kind: 'empty' };
@@ -87,8 +79,8 @@ function planBody(conf: ProxyMirrorConf, req: HttpRequest, h: readonly (string |
     if (n > conf.maxBodySize) return { kind: 'over', reason: 'body_too_large' };
     return { kind: 'fetch', declared: true };
   }
-  const grpcCall = conf.target.grpc || (h[1] ?? '').startsWith('application/grpc');
-  if (!grpcCall && h[2] === undefined) return { kind: 'none' };
+  const grpcCall = conf.target.grpc || (req.header('content-type') ?? '').startsWith('application/grpc');
+  if (!grpcCall && req.header('transfer-encoding') === undefined) return { kind: 'none' };
   if (conf.target.grpc && grpcMethodAllowed(conf.grpcMethods, req.path)) return { kind: 'fetch', declared: false };
   return { kind: 'over', reason: conf.target.grpc ? 'grpc_unknown_length' : 'body_unknown_length' };
 }
@@ -148,11 +140,10 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
     const target = conf.mirrorTarget;
     // A target full by count or down is refused before the headers are even decoded.
     if (!target.admit(0)) return undefined;
-    const h: (string | undefined)[] = [];
-    firstHeaderValues(req, BODY_HEADERS, h);
-    const declared = Number(h[0] ?? 0);
+    const cl = req.header('content-length');
+    const declared = Number(cl ?? 0);
     if (Number.isFinite(declared) && declared > 0 && !target.admit(declared)) return undefined;
-    return copy(conf, req, ctx, h);
+    return copy(conf, req, ctx, cl);
   }
 
   function skipOnExtraInfoError(conf: ProxyMirrorConf, ctx: CallContext, err: unknown): undefined {
@@ -168,8 +159,8 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
    * APISIX (no body to fetch, a query the args give exactly, no comparison), which is the
    * common GET; otherwise after the ExtraInfo round trips.
    */
-  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, bodyHeaders: readonly (string | undefined)[]): Promise<void> | undefined {
-    const plan = planBody(conf, req, bodyHeaders);
+  function copy(conf: ProxyMirrorRuntimeConf, req: HttpRequest, ctx: CallContext, cl: string | undefined): Promise<void> | undefined {
+    const plan = planBody(conf, req, cl);
     if (plan.kind !== 'fetch' && !conf.compare && conf.mirrorTarget.sendsFromWorker && queryFromCall(conf, req)) {
       // From a worker the copy's target is built there, from the call's path and args: this
       // thread neither decodes them nor rebuilds the query (copy-uri.ts uriOfCall).
