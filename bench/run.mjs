@@ -28,6 +28,11 @@
  *   --targets               issue 13's cells at C = 32 (and paced at --cpu-rate, default 8000),
  *                           paced pairs (rate 5000 unless --rate) and
  *                           the sink calibration, then a report of each target: same-run ratio, met or missed
+ *   --core-rates <list>     RPC-core pairs (issue 13) paced at each rate, e.g. 8000,25000 (default with
+ *                           --targets: --cpu-rate and 25000): per pair the mirrored 2-thread cell, the
+ *                           decision-only cell, and the decision-only cell beside a ballast on the load
+ *                           generator's core as busy as the mirrored cell's worker and sink made it
+ *                           (bench/ballast.mjs); medians of the RPC-thread µs ratios
  *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
  *                           one request per connection at a time and 16 pipelined
  */
@@ -61,6 +66,7 @@ const { values: flags } = parseArgs({
     'sink-calibration': { type: 'boolean', default: false },
     'cpu-rate': { type: 'string' },
     'no-pair-freeze': { type: 'boolean', default: false },
+    'core-rates': { type: 'string' },
   },
 });
 
@@ -77,6 +83,10 @@ const PAIR_DURATION_S = Number(flags['pair-duration'] ?? 2);
 const METRICS = !flags['no-metrics'];
 const PAIR_FREEZE = !flags['no-pair-freeze'];
 const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : flags.targets ? 8000 : undefined;
+const CORE_RATES = flags['core-rates'] !== undefined
+  ? flags['core-rates'].split(',').map(Number)
+  : flags.targets ? [...new Set([CPU_RATE, 25000])] : [];
+if (CORE_RATES.some((r) => !(r > 0))) throw new Error(`--core-rates must list positive rates, got ${flags['core-rates']}`);
 for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
 }
@@ -339,7 +349,7 @@ function mirrorTargetOf(conf) {
  * counters read before and after (so they include the warm-up). Returns the summary with
  * `mirrorsReceived` and `copies` (deltas) attached.
  */
-async function runOnce(c, server, sink, { connections, key, rate, durationS, warmupS }) {
+async function runOnce(c, server, sink, { connections, key, rate, durationS, warmupS, helpers = [] }) {
   const conf = c.conf ? c.conf(sink?.port) : [];
   const target = mirrorTargetOf(conf);
   const counters = () => (server.metricsUrl && target ? mirrorCounters(server.metricsUrl, target) : undefined);
@@ -353,7 +363,7 @@ async function runOnce(c, server, sink, { connections, key, rate, durationS, war
     key,
     bodySize: c.bodySize,
     pid: server.child.pid,
-    helperPids: sink ? [sink.child.pid] : [],
+    helperPids: [...(sink ? [sink.child.pid] : []), ...helpers],
     sinkPort: sink?.port,
     rate,
     durationS,
@@ -542,6 +552,118 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
   };
 }
 
+// ---- RPC-core pairs (issue 13's "RPC throughput on the RPC core") -------------------------
+/**
+ * Starts bench/ballast.mjs on the load generator's core, busy `share` of each millisecond
+ * (counted by the load generator as a helper process: its CPU is not noise); `stop()` ends it.
+ */
+function startBallast(share, seconds) {
+  const argv = pinned(1, [process.execPath, resolve(REPO_ROOT, 'bench/ballast.mjs'), '--share', share.toFixed(4), '--seconds', String(seconds)]);
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((res) => child.once('exit', res));
+  return {
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/**
+ * The share of a core that the mirrored cell's copies kept busy beside the RPC thread: its
+ * busiest other thread (the mirror worker, moved to the load generator's core) and the sink.
+ */
+function copyCoreShare(s, rpcTid) {
+  const worker = s.threads?.filter((t) => t.tid !== rpcTid).reduce((max, t) => Math.max(max, t.cpuUs), 0) ?? 0;
+  return Math.min(1, worker / (s.seconds * 1e6) + (s.helperCpuUtilisation ?? 0));
+}
+
+/**
+ * Issue 13's "RPC throughput on the RPC core ≥ 0.8× decision-only", as interleaved paced
+ * pairs at `rate`: per pair the mirrored 2-thread cell (B), then the decision-only cell with
+ * and without a ballast on core 1 as busy as B's worker and sink made it (in turn, first one
+ * then the other). Capacity is 1e6 ÷ RPC-thread µs per RPC; the ratios are per pair, A ÷ B.
+ * Without the ballast the ratio also measures how core 1's load slows the RPC thread's
+ * wake-ups of the load generator (a harness effect: nothing of the runner's runs there in the
+ * decision-only cell); with it, only what the copy costs the RPC thread.
+ */
+async function runCorePairs(rate, servers, sinkFor, nextKey) {
+  const cd = CASES.find((x) => x.id === 'mirror-decide');
+  const cm = CASES.find((x) => x.id === 'mirror-all-thr');
+  const connections = Math.max(...CONNECTIONS);
+  const pairs = [];
+  for (let i = 0; i < PAIRS; i++) {
+    process.stderr.write(`bench: RPC-core pair ${i + 1}/${PAIRS} at ${rate} RPC/s ...\n`);
+    const side = async (c, helpers) => {
+      for (const [id, server] of servers) freeze(server, id !== c.id);
+      return runOnce(c, servers.get(c.id), sinkFor(c), { connections, key: nextKey(), rate, durationS: PAIR_DURATION_S, warmupS: WARMUP_S, helpers });
+    };
+    const B = await side(cm, []);
+    const share = copyCoreShare(B, servers.get(cm.id).child.pid);
+    const loaded = async () => {
+      const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
+      try {
+        const s = await side(cd, [ballast.pid]);
+        // The ballast's CPU over the measured window, from /proc (the cell's only helper).
+        return { ...s, ballastShare: s.helperCpuUtilisation };
+      } finally {
+        await ballast.stop();
+      }
+    };
+    let A;
+    let AL;
+    if (i % 2 === 0) {
+      AL = await loaded();
+      A = await side(cd, []);
+    } else {
+      A = await side(cd, []);
+      AL = await loaded();
+    }
+    pairs.push({ A, AL, B, share });
+  }
+  const rpc = (s) => s.rpcThreadUsPerRpc;
+  const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
+  return {
+    rate,
+    connections,
+    pairs: pairs.map((p) => ({
+      rpcThreadUsPerRpc: { decision: rpc(p.A), decisionLoaded: rpc(p.AL), mirrored: rpc(p.B) },
+      copyCoreShare: p.share, ballastShare: p.AL.ballastShare,
+      lateStarts: [p.A.paced.lateStarts, p.AL.paced.lateStarts, p.B.paced.lateStarts],
+      otherCpu: [p.A.otherCpuUtilisation, p.AL.otherCpuUtilisation, p.B.otherCpuUtilisation],
+      copies: p.B.copies,
+    })),
+    medianRatio: median(pairs.map((p) => rpc(p.A) / rpc(p.B))),
+    medianLoadedRatio: median(pairs.map((p) => rpc(p.AL) / rpc(p.B))),
+    // What the ballast alone did to the decision-only RPC thread.
+    medianBallastEffect: median(pairs.map((p) => rpc(p.AL) / rpc(p.A))),
+    minLoadedRatio: Math.min(...pairs.map((p) => rpc(p.AL) / rpc(p.B))),
+    maxLoadedRatio: Math.max(...pairs.map((p) => rpc(p.AL) / rpc(p.B))),
+    medianRpc: ['A', 'AL', 'B'].map((k) => median(pairs.map((p) => rpc(p[k])))),
+    medianShare: median(pairs.map((p) => p.share)),
+    medianBallastShare: median(pairs.map((p) => p.AL.ballastShare)),
+    maxLateShare: Math.max(...pairs.flatMap((p) => [lateShare(p.A), lateShare(p.AL), lateShare(p.B)])),
+    maxDroppedShare: Math.max(...pairs.map((p) => droppedShare(p.B) ?? 0)),
+    maxOtherCpu: Math.max(...pairs.flatMap((p) => [p.A.otherCpuUtilisation ?? 0, p.AL.otherCpuUtilisation ?? 0, p.B.otherCpuUtilisation ?? 0])),
+  };
+}
+
+function renderCorePairs(done) {
+  const lines = [
+    `RPC-core pairs: paced on ${Math.max(...CONNECTIONS)} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs; per pair the mirrored 2-thread cell, then the decision-only cell with and without a ballast on core 1 (in turn).`,
+    '',
+    '| rate RPC/s | RPC thread µs/RPC: decision / decision + ballast / mirrored (medians) | capacity ratio decision ÷ mirrored (median) | with the ballast (median, min–max) | ballast effect on decision-only | core 1 share of worker + sink / ballast achieved | copies dropped (max) | late starts (max share) | noise (max other CPU) |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const d of done) {
+    lines.push(`| ${fmtInt(d.rate)} | ${d.medianRpc.map(fmt1).join(' / ')} | ${fmtRatio(d.medianRatio)} | ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}) | ${fmtRatio(d.medianBallastEffect)} | ` +
+      `${(d.medianShare * 100).toFixed(1)}% / ${d.medianBallastShare === undefined ? 'n/a' : `${(d.medianBallastShare * 100).toFixed(1)}%`} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
+  }
+  lines.push('', 'Capacity is 1e6 ÷ the RPC thread\'s µs per RPC. The ballast (bench/ballast.mjs) keeps the load generator\'s core as busy as the mirrored cell\'s worker thread and sink kept it, in 1 ms periods: then the decision-only and the mirrored cells differ on core 0 only by what a copy costs the RPC thread. "Ballast effect" is decision + ballast ÷ decision: what load on the other core alone costs the RPC thread.');
+  return lines.join('\n');
+}
+
 function renderPairs(done) {
   const lines = [
     `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
@@ -594,7 +716,7 @@ function renderCalibration(rows) {
 
 // ---- issue 13 target report ----------------------------------------------------------------
 /** Issue 13's targets against this run's cells (the largest C measured, closed loop and --cpu-rate) and paced pairs. */
-function renderTargets(results, pairsDone) {
+function renderTargets(results, pairsDone, coreDone = []) {
   const maxC = Math.max(...CONNECTIONS);
   const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && !r.rate && r.summary)?.summary;
   const pacedCell = (id) => (CPU_RATE ? results.find((r) => r.id === id && r.rate === CPU_RATE && r.summary)?.summary : undefined);
@@ -637,7 +759,9 @@ function renderTargets(results, pairsDone) {
   // mirrored cell's RPC thread idles (the load generator's core, shared with the worker and the
   // sink, is the limit), each of its wake-ups serves fewer calls than a saturated thread's would.
   const busy = (s) => (s ? (s.rps * s.rpcThreadUsPerRpc) / 1e6 : undefined);
-  for (const [load, get, closed] of [[`C = ${maxC}`, cell, true], ...(CPU_RATE ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell, false]] : [])]) {
+  // The paced single cells when no RPC-core pairs ran (the pairs measure the same, interleaved).
+  const pacedCore = CPU_RATE && coreDone.length === 0 ? [[`paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell, false]] : [];
+  for (const [load, get, closed] of [[`C = ${maxC}`, cell, true], ...pacedCore]) {
     const thr = get('mirror-all-thr');
     const decide = get('mirror-decide');
     const capRatio = thr && decide ? decide.rpcThreadUsPerRpc / thr.rpcThreadUsPerRpc : undefined;
@@ -648,6 +772,22 @@ function renderTargets(results, pairsDone) {
         ? `capacity 1e6 ÷ RPC-thread µs/RPC: ${fmtInt(rpcCoreCapacity(thr))} vs ${fmtInt(rpcCoreCapacity(decide))} = ${fmtRatio(capRatio)} (measured RPC/s ${fmtInt(thr.rps)} vs ${fmtInt(decide.rps)}; RPC thread busy ${pct(busy(thr))} vs ${pct(busy(decide))}); copies dropped ${pct(droppedShare(thr))}${idle ? '; the mirrored cell\'s RPC thread was not its limit' : ''}`
         : '—',
       status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) && !idle : true),
+    ]);
+  }
+  // The RPC-core pairs: as measured, and with core 1 as busy in the decision-only cell as the
+  // copies made it in the mirrored one (the ratio of what the copy costs the RPC thread).
+  for (const d of coreDone) {
+    const fair = d.maxLateShare <= 0.01 && d.maxDroppedShare <= 0.01;
+    const detail = `RPC thread ${d.medianRpc.map(fmt1).join(' / ')} µs/RPC (decision / decision + ballast / mirrored); copies dropped ≤ ${pct(d.maxDroppedShare)}, late starts ≤ ${pct(d.maxLateShare)}`;
+    rows.push([
+      `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (paced pairs at ${fmtInt(d.rate)} RPC/s, as measured)`,
+      `median of ${d.pairs.length} pair ratios ${fmtRatio(d.medianRatio)}; ${detail}`,
+      status(d.medianRatio >= 0.8, fair),
+    ]);
+    rows.push([
+      `… the same pairs, decision-only with the load generator's core as busy as the copies made it (ballast ${d.medianBallastShare === undefined ? 'n/a' : pct(d.medianBallastShare)} for ${pct(d.medianShare)})`,
+      `median of ${d.pairs.length} pair ratios ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}); the ballast alone made the decision-only RPC thread ${fmtRatio(d.medianBallastEffect)} as costly`,
+      status(d.medianLoadedRatio >= 0.8, fair),
     ]);
   }
   // 4. Dead target.
@@ -696,6 +836,9 @@ async function main() {
   // Runners kept for the paced pairs once their matrix cells are done.
   const kept = new Map(); // case id -> server
   const pairIds = RATE ? new Set(COMPARISONS.filter((x) => !ONLY || (ONLY.has(x.a) && ONLY.has(x.b))).flatMap((x) => [x.a, x.b])) : new Set();
+  const corePairs = CORE_RATES.length > 0 && (!ONLY || (ONLY.has('mirror-decide') && ONLY.has('mirror-all-thr')));
+  if (corePairs) for (const id of ['mirror-decide', 'mirror-all-thr']) pairIds.add(id);
+  const coreDone = [];
   const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
     for (const server of kept.values()) freeze(server, false);
@@ -785,6 +928,16 @@ async function main() {
       rmSync(server.socketPath, { force: true });
     }
 
+    if (corePairs) {
+      for (const rate of CORE_RATES) {
+        if (!kept.has('mirror-decide') || !kept.has('mirror-all-thr')) break;
+        try {
+          coreDone.push(await runCorePairs(rate, kept, sinkFor, nextKey));
+        } catch (err) {
+          process.stderr.write(`bench: RPC-core pairs at ${rate} RPC/s failed: ${err.message.split('\n')[0]}\n`);
+        }
+      }
+    }
     if (RATE) {
       for (const cmp of COMPARISONS) {
         if (!kept.has(cmp.a) || !kept.has(cmp.b)) continue;
@@ -817,14 +970,15 @@ async function main() {
     '"RPC thread" is the runner\'s main thread (tid = pid), "other threads" all the others (mirror workers, GC and compiler helpers, libuv pool), from /proc/<pid>/task/*/schedstat over the measured window; "runner CPU" is the process total from /proc/<pid>/stat. "RPC-core capacity" is 1e6 ÷ RPC-thread µs per RPC. Copies are counted over the whole cell (warm-up included) from the runner\'s metrics and the sink; "sink µs/copy" is the sink process\'s CPU per copy received in the measured window.',
     '',
     ...(pairsDone.length ? [renderPairs(pairsDone), ''] : []),
+    ...(coreDone.length ? [renderCorePairs(coreDone), ''] : []),
     ...(calibration ? [renderCalibration(calibration), ''] : []),
-    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone), ''] : []),
+    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone, coreDone), ''] : []),
   ].join('\n');
   process.stdout.write(`${report}\n`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.md`), report);
   writeFileSync(resolve(OUT_DIR, 'bench-latest.md'), report);
-  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, sinkCalibration: calibration }, null, 2));
+  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, corePairs: coreDone, sinkCalibration: calibration }, null, 2));
   process.stderr.write(`bench: written to ${resolve(OUT_DIR, `bench-${stamp}`)}.md and .json\n`);
 }
 

@@ -16,7 +16,11 @@ import { writeDistShim } from './dist-shim.js';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
 interface Cell { id?: string; rate?: number; summary?: { copies?: { sent: number; targetDown: number }; rpcThreadUsPerRpc?: number; threads: unknown[] } }
-interface Report { results: Cell[]; pairs: { id: string; pairs: unknown[] }[]; sinkCalibration: { mode: string; requestsPerSecond: number }[] }
+interface CorePair { rpcThreadUsPerRpc: { decision: number; decisionLoaded: number; mirrored: number }; copyCoreShare: number; ballastShare: number | undefined; copies?: { sent: number } }
+interface Report {
+  results: Cell[]; pairs: { id: string; pairs: unknown[] }[]; sinkCalibration: { mode: string; requestsPerSecond: number }[];
+  corePairs: { rate: number; pairs: CorePair[]; medianLoadedRatio: number }[];
+}
 
 let dir: string;
 let shim: string;
@@ -45,7 +49,7 @@ describe('bench/run.mjs --targets', () => {
   it('measures the selected cells closed-loop and paced, runs the pairs and the sink calibration, and reports each target', async () => {
     const r = await runBench([
       '--only', 'mirror-dead,mirror-unsampled,mirror-all-thr,mirror-decide', '--connections', '2', '--duration', '0.3', '--warmup', '0.2',
-      '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--targets', '--no-pin',
+      '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--core-rates', '250', '--targets', '--no-pin',
       '--runner', 'src/cli.ts',
     ]);
     expect(r.code, r.err).toBe(0);
@@ -73,10 +77,14 @@ describe('bench/run.mjs --targets', () => {
     expect(lines.find((l) => l.startsWith('| RPC p99 with a dead (refused) target'))).toMatch(/\| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(lines.find((l) => l.startsWith('| RPC p99 at 100 % mirroring'))).toMatch(/\| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(r.out).not.toMatch(/\| RPC p99, 100 % mirroring \(1 thread\)/);
-    // The RPC-core rows compare the two cells' RPC threads, and say how busy each was.
+    // The closed-loop RPC-core row compares the two cells' RPC threads and says how busy each
+    // was; with RPC-core pairs, the paced single cell gives way to the pairs' two rows.
     const core = lines.filter((l) => l.startsWith('| RPC throughput on the RPC core'));
     expect(core).toHaveLength(2);
-    for (const l of core) expect(l).toMatch(/capacity 1e6 ÷ RPC-thread µs\/RPC: .* \(measured RPC\/s .*; RPC thread busy \d+\.\d% vs \d+\.\d%\)/);
+    expect(core[0]).toMatch(/\(C = 2\) \| capacity 1e6 ÷ RPC-thread µs\/RPC: .* \(measured RPC\/s .*; RPC thread busy \d+\.\d% vs \d+\.\d%\)/);
+    expect(core[1]).toMatch(/\(paced pairs at 250 RPC\/s, as measured\) \| median of 1 pair ratios \d+\.\d\d×; RPC thread [\d.]+ \/ [\d.]+ \/ [\d.]+ µs\/RPC/);
+    expect(lines.find((l) => l.startsWith('| … the same pairs, decision-only with the load generator\'s core as busy'))).toMatch(/median of 1 pair ratios \d+\.\d\d×.*\| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(r.out).toMatch(/^\| 250 \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \| \d+\.\d\d× \|/m);
 
     // The raw numbers behind it.
     const json = /written to (\S+)\.md and \.json/.exec(r.err)?.[1];
@@ -86,6 +94,14 @@ describe('bench/run.mjs --targets', () => {
     const dead = report.results.find((c) => c.id === 'mirror-dead' && !c.rate);
     expect(dead?.summary?.copies?.targetDown).toBeGreaterThan(0);
     expect(report.pairs.map((p) => [p.id, p.pairs.length])).toEqual([['p99-mirror-thr', 1], ['p99-dead', 1]]);
+    // One RPC-core pair: the mirrored cell sent copies, and the decision-only cell beside the
+    // ballast ran with a helper process using CPU (the ballast, sized from the mirrored cell).
+    expect(report.corePairs.map((c) => [c.rate, c.pairs.length])).toEqual([[250, 1]]);
+    const cp = report.corePairs[0]!.pairs[0]!;
+    expect(cp.copies?.sent).toBeGreaterThan(0);
+    expect(cp.copyCoreShare).toBeGreaterThan(0);
+    expect(cp.ballastShare).toBeGreaterThan(0);
+    for (const v of Object.values(cp.rpcThreadUsPerRpc)) expect(v).toBeGreaterThan(0);
     expect(report.sinkCalibration.map((c) => c.mode).sort()).toEqual(['fast', 'fast', 'http', 'http']);
     for (const c of report.sinkCalibration) expect(c.requestsPerSecond).toBeGreaterThan(0);
   }, 240_000);
