@@ -28,8 +28,8 @@
  *   --targets               issue 13's cells at C = 32 (and paced at --cpu-rate, default 8000),
  *                           paced pairs (rate 5000 unless --rate) and
  *                           the sink calibration, then a report of each target: same-run ratio, met or missed
- *   --core-rates <list>     RPC-core pairs (issue 13) paced at each rate, e.g. 8000,25000 (default with
- *                           --targets: --cpu-rate and 25000): per pair the mirrored 2-thread cell, the
+ *   --core-rates <list>     RPC-core pairs (issue 13) paced at each rate, e.g. 8000,16000 (default with
+ *                           --targets: --cpu-rate and 16000): per pair the mirrored 2-thread cell, the
  *                           decision-only cell, and the decision-only cell beside a ballast on the load
  *                           generator's core as busy as the mirrored cell's worker and sink made it
  *                           (bench/ballast.mjs); medians of the RPC-thread µs ratios
@@ -85,7 +85,7 @@ const PAIR_FREEZE = !flags['no-pair-freeze'];
 const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : flags.targets ? 8000 : undefined;
 const CORE_RATES = flags['core-rates'] !== undefined
   ? flags['core-rates'].split(',').map(Number)
-  : flags.targets ? [...new Set([CPU_RATE, 25000])] : [];
+  : flags.targets ? [...new Set([CPU_RATE, 16000])] : [];
 if (CORE_RATES.some((r) => !(r > 0))) throw new Error(`--core-rates must list positive rates, got ${flags['core-rates']}`);
 for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
@@ -593,34 +593,43 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
   const cm = CASES.find((x) => x.id === 'mirror-all-thr');
   const connections = Math.max(...CONNECTIONS);
   const pairs = [];
+  const side = async (c, helpers) => {
+    for (const [id, server] of servers) freeze(server, id !== c.id);
+    return runOnce(c, servers.get(c.id), sinkFor(c), { connections, key: nextKey(), rate, durationS: PAIR_DURATION_S, warmupS: WARMUP_S, helpers });
+  };
+  const noiseOf = (p) => Math.max(...[p.A, p.AL, p.B].map((x) => x.otherCpuUtilisation ?? 0));
   for (let i = 0; i < PAIRS; i++) {
-    process.stderr.write(`bench: RPC-core pair ${i + 1}/${PAIRS} at ${rate} RPC/s ...\n`);
-    const side = async (c, helpers) => {
-      for (const [id, server] of servers) freeze(server, id !== c.id);
-      return runOnce(c, servers.get(c.id), sinkFor(c), { connections, key: nextKey(), rate, durationS: PAIR_DURATION_S, warmupS: WARMUP_S, helpers });
-    };
-    const B = await side(cm, []);
-    const share = copyCoreShare(B, servers.get(cm.id).child.pid);
-    const loaded = async () => {
-      const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
-      try {
-        const s = await side(cd, [ballast.pid]);
-        // The ballast's CPU over the measured window, from /proc (the cell's only helper).
-        return { ...s, ballastShare: s.helperCpuUtilisation };
-      } finally {
-        await ballast.stop();
+    // A pair disturbed by other processes (any of its cells over NOISE_LIMIT) runs again, up
+    // to --max-tries times in all; the quietest try is kept, as for the matrix cells.
+    let kept;
+    for (let tries = 1; tries <= MAX_TRIES; tries++) {
+      process.stderr.write(`bench: RPC-core pair ${i + 1}/${PAIRS} at ${rate} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
+      const B = await side(cm, []);
+      const share = copyCoreShare(B, servers.get(cm.id).child.pid);
+      const loaded = async () => {
+        const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
+        try {
+          const s = await side(cd, [ballast.pid]);
+          // The ballast's CPU over the measured window, from /proc (the cell's only helper).
+          return { ...s, ballastShare: s.helperCpuUtilisation };
+        } finally {
+          await ballast.stop();
+        }
+      };
+      let A;
+      let AL;
+      if (i % 2 === 0) {
+        AL = await loaded();
+        A = await side(cd, []);
+      } else {
+        A = await side(cd, []);
+        AL = await loaded();
       }
-    };
-    let A;
-    let AL;
-    if (i % 2 === 0) {
-      AL = await loaded();
-      A = await side(cd, []);
-    } else {
-      A = await side(cd, []);
-      AL = await loaded();
+      const p = { A, AL, B, share, tries };
+      if (!kept || noiseOf(p) < noiseOf(kept)) kept = p;
+      if (noiseOf(kept) <= NOISE_LIMIT) break;
     }
-    pairs.push({ A, AL, B, share });
+    pairs.push(kept);
   }
   const rpc = (s) => s.rpcThreadUsPerRpc;
   const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
@@ -632,8 +641,9 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
       copyCoreShare: p.share, ballastShare: p.AL.ballastShare,
       lateStarts: [p.A.paced.lateStarts, p.AL.paced.lateStarts, p.B.paced.lateStarts],
       otherCpu: [p.A.otherCpuUtilisation, p.AL.otherCpuUtilisation, p.B.otherCpuUtilisation],
-      copies: p.B.copies,
+      copies: p.B.copies, tries: p.tries,
     })),
+    quietPairs: pairs.filter((p) => noiseOf(p) <= NOISE_LIMIT).length,
     medianRatio: median(pairs.map((p) => rpc(p.A) / rpc(p.B))),
     medianLoadedRatio: median(pairs.map((p) => rpc(p.AL) / rpc(p.B))),
     // What the ballast alone did to the decision-only RPC thread.
@@ -651,14 +661,14 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
 
 function renderCorePairs(done) {
   const lines = [
-    `RPC-core pairs: paced on ${Math.max(...CONNECTIONS)} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs; per pair the mirrored 2-thread cell, then the decision-only cell with and without a ballast on core 1 (in turn).`,
+    `RPC-core pairs: paced on ${Math.max(...CONNECTIONS)} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs; per pair the mirrored 2-thread cell, then the decision-only cell with and without a ballast on core 1 (in turn); a pair with a cell where other processes used more than ${NOISE_LIMIT * 100}% of a core runs again (up to --max-tries in all, the quietest kept).`,
     '',
-    '| rate RPC/s | RPC thread µs/RPC: decision / decision + ballast / mirrored (medians) | capacity ratio decision ÷ mirrored (median) | with the ballast (median, min–max) | ballast effect on decision-only | core 1 share of worker + sink / ballast achieved | copies dropped (max) | late starts (max share) | noise (max other CPU) |',
-    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| rate RPC/s | RPC thread µs/RPC: decision / decision + ballast / mirrored (medians) | capacity ratio decision ÷ mirrored (median) | with the ballast (median, min–max) | ballast effect on decision-only | core 1 share of worker + sink / ballast achieved | copies dropped (max) | late starts (max share) | quiet pairs | noise (max other CPU) |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const d of done) {
     lines.push(`| ${fmtInt(d.rate)} | ${d.medianRpc.map(fmt1).join(' / ')} | ${fmtRatio(d.medianRatio)} | ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}) | ${fmtRatio(d.medianBallastEffect)} | ` +
-      `${(d.medianShare * 100).toFixed(1)}% / ${d.medianBallastShare === undefined ? 'n/a' : `${(d.medianBallastShare * 100).toFixed(1)}%`} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
+      `${(d.medianShare * 100).toFixed(1)}% / ${d.medianBallastShare === undefined ? 'n/a' : `${(d.medianBallastShare * 100).toFixed(1)}%`} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${d.quietPairs} of ${d.pairs.length} | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
   }
   lines.push('', 'Capacity is 1e6 ÷ the RPC thread\'s µs per RPC. The ballast (bench/ballast.mjs) keeps the load generator\'s core as busy as the mirrored cell\'s worker thread and sink kept it, in 1 ms periods: then the decision-only and the mirrored cells differ on core 0 only by what a copy costs the RPC thread. "Ballast effect" is decision + ballast ÷ decision: what load on the other core alone costs the RPC thread.');
   return lines.join('\n');
@@ -774,20 +784,16 @@ function renderTargets(results, pairsDone, coreDone = []) {
       status(capRatio !== undefined ? capRatio >= 0.8 : undefined, thr ? fairCell(thr) && !idle : true),
     ]);
   }
-  // The RPC-core pairs: as measured, and with core 1 as busy in the decision-only cell as the
-  // copies made it in the mirrored one (the ratio of what the copy costs the RPC thread).
+  // The RPC-core pairs: the ratio as measured decides; the ballast's ratio is the control
+  // (decision-only with core 1 as busy as the copies made it), given beside it.
   for (const d of coreDone) {
     const fair = d.maxLateShare <= 0.01 && d.maxDroppedShare <= 0.01;
-    const detail = `RPC thread ${d.medianRpc.map(fmt1).join(' / ')} µs/RPC (decision / decision + ballast / mirrored); copies dropped ≤ ${pct(d.maxDroppedShare)}, late starts ≤ ${pct(d.maxLateShare)}`;
     rows.push([
-      `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (paced pairs at ${fmtInt(d.rate)} RPC/s, as measured)`,
-      `median of ${d.pairs.length} pair ratios ${fmtRatio(d.medianRatio)}; ${detail}`,
+      `RPC throughput on the RPC core at 100 % mirroring (2 threads) ≥ 0.8× decision-only (paced pairs at ${fmtInt(d.rate)} RPC/s)`,
+      `median of ${d.pairs.length} pair ratios ${fmtRatio(d.medianRatio)} (${d.quietPairs} quiet); RPC thread ${d.medianRpc.map(fmt1).join(' / ')} µs/RPC (decision / decision + ballast / mirrored); ` +
+        `with the ballast on core 1 (${d.medianBallastShare === undefined ? 'n/a' : pct(d.medianBallastShare)} for the copies' ${pct(d.medianShare)}): ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}), the ballast alone ${fmtRatio(d.medianBallastEffect)}; ` +
+        `copies dropped ≤ ${pct(d.maxDroppedShare)}, late starts ≤ ${pct(d.maxLateShare)}`,
       status(d.medianRatio >= 0.8, fair),
-    ]);
-    rows.push([
-      `… the same pairs, decision-only with the load generator's core as busy as the copies made it (ballast ${d.medianBallastShare === undefined ? 'n/a' : pct(d.medianBallastShare)} for ${pct(d.medianShare)})`,
-      `median of ${d.pairs.length} pair ratios ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}); the ballast alone made the decision-only RPC thread ${fmtRatio(d.medianBallastEffect)} as costly`,
-      status(d.medianLoadedRatio >= 0.8, fair),
     ]);
   }
   // 4. Dead target.

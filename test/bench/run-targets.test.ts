@@ -82,8 +82,7 @@ describe('bench/run.mjs --targets', () => {
     const core = lines.filter((l) => l.startsWith('| RPC throughput on the RPC core'));
     expect(core).toHaveLength(2);
     expect(core[0]).toMatch(/\(C = 2\) \| capacity 1e6 ÷ RPC-thread µs\/RPC: .* \(measured RPC\/s .*; RPC thread busy \d+\.\d% vs \d+\.\d%\)/);
-    expect(core[1]).toMatch(/\(paced pairs at 250 RPC\/s, as measured\) \| median of 1 pair ratios \d+\.\d\d×; RPC thread [\d.]+ \/ [\d.]+ \/ [\d.]+ µs\/RPC/);
-    expect(lines.find((l) => l.startsWith('| … the same pairs, decision-only with the load generator\'s core as busy'))).toMatch(/median of 1 pair ratios \d+\.\d\d×.*\| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(core[1]).toMatch(/\(paced pairs at 250 RPC\/s\) \| median of 1 pair ratios \d+\.\d\d× \([01] quiet\); RPC thread [\d.]+ \/ [\d.]+ \/ [\d.]+ µs\/RPC .*with the ballast on core 1 \([\d.]+% for the copies' [\d.]+%\): \d+\.\d\d×.*\| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(r.out).toMatch(/^\| 250 \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \| \d+\.\d\d× \|/m);
 
     // The raw numbers behind it.
