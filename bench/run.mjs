@@ -504,23 +504,32 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
   const ca = CASES.find((x) => x.id === cmp.a);
   const cb = CASES.find((x) => x.id === cmp.b);
   const pairs = [];
-  for (let i = 0; i < PAIRS; i++) {
-    process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s ...\n`);
-    const side = async (c) => {
-      // Only the runner measured runs: the others are stopped (SIGSTOP), so that the other side's
-      // leftovers (copies in flight, the GC after its load) do not land on core 0 in this cell.
-      for (const [id, server] of servers) freeze(server, id !== c.id);
-      return runOnce(c, servers.get(c.id), sinkFor(c), {
-        connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
-      });
-    };
-    const A = await side(ca);
-    const B = await side(cb);
-    pairs.push({
-      a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
-      // Counted from the due time: a side that made calls wait for a connection pays for it.
-      dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99,
+  const side = async (c) => {
+    // Only the runner measured runs: the others are stopped (SIGSTOP), so that the other side's
+    // leftovers (copies in flight, the GC after its load) do not land on core 0 in this cell.
+    for (const [id, server] of servers) freeze(server, id !== c.id);
+    return runOnce(c, servers.get(c.id), sinkFor(c), {
+      connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
     });
+  };
+  const noiseOf = (p) => Math.max(p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0);
+  for (let i = 0; i < PAIRS; i++) {
+    // A pair with a side disturbed by other processes (over NOISE_LIMIT) runs again, up to
+    // --max-tries times in all; the quietest try is kept, as for the matrix cells.
+    let kept;
+    for (let tries = 1; tries <= MAX_TRIES; tries++) {
+      process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
+      const A = await side(ca);
+      const B = await side(cb);
+      const p = {
+        a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
+        // Counted from the due time: a side that made calls wait for a connection pays for it.
+        dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99, tries,
+      };
+      if (!kept || noiseOf(p) < noiseOf(kept)) kept = p;
+      if (noiseOf(kept) <= NOISE_LIMIT) break;
+    }
+    pairs.push(kept);
   }
   const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
   return {
@@ -532,7 +541,7 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
       dueP99: [p.a.paced.fromDueUs.p99, p.b.paced.fromDueUs.p99], dueP99Ratio: p.dueP99Ratio,
       lateStarts: [p.a.paced.lateStarts, p.b.paced.lateStarts], rps: [p.a.rps, p.b.rps],
       rpcThreadUsPerRpc: [p.a.rpcThreadUsPerRpc, p.b.rpcThreadUsPerRpc], otherCpu: [p.a.otherCpuUtilisation, p.b.otherCpuUtilisation],
-      copies: [p.a.copies, p.b.copies],
+      copies: [p.a.copies, p.b.copies], tries: p.tries,
     })),
     medianP99Ratio: median(pairs.map((p) => p.p99Ratio)),
     // Pairs whose both sides were quiet (other processes under NOISE_LIMIT of a core).
@@ -685,7 +694,7 @@ function renderPairs(done) {
     lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${d.quietPairs}, ${fmtRatio(d.quietMedianP99Ratio)} | ${fmtRatio(d.medianDueP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
       `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
   }
-  lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core. ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
+  lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core (a pair that was not runs again, up to --max-tries in all, and the quietest try is kept). ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
   lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 from the write leaves out the wait. The p99 from the due time includes it, but also the pacer\'s own lag (1 ms timer, the load generator\'s pauses), the same on both sides, which pulls that ratio toward 1: read the two together.');
   return lines.join('\n');
 }
