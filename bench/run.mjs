@@ -593,9 +593,11 @@ function copyCoreShare(s, rpcTid) {
  * pairs at `rate`: per pair the mirrored 2-thread cell (B), then the decision-only cell with
  * and without a ballast on core 1 as busy as B's worker and sink made it (in turn, first one
  * then the other). Capacity is 1e6 ÷ RPC-thread µs per RPC; the ratios are per pair, A ÷ B.
- * Without the ballast the ratio also measures how core 1's load slows the RPC thread's
- * wake-ups of the load generator (a harness effect: nothing of the runner's runs there in the
- * decision-only cell); with it, only what the copy costs the RPC thread.
+ * The ratio as measured is the target's. The ballast is a control: the RPC thread's replies
+ * wake the load generator on core 1, and in runs one after the other load there alone (nothing
+ * of the runner's) made the decision-only RPC thread dearer; with the ballast, core 1 is about
+ * as busy in both cells (docs/performance.md, "Mirror dispatch, eighth pass": interleaved, its
+ * effect was small).
  */
 async function runCorePairs(rate, servers, sinkFor, nextKey) {
   const cd = CASES.find((x) => x.id === 'mirror-decide');
@@ -679,7 +681,7 @@ function renderCorePairs(done) {
     lines.push(`| ${fmtInt(d.rate)} | ${d.medianRpc.map(fmt1).join(' / ')} | ${fmtRatio(d.medianRatio)} | ${fmtRatio(d.medianLoadedRatio)} (${fmtRatio(d.minLoadedRatio)}–${fmtRatio(d.maxLoadedRatio)}) | ${fmtRatio(d.medianBallastEffect)} | ` +
       `${(d.medianShare * 100).toFixed(1)}% / ${d.medianBallastShare === undefined ? 'n/a' : `${(d.medianBallastShare * 100).toFixed(1)}%`} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${d.quietPairs} of ${d.pairs.length} | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
   }
-  lines.push('', 'Capacity is 1e6 ÷ the RPC thread\'s µs per RPC. The ballast (bench/ballast.mjs) keeps the load generator\'s core as busy as the mirrored cell\'s worker thread and sink kept it, in 1 ms periods: then the decision-only and the mirrored cells differ on core 0 only by what a copy costs the RPC thread. "Ballast effect" is decision + ballast ÷ decision: what load on the other core alone costs the RPC thread.');
+  lines.push('', 'Capacity is 1e6 ÷ the RPC thread\'s µs per RPC. The ballast (bench/ballast.mjs) keeps the load generator\'s core about as busy as the mirrored cell\'s worker thread and sink kept it, in 1 ms periods, beside one of the two decision-only cells: a control for what load on the other core alone costs the RPC thread ("ballast effect": decision + ballast ÷ decision). The target is read from the ratio as measured.');
   return lines.join('\n');
 }
 
