@@ -421,8 +421,8 @@ export async function runLoad(opts) {
   const rpcThreadStart = opts.pid ? threadCpuMicros(opts.pid, opts.pid) : undefined;
   const threadsStart = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const helpers = opts.helperPids ?? [];
-  const helperCpu = () => helpers.reduce((sum, pid) => sum + (processCpuMicros(pid) ?? 0), 0);
-  const helperStart = helperCpu();
+  const helperCpus = () => helpers.map((pid) => processCpuMicros(pid) ?? 0);
+  const helperStarts = helperCpus();
   const sinkStart = opts.sinkPort ? await sinkRequests(opts.sinkPort) : undefined;
   const selfStart = process.cpuUsage();
   const machineStart = machineBusyMicros();
@@ -436,7 +436,10 @@ export async function runLoad(opts) {
   const threadsEnd = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const self = process.cpuUsage(selfStart);
   const machineEnd = machineBusyMicros();
-  const helperUs = helperCpu() - helperStart;
+  // Each helper's CPU over the window (pid → µs), and their sum.
+  const helperEnds = helperCpus();
+  const helperCpuUs = Object.fromEntries(helpers.map((pid, i) => [pid, helperEnds[i] - helperStarts[i]]));
+  const helperUs = helperEnds.reduce((sum, us, i) => sum + us - helperStarts[i], 0);
   const sinkEnd = opts.sinkPort ? await sinkRequests(opts.sinkPort) : undefined;
   const sinkInWindow = sinkStart !== undefined && sinkEnd !== undefined ? sinkEnd - sinkStart : undefined;
   const rss = opts.pid ? processRssKiB(opts.pid) : undefined;
@@ -513,6 +516,7 @@ export async function runLoad(opts) {
         : undefined,
     // CPU of helper processes of the cell (the mirror sink), not counted as disturbance.
     helperCpuUtilisation: helpers.length ? helperUs / (seconds * 1e6) : undefined,
+    helperCpuUs,
     // With --sink-port: copies the mirror sink received inside the window, and the helper
     // processes' (the sink's) CPU per copy received.
     sinkRequestsInWindow: sinkInWindow,

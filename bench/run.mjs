@@ -621,8 +621,9 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
         const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
         try {
           const s = await side(cd, [ballast.pid]);
-          // The ballast's CPU over the measured window, from /proc (the cell's only helper).
-          return { ...s, ballastShare: s.helperCpuUtilisation };
+          // The ballast's own CPU over the measured window, from /proc (the sink is a helper too).
+          const us = s.helperCpuUs?.[ballast.pid];
+          return { ...s, ballastShare: us === undefined ? undefined : us / (s.seconds * 1e6) };
         } finally {
           await ballast.stop();
         }
