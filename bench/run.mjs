@@ -500,6 +500,25 @@ function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
+/**
+ * Other jobs on the machine skew a measurement badly: runs `attempt()` again, up to MAX_TRIES
+ * times in all, until one has noise (other processes' share of a core) at most NOISE_LIMIT,
+ * and resolves the quietest with `tries` (how many were made). `onNoisy(noise, tries)` runs
+ * before each retry.
+ */
+async function quietest(attempt, noiseOf, onNoisy) {
+  let kept;
+  let tries = 0;
+  while (tries < MAX_TRIES) {
+    tries++;
+    const got = await attempt(tries);
+    if (!kept || noiseOf(got) < noiseOf(kept)) kept = got;
+    if (noiseOf(kept) <= NOISE_LIMIT) break;
+    if (tries < MAX_TRIES) await onNoisy?.(noiseOf(got), tries);
+  }
+  return { ...kept, tries };
+}
+
 async function runPairs(cmp, servers, sinkFor, nextKey) {
   const ca = CASES.find((x) => x.id === cmp.a);
   const cb = CASES.find((x) => x.id === cmp.b);
@@ -514,22 +533,17 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
   };
   const noiseOf = (p) => Math.max(p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0);
   for (let i = 0; i < PAIRS; i++) {
-    // A pair with a side disturbed by other processes (over NOISE_LIMIT) runs again, up to
-    // --max-tries times in all; the quietest try is kept, as for the matrix cells.
-    let kept;
-    for (let tries = 1; tries <= MAX_TRIES; tries++) {
+    // A pair with a side disturbed by other processes runs again; the quietest try is kept.
+    pairs.push(await quietest(async (tries) => {
       process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
       const A = await side(ca);
       const B = await side(cb);
-      const p = {
+      return {
         a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
         // Counted from the due time: a side that made calls wait for a connection pays for it.
-        dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99, tries,
+        dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99,
       };
-      if (!kept || noiseOf(p) < noiseOf(kept)) kept = p;
-      if (noiseOf(kept) <= NOISE_LIMIT) break;
-    }
-    pairs.push(kept);
+    }, noiseOf));
   }
   const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
   return {
@@ -610,10 +624,8 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
   };
   const noiseOf = (p) => Math.max(...[p.A, p.AL, p.B].map((x) => x.otherCpuUtilisation ?? 0));
   for (let i = 0; i < PAIRS; i++) {
-    // A pair disturbed by other processes (any of its cells over NOISE_LIMIT) runs again, up
-    // to --max-tries times in all; the quietest try is kept, as for the matrix cells.
-    let kept;
-    for (let tries = 1; tries <= MAX_TRIES; tries++) {
+    // A pair with a cell disturbed by other processes runs again; the quietest try is kept.
+    pairs.push(await quietest(async (tries) => {
       process.stderr.write(`bench: RPC-core pair ${i + 1}/${PAIRS} at ${rate} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
       const B = await side(cm, []);
       const share = copyCoreShare(B, servers.get(cm.id).child.pid);
@@ -637,11 +649,8 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
         A = await side(cd, []);
         AL = await loaded();
       }
-      const p = { A, AL, B, share, tries };
-      if (!kept || noiseOf(p) < noiseOf(kept)) kept = p;
-      if (noiseOf(kept) <= NOISE_LIMIT) break;
-    }
-    pairs.push(kept);
+      return { A, AL, B, share };
+    }, noiseOf));
   }
   const rpc = (s) => s.rpcThreadUsPerRpc;
   const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
@@ -898,18 +907,14 @@ async function main() {
       for (const { C, rate } of variants) {
         process.stderr.write(`bench: ${c.label}, C=${C}${rate ? ` paced at ${rate} RPC/s` : ''} ...\n`);
         try {
-          let summary;
-          let tries = 0;
-          // Other jobs on the machine skew a cell badly: run it again and keep the quietest try.
-          while (tries < MAX_TRIES) {
-            tries++;
-            const s = await runOnce(c, server, sink, { connections: C, key: nextKey(), rate });
-            if (!summary || (s.otherCpuUtilisation ?? 0) < (summary.otherCpuUtilisation ?? 0)) summary = s;
-            if ((summary.otherCpuUtilisation ?? 0) <= NOISE_LIMIT) break;
-            process.stderr.write(`bench:   noisy (other processes used ${Math.round(s.otherCpuUtilisation * 100)}% of a core), trying again\n`);
-            await sleep(2000);
-          }
-          summary.tries = tries;
+          const summary = await quietest(
+            () => runOnce(c, server, sink, { connections: C, key: nextKey(), rate }),
+            (s) => s.otherCpuUtilisation ?? 0,
+            async (noise) => {
+              process.stderr.write(`bench:   noisy (other processes used ${Math.round(noise * 100)}% of a core), trying again\n`);
+              await sleep(2000);
+            },
+          );
           const variant = rate ? `${C}@${rate}` : `${C}`;
           if (c.server === 'floor') floors.set(`${c.id}:${variant}`, summary);
           const floor = c.floor ? floors.get(`${c.floor}:${variant}`) : undefined;
