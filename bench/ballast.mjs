@@ -14,13 +14,20 @@
  */
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({
-  options: {
-    share: { type: 'string', default: '0.2' },
-    'period-ms': { type: 'string', default: '1' },
-    seconds: { type: 'string', default: '30' },
-  },
-});
+const USAGE = 'usage: node bench/ballast.mjs [--share 0..1] [--period-ms n] [--seconds n]';
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      share: { type: 'string', default: '0.2' },
+      'period-ms': { type: 'string', default: '1' },
+      seconds: { type: 'string', default: '30' },
+    },
+  }));
+} catch (err) {
+  process.stderr.write(`ballast: ${err.message}\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const share = Number(values.share);
 const periodMs = Number(values['period-ms']);

@@ -14,8 +14,9 @@
  *   --only <list>           case ids to run, e.g. floor,none,say (default all)
  *   --no-pin                do not use taskset even when available
  *   --runner <path>         runner entry (default dist/cli.js)
- *   --max-tries <n>         run a cell again (up to n times in all, keeping the quietest try) when
- *                           other processes used more than 20% of a core during it [BENCH_MAX_TRIES] (default 3)
+ *   --max-tries <n>         run a cell, a paced pair or an RPC-core pair again (up to n times in all,
+ *                           keeping the quietest try) when other processes used more than 20% of a core
+ *                           during it [BENCH_MAX_TRIES] (default 3)
  *   --no-metrics            do not start the runner's metrics endpoint (then no copies sent/dropped column)
  *   --rate <n>              also run paced A/B pairs (issue 13: p99 at the same offered load), n RPC/s in all
  *   --pairs <n>             pairs per comparison in paced mode (default 5)

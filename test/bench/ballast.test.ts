@@ -35,6 +35,15 @@ describe('bench/ballast.mjs', () => {
     }
   });
 
+  it('refuses an unknown option or a missing value with the usage, not a stack trace', async () => {
+    for (const args of [['--bogus'], ['--share']]) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toMatch(/^ballast: .*\nusage: node bench\/ballast\.mjs/);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it('stops on SIGTERM long before --seconds, and reports the share of a core it used', async () => {
     const r = await run(['--share', '0.3', '--seconds', '120'], 400);
     expect(r.code).toBe(0);
