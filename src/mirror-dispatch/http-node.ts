@@ -58,11 +58,27 @@ export function statusClass(status: number): DispatchOutcome {
 /** Called once per request with its outcome (and the error's code and message on failure). */
 export type DoneCallback = (outcome: DispatchOutcome, code?: string, message?: string) => void;
 
+/**
+ * Where a node that counts outcomes (a worker's ring copies, NodeTransport.sendCounted) reports
+ * them, in batches: `n` requests ended with `outcome`, their durations in microseconds at
+ * `micros[first]` to `micros[first + n - 1]` (read before returning). A failure (`code`) is
+ * reported after the outcomes before it, one request at a time, except when a worker thread
+ * dies: then every counted request in flight on the node comes in one report.
+ */
+export type CountedOutcomes = (
+  outcome: DispatchOutcome, n: number, micros: ArrayLike<number>, first: number, code: string | undefined, message: string | undefined,
+) => void;
+
 /** The transport of one node, HTTP or gRPC. */
 export interface NodeTransport {
   readonly spec: NodeSpec;
   readonly breaker: CircuitBreaker;
   send(req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void;
+  /**
+   * Optional: sends a request whose answer is thrown away and whose outcome goes to the node's
+   * CountedOutcomes (no callback per request); false when it cannot, and the caller uses send.
+   */
+  sendCounted?(req: DispatchRequest): boolean;
   close(graceMs: number): Promise<void>;
 }
 

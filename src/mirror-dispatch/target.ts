@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { drainWithin } from './drain.js';
 import { GrpcNode } from './grpc-node.js';
-import { HttpNode, settleBreaker, type NodeTransport } from './http-node.js';
+import { HttpNode, settleBreaker, type CountedOutcomes, type NodeTransport } from './http-node.js';
 import { NodePicker } from './node-picker.js';
 import { createNameResolver, type NameResolver } from './resolver.js';
 import type { DispatchThreads } from './thread-pool.js';
@@ -65,12 +65,31 @@ export class DispatchTarget {
 
   private createNode(node: NodeSpec, tlsName?: string): NodeTransport {
     const breaker = new CircuitBreaker(this.spec.breaker, this.deps.now, this.deps.random);
+    const reports = this.bindObserver(node.label);
     let transport: NodeTransport;
-    if (this.deps.threads) transport = this.deps.threads.createNode(node, this.spec, breaker, tlsName);
+    if (this.deps.threads) transport = this.deps.threads.createNode(node, this.spec, breaker, tlsName, this.countedOutcomes(node.label, breaker, reports));
     else if (this.spec.protocol === 'grpc') transport = new GrpcNode(node, this.spec, breaker);
     else transport = new HttpNode(node, this.spec, breaker, this.deps.deadlineNow, tlsName);
-    this.nodeObservers.set(transport, this.bindObserver(node.label));
+    this.nodeObservers.set(transport, reports);
     return transport;
+  }
+
+  /**
+   * A node's counted outcomes (NodeTransport.sendCounted): what start's callback does for one
+   * request, for a batch at once. Durations are measured in the worker, from when it sends.
+   */
+  private countedOutcomes(nodeLabel: string, breaker: CircuitBreaker, reports: NodeObserver): CountedOutcomes {
+    const { observer } = this.deps;
+    const label = this.spec.label;
+    return (outcome, n, micros, first, code, message) => {
+      for (let k = first; k < first + n; k++) reports.finished(outcome, micros[k]! / 1e6);
+      if (code !== undefined) observer.failed(label, nodeLabel, outcome, code, message ?? '');
+      const change = settleBreaker(breaker, code);
+      if (change) observer.nodeState(label, nodeLabel, change.state, change.state === 'open' ? { code, retryInMs: change.retryInMs } : {});
+      this.inflight -= n;
+      reports.inflight(-n);
+      this.pump();
+    };
   }
 
   private bindObserver(nodeLabel: string): NodeObserver {
@@ -213,6 +232,8 @@ export class DispatchTarget {
     this.inflight++;
     reports.inflight(1);
     reports.sent();
+    // Its outcome comes back counted with others of its node (countedOutcomes): no callback.
+    if (sink === undefined && node.sendCounted !== undefined && node.sendCounted(req)) return true;
     const startedAt = now();
     node.send(req, sink, (outcome, code, message) => {
       reports.finished(outcome, Math.max(0, now() - startedAt) / 1000);

@@ -10,10 +10,12 @@ import type { CircuitBreaker } from './circuit-breaker.js';
 import { BatchFlush } from './batch-flush.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError, requestHead } from './h1/request-head.js';
-import type { DoneCallback, NodeTransport } from './http-node.js';
+import type { CountedOutcomes, DoneCallback, NodeTransport } from './http-node.js';
 import { PendingTable } from './pending-table.js';
 import { ByteRing } from './shm-ring.js';
-import { eachDone, ownBytes, writeCopy, type DoneMessage, type FromWorker, type SendMessage, type ToWorker } from './thread-protocol.js';
+import {
+  COUNTED, eachDone, ownBytes, writeCopy, type DoneMessage, type EachNodeOutcomes, type FromWorker, type SendMessage, type ToWorker,
+} from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
 /**
@@ -43,11 +45,21 @@ function startWorker(): Worker {
 
 type NodeMessage = Extract<ToWorker, { t: 'node' }>;
 
+/** A node whose ring copies are counted (sendCounted): its copies in flight and where their outcomes go. */
+interface CountedNode {
+  readonly id: number;
+  readonly http: boolean;
+  inflight: number;
+  readonly report: CountedOutcomes;
+}
+
 class WorkerSlot {
   worker!: Worker;
   /** Requests sent and not answered; a ring copy's outcome may still come back as a message when the done ring is full. */
   private readonly pending = new PendingTable();
   readonly nodes = new Map<number, NodeMessage>();
+  /** Nodes whose ring copies are counted, by node id. */
+  private readonly counted = new Map<number, CountedNode>();
   private readonly closeWaiters = new Map<number, () => void>();
   private outbox: SendMessage[] = [];
   private transfer: ArrayBuffer[] = [];
@@ -100,17 +112,28 @@ class WorkerSlot {
     this.drainDone();
     this.doneRing.wake();
     const lost = this.pending.clear();
+    const lostCounted: { node: CountedNode; n: number }[] = [];
+    for (const node of this.counted.values()) {
+      if (node.inflight > 0) lostCounted.push({ node, n: node.inflight });
+      node.inflight = 0;
+    }
+    const closing = [...this.closeWaiters];
+    this.closeWaiters.clear();
+    // Nodes being closed are not sent to the new worker: their 'closed' never comes.
+    for (const [id] of closing) this.counted.delete(id);
     this.outbox = [];
     this.transfer = [];
     this.restarts++;
-    this.onCrash(this.index, reason, lost.length);
+    // The new worker first: a copy sent from the callbacks below goes to its ring.
+    this.start();
+    this.onCrash(this.index, reason, lost.length + lostCounted.reduce((sum, x) => sum + x.n, 0));
+    const message = `mirror thread ${this.index} died: ${reason}`;
     for (const p of lost) {
       p.sink?.onFailure('error', 'MIRROR_THREAD_CRASH');
-      p.done('error', 'MIRROR_THREAD_CRASH', `mirror thread ${this.index} died: ${reason}`);
+      p.done('error', 'MIRROR_THREAD_CRASH', message);
     }
-    for (const resolve of this.closeWaiters.values()) resolve();
-    this.closeWaiters.clear();
-    this.start();
+    for (const { node, n } of lostCounted) node.report('error', n, new Array<number>(n).fill(0), 0, 'MIRROR_THREAD_CRASH', message);
+    for (const [, resolve] of closing) resolve();
   }
 
   /**
@@ -125,7 +148,7 @@ class WorkerSlot {
     const ints = ring.ints;
     this.draining = true;
     try {
-      return ring.drain((bytes, at) => eachDone(bytes, ints, at, this.settleFromRing));
+      return ring.drain((bytes, at) => eachDone(bytes, ints, at, this.settleFromRing, this.settleCounted));
     } finally {
       this.draining = false;
     }
@@ -155,6 +178,15 @@ class WorkerSlot {
     this.settle(r, o, c, e, undefined);
   };
 
+  /** A node's counted outcomes (done ring or message): settled together. */
+  private readonly settleCounted: EachNodeOutcomes = (nodeId, o, n, micros, first, c, e) => {
+    const node = this.counted.get(nodeId);
+    if (node === undefined) return;
+    node.inflight -= n;
+    this.ringInflight -= n;
+    node.report(o, n, micros, first, c, e);
+  };
+
   private settle(r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined, s: DoneMessage['s']): void {
     const pending = this.pending;
     if (!pending.has(r)) return;
@@ -177,16 +209,52 @@ class WorkerSlot {
     // Outcomes in the ring were written before this message was sent ('closed' must see them).
     this.drainDone();
     if (msg.t === 'closed') {
+      this.counted.delete(msg.id);
       this.closeWaiters.get(msg.id)?.();
       this.closeWaiters.delete(msg.id);
+      return;
+    }
+    if (msg.t === 'counted') {
+      this.settleCounted(msg.n, msg.o, msg.us.length, msg.us as unknown as Int32Array, 0, msg.c, msg.e);
       return;
     }
     for (const d of msg.batch) this.settle(d.r, d.o, d.c, d.e, d.s);
   }
 
-  addNode(msg: NodeMessage): void {
+  /** Adds a node; with `report`, its ring copies may be counted (sendCounted): returns its entry. */
+  addNode(msg: NodeMessage, report: CountedOutcomes | undefined): CountedNode | undefined {
     this.nodes.set(msg.id, msg);
     this.worker.postMessage(msg);
+    if (!report) return undefined;
+    const node: CountedNode = { id: msg.id, http: msg.target.protocol === 'http', inflight: 0, report };
+    this.counted.set(msg.id, node);
+    return node;
+  }
+
+  /**
+   * An HTTP copy whose answer is thrown away, through the ring with no request id: its outcome
+   * comes back counted with its node's others (thread-worker.ts, countedDone), so this thread
+   * keeps no record and calls no callback per copy. False when it does not fit the ring now
+   * (or its head cannot be built here): the caller sends it with a callback instead.
+   */
+  sendCounted(node: CountedNode, req: DispatchRequest): boolean {
+    if (!node.http) return false;
+    let written: boolean;
+    if (req.raw) {
+      written = writeCopy(this.copies, node.id, COUNTED, req.method, req.raw, req.uri, req.body);
+    } else {
+      let head: string | Buffer;
+      try {
+        head = req.head ?? requestHead(req.method, req.uri, req.headers, req.body?.length, this.nodes.get(node.id)!.node.authority);
+      } catch {
+        return false;
+      }
+      written = writeCopy(this.copies, node.id, COUNTED, req.method, head, '', req.body);
+    }
+    if (!written) return false;
+    node.inflight++;
+    this.sentThroughRing();
+    return true;
   }
 
   send(nodeId: number, node: string, req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
@@ -295,10 +363,15 @@ class ThreadNode implements NodeTransport {
     readonly breaker: CircuitBreaker,
     private readonly slot: WorkerSlot,
     private readonly id: number,
+    private readonly counted: CountedNode | undefined,
   ) {}
 
   send(req: DispatchRequest, sink: ResponseSink | undefined, done: DoneCallback): void {
     this.slot.send(this.id, this.spec.label, req, sink, done);
+  }
+
+  sendCounted(req: DispatchRequest): boolean {
+    return this.counted !== undefined && this.slot.sendCounted(this.counted, req);
   }
 
   close(graceMs: number): Promise<void> {
@@ -314,13 +387,16 @@ export class DispatchThreads {
   /** Workers start with the first node, so a runner without mirror targets starts none. */
   constructor(private readonly count: number, private readonly onCrash: (index: number, reason: string, lost: number) => void) {}
 
-  /** Creates a node in the next worker (round robin). */
-  createNode(node: NodeSpec, target: TargetSpec, breaker: CircuitBreaker, tlsName: string | undefined): NodeTransport {
+  /**
+   * Creates a node in the next worker (round robin). With `counted`, its copies sent by
+   * sendCounted report their outcomes there, in batches.
+   */
+  createNode(node: NodeSpec, target: TargetSpec, breaker: CircuitBreaker, tlsName: string | undefined, counted?: CountedOutcomes): NodeTransport {
     if (this.slots.length === 0) for (let i = 0; i < this.count; i++) this.slots.push(new WorkerSlot(i, this.onCrash));
     const slot = this.slots[this.nextSlot++ % this.slots.length]!;
     const id = this.nextNode++;
-    slot.addNode({ t: 'node', id, node, target, tlsName });
-    return new ThreadNode(node, breaker, slot, id);
+    const entry = slot.addNode({ t: 'node', id, node, target, tlsName }, counted);
+    return new ThreadNode(node, breaker, slot, id, entry);
   }
 
   /** The worker threads (for diagnostics and tests). */

@@ -52,6 +52,8 @@ export interface DoneMessage {
 
 export type FromWorker =
   | { readonly t: 'done'; readonly batch: DoneMessage[] }
+  /** A node's counted outcomes that did not fit the done ring (as writeOutcomes writes them). */
+  | { readonly t: 'counted'; readonly n: number; readonly o: DispatchOutcome; readonly us: number[]; readonly c: string | undefined; readonly e: string | undefined }
   | { readonly t: 'closed'; readonly id: number };
 
 /** A copy of a Buffer's bytes in an ArrayBuffer of its own, so it can be transferred. */
@@ -64,7 +66,8 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // ---- ring records (shm-ring.ts) -------------------------------------------------------------
 // An HTTP copy whose answer is thrown away travels through the copies ring instead of a
 // message. A record starts with 13 int32:
-//   0 node id, 1 request id, 2 kind (HEAD: a built head; RAW: header bytes to build it from),
+//   0 node id, 1 request id (0 for a counted copy), 2 kind (HEAD: a built head; RAW: header
+//   bytes to build it from; plus COUNTED for a copy whose outcome is counted per node),
 //   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
 //   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans,
 //   10 (RAW) 1 when field 5 is a URI rule (JSON) to build the URI from the payload, else 0,
@@ -72,7 +75,11 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 // then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8) or URI
 // rule, (RAW) the edits as JSON, the correlation id and the call's payload, and the body.
 // Its outcome comes back through the done ring: request id, outcome index, code bytes,
-// message bytes as int32, then the code and the message (UTF-8). Node and request ids are
+// message bytes as int32, then the code and the message (UTF-8). A counted copy has no
+// request id: the worker reports its node's outcomes in batches (writeOutcomes): node id,
+// NODE_RECORD + outcome index, code bytes, message bytes (each -1 when absent) and the count
+// n as int32, then n durations in microseconds as int32, then the code and the message; the
+// RPC thread settles a batch at once (docs/performance.md, "Mirror dispatch, ninth pass"). Node and request ids are
 // uint32: the pool counts them up from 0, and one read back as a negative int32 (past 2^31)
 // would match no pending copy. An id outside uint32 is refused, so that copy goes as a
 // message, which carries any number.
@@ -81,7 +88,17 @@ const isRingId = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 0
 
 const KIND_HEAD = 0;
 const KIND_RAW = 1;
+/** Added to the kind of a counted copy (writeCopy's reqId COUNTED). */
+const KIND_COUNTED = 2;
 const COPY_HEADER = 52;
+
+/** writeCopy's request id for a copy whose outcome the worker counts per node (writeOutcomes). */
+export const COUNTED = -1;
+
+/** A done-ring record of a node's outcomes has NODE_RECORD + outcome index where a request's has its outcome. */
+const NODE_RECORD = 64;
+/** A duration past int32 microseconds (35 minutes) is written as this. */
+const MAX_MICROS = 0x7fffffff;
 
 const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'grpc_ok', 'grpc_error', 'timeout', 'error', 'dropped'];
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
@@ -140,7 +157,8 @@ function editsOf(json: string): HeadEdits {
  * build it from. False when it does not fit now (the caller sends a message instead).
  */
 export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined): boolean {
-  if (method.length > 255 || !isRingId(nodeId) || !isRingId(reqId)) return false;
+  const counted = reqId === COUNTED;
+  if (method.length > 255 || !isRingId(nodeId) || (!counted && !isRingId(reqId))) return false;
   const raw = typeof head === 'string' || Buffer.isBuffer(head) ? undefined : head;
   const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
@@ -183,7 +201,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     p += pad;
     bytes.set(raw.bytes, p);
     p += raw.bytes.byteLength;
-    ints[i + 2] = KIND_RAW;
+    ints[i + 2] = counted ? KIND_RAW + KIND_COUNTED : KIND_RAW;
     ints[i + 5] = ub;
     ints[i + 6] = eb;
     ints[i + 7] = cb;
@@ -200,7 +218,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
       hb = (head as Buffer).byteLength;
     }
     p += hb;
-    ints[i + 2] = KIND_HEAD;
+    ints[i + 2] = counted ? KIND_HEAD + KIND_COUNTED : KIND_HEAD;
     ints[i + 5] = hb;
   }
   if (body) {
@@ -212,7 +230,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     ints[i + 12] = bodyPad;
   }
   ints[i] = nodeId;
-  ints[i + 1] = reqId;
+  ints[i + 1] = counted ? 0 : reqId;
   ints[i + 3] = body ? body.byteLength : -1;
   ints[i + 4] = method.length;
   ring.commit(at, p - at);
@@ -222,7 +240,10 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
 /** A copy read from the ring; its bytes are copies (the ring's room is reused). */
 export interface RingCopy {
   readonly nodeId: number;
+  /** 0 for a counted copy. */
   readonly reqId: number;
+  /** Its outcome is counted per node (writeOutcomes), not reported by request id. */
+  readonly counted: boolean;
   readonly method: string;
   /** The request head as the connection writes it, or the bytes to build it from. */
   readonly head: Buffer | RawCopy;
@@ -236,7 +257,9 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   const bodyLen = ints[i + 3]!;
   const ml = ints[i + 4]!;
   let p = at + COPY_HEADER;
-  if (ints[i + 2] === KIND_RAW) {
+  const kind = ints[i + 2]!;
+  const counted = kind >= KIND_COUNTED;
+  if (kind === KIND_RAW || kind === KIND_RAW + KIND_COUNTED) {
     const nSpans = ints[i + 9]!;
     const spans: number[] = new Array<number>(nSpans);
     const q = p >> 2;
@@ -260,7 +283,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     // address modulo 8 as in the ring (ownAligned), so both copies move words.
     const payload = ownAligned(bytes, p, pb);
     return {
-      nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri,
+      nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, counted, method, uri,
       head: { bytes: payload, spans, edits, correlationId, uriRule },
       body: bodyLen < 0 ? undefined : ownAligned(bytes, p + pb + ints[i + 12]!, bodyLen),
     };
@@ -269,7 +292,7 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
   p += ml;
   const hb = ints[i + 5]!;
   return {
-    nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, method, uri: '',
+    nodeId: ints[i]! >>> 0, reqId: ints[i + 1]! >>> 0, counted, method, uri: '',
     head: Buffer.from(bytes.subarray(p, p + hb)),
     body: bodyLen < 0 ? undefined : ownAligned(bytes, p + hb + ints[i + 12]!, bodyLen),
   };
@@ -308,6 +331,81 @@ export function writeDone(ring: ByteRing, reqId: number, outcome: DispatchOutcom
   return true;
 }
 
+/**
+ * Writes a node's outcomes into the done ring: `micros.length` counted copies that ended with
+ * `outcome`, their durations in microseconds, and (a failure, one copy) its code and message.
+ * False when it does not fit now.
+ */
+export function writeOutcomes(ring: ByteRing, nodeId: number, outcome: DispatchOutcome, micros: readonly number[], code: string | undefined, message: string | undefined): boolean {
+  const n = micros.length;
+  if (!isRingId(nodeId) || n === 0) return false;
+  const c = code ?? '';
+  const m = message ?? '';
+  const at = ring.reserve(20 + n * 4 + (c.length + m.length) * 3);
+  if (at < 0) return false;
+  const { bytes, ints } = ring;
+  const i = at >> 2;
+  for (let k = 0; k < n; k++) {
+    const us = micros[k]!;
+    ints[i + 5 + k] = us >= 0 && us < MAX_MICROS ? us : us < 0 ? 0 : MAX_MICROS;
+  }
+  let p = at + 20 + n * 4;
+  const cb = code === undefined ? -1 : bytes.write(c, p, 'utf8');
+  p += Math.max(0, cb);
+  const mb = message === undefined ? -1 : bytes.write(m, p, 'utf8');
+  p += Math.max(0, mb);
+  ints[i] = nodeId;
+  ints[i + 1] = NODE_RECORD + OUTCOME_INDEX.get(outcome)!;
+  ints[i + 2] = cb;
+  ints[i + 3] = mb;
+  ints[i + 4] = n;
+  ring.commit(at, p - at);
+  return true;
+}
+
+/**
+ * Reads a node's outcomes (writeOutcomes) for `each`: `n` copies, their durations in
+ * microseconds at `ints[first]` to `ints[first + n - 1]` (read them before returning).
+ */
+export type EachNodeOutcomes = (
+  nodeId: number, outcome: DispatchOutcome, n: number, ints: Int32Array, first: number, code: string | undefined, message: string | undefined,
+) => void;
+
+/** A node's outcomes read from the done ring (tests; the RPC thread uses eachDone). */
+export interface RingNodeOutcomes {
+  readonly nodeId: number;
+  readonly outcome: DispatchOutcome;
+  readonly micros: number[];
+  readonly code: string | undefined;
+  readonly message: string | undefined;
+}
+
+/** Whether the done-ring record at `at` is a node's outcomes (writeOutcomes), not a request's. */
+export function isNodeRecord(ints: Int32Array, at: number): boolean {
+  return ints[(at >> 2) + 1]! >= NODE_RECORD;
+}
+
+export function readNodeOutcomes(bytes: Buffer, ints: Int32Array, at: number): RingNodeOutcomes {
+  let got: RingNodeOutcomes | undefined;
+  eachNodeRecord(bytes, ints, at, (nodeId, outcome, n, src, first, code, message) => {
+    got = { nodeId, outcome, micros: Array.from(src.subarray(first, first + n)), code, message };
+  });
+  return got!;
+}
+
+function eachNodeRecord(bytes: Buffer, ints: Int32Array, at: number, each: EachNodeOutcomes): void {
+  const i = at >> 2;
+  const n = ints[i + 4]!;
+  const cb = ints[i + 2]!;
+  const mb = ints[i + 3]!;
+  const p = at + 20 + n * 4;
+  each(
+    ints[i]! >>> 0, OUTCOMES[ints[i + 1]! - NODE_RECORD]!, n, ints, i + 5,
+    cb < 0 ? undefined : bytes.toString('utf8', p, p + cb),
+    mb < 0 ? undefined : bytes.toString('utf8', p + Math.max(0, cb), p + Math.max(0, cb) + mb),
+  );
+}
+
 /** An outcome read from the done ring. */
 export interface RingDone {
   readonly reqId: number;
@@ -316,13 +414,21 @@ export interface RingDone {
   readonly message: string | undefined;
 }
 
-/** readDone without the object: hands the fields to `each` (the RPC thread reads one per copy). */
+/**
+ * readDone without the object: hands a request's outcome to `each`, or a node's outcomes
+ * (writeOutcomes) to `eachNode` (ignored without one).
+ */
 export function eachDone(
   bytes: Buffer, ints: Int32Array, at: number,
   each: (reqId: number, outcome: DispatchOutcome, code: string | undefined, message: string | undefined) => void,
+  eachNode?: EachNodeOutcomes,
 ): void {
   const i = at >> 2;
   const o = ints[i + 1]!;
+  if (o >= NODE_RECORD) {
+    if (eachNode) eachNodeRecord(bytes, ints, at, eachNode);
+    return;
+  }
   const mb = ints[i + 3]!;
   if (o < 0 && mb < 0) {
     each(ints[i]! >>> 0, OUTCOMES[-1 - o]!, undefined, undefined);

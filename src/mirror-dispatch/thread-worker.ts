@@ -10,7 +10,7 @@ import { HttpNode, type NodeTransport } from './http-node.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
 import { ByteRing, LookPacer, StaleWaker } from './shm-ring.js';
-import { readCopy, writeDone, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
+import { readCopy, writeDone, writeOutcomes, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
 const port = parentPort;
@@ -45,8 +45,50 @@ function outcomesWritten(): void {
   doneWaker!.written(!copiesPacer.polling);
 }
 
+/**
+ * Outcomes of counted copies that ended without an error code, by node and outcome: their
+ * durations in microseconds, written to the done ring as one record each at the end of the
+ * turn (writeOutcomes), so the RPC thread settles them together.
+ */
+const counted = new Map<number, Map<DispatchOutcome, number[]>>();
+
+function countedDone(nodeId: number, o: DispatchOutcome, micros: number, c: string | undefined, e: string | undefined): void {
+  if (c === undefined) {
+    let byOutcome = counted.get(nodeId);
+    if (!byOutcome) counted.set(nodeId, (byOutcome = new Map()));
+    const list = byOutcome.get(o);
+    if (list) list.push(micros);
+    else byOutcome.set(o, [micros]);
+    scheduleFlush();
+    return;
+  }
+  // A failure is written at once, after the outcomes before it: the RPC thread's circuit
+  // breaker counts failures in a row.
+  writeCounted();
+  writeNodeOutcomes(nodeId, o, [micros], c, e);
+}
+
+/** Writes the counted outcomes gathered so far. */
+function writeCounted(): void {
+  if (counted.size === 0) return;
+  for (const [nodeId, byOutcome] of counted) {
+    for (const [o, micros] of byOutcome) writeNodeOutcomes(nodeId, o, micros, undefined, undefined);
+  }
+  counted.clear();
+}
+
+function writeNodeOutcomes(nodeId: number, o: DispatchOutcome, micros: number[], c: string | undefined, e: string | undefined): void {
+  if (writeOutcomes(doneRing!, nodeId, o, micros, c, e)) {
+    doneWritten = true;
+    scheduleFlush();
+  } else {
+    port!.postMessage({ t: 'counted', n: nodeId, o, us: micros, c, e } satisfies FromWorker);
+  }
+}
+
 function flush(): void {
   flushing = false;
+  writeCounted();
   if (doneWritten) {
     doneWritten = false;
     outcomesWritten();
@@ -81,6 +123,17 @@ function ringDone(reqId: number, o: DispatchOutcome, c?: string, e?: string): vo
 }
 
 function sendFromRing(copy: RingCopy): void {
+  if (copy.counted) {
+    const nodeId = copy.nodeId;
+    const sentAt = now();
+    sendRingCopy(copy, (o, c, e) => countedDone(nodeId, o, Math.round((now() - sentAt) * 1000), c, e));
+  } else {
+    const reqId = copy.reqId;
+    sendRingCopy(copy, (o, c, e) => ringDone(reqId, o, c, e));
+  }
+}
+
+function sendRingCopy(copy: RingCopy, done: (o: DispatchOutcome, c?: string, e?: string) => void): void {
   const node = nodes.get(copy.nodeId);
   if (node instanceof HttpNode) {
     let head: string | Buffer;
@@ -92,13 +145,13 @@ function sendFromRing(copy: RingCopy): void {
         head = headOfRawCopy(copy.head, copy.method, copy.uri, copy.body?.length, node.spec.authority);
       } catch (err) {
         const code = err instanceof InvalidRequestError ? err.code : 'INVALID_REQUEST';
-        ringDone(copy.reqId, 'error', code, err instanceof Error ? err.message : String(err));
+        done('error', code, err instanceof Error ? err.message : String(err));
         return;
       }
     }
-    node.sendHead(head, copy.method, copy.body, undefined, (o, c, e) => ringDone(copy.reqId, o, c, e));
+    node.sendHead(head, copy.method, copy.body, undefined, done);
   } else if (node || closedIds.has(copy.nodeId)) {
-    ringDone(copy.reqId, 'error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread`);
+    done('error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread`);
   } else {
     // Written to the ring before the node's message was read here: sent when it is.
     let list = early.get(copy.nodeId);
@@ -192,7 +245,11 @@ port.on('message', (msg: ToWorker) => {
       const node = nodes.get(msg.id);
       nodes.delete(msg.id);
       closedIds.add(msg.id);
-      void (node ? node.close(msg.graceMs) : Promise.resolve()).then(() => port.postMessage({ t: 'closed', id: msg.id } satisfies FromWorker));
+      void (node ? node.close(msg.graceMs) : Promise.resolve()).then(() => {
+        // The node's last outcomes go before 'closed' (the RPC thread reads the ring first).
+        writeCounted();
+        port.postMessage({ t: 'closed', id: msg.id } satisfies FromWorker);
+      });
       break;
     }
   }

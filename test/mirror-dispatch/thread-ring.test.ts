@@ -11,7 +11,10 @@ import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { afterAll, describe, it, expect } from 'vitest';
 import { ByteRing } from '../../src/mirror-dispatch/shm-ring.js';
-import { eachDone, readCopy, readDone, writeCopy, writeDone, type RingCopy, type RingDone } from '../../src/mirror-dispatch/thread-protocol.js';
+import {
+  COUNTED, eachDone, isNodeRecord, readCopy, readDone, readNodeOutcomes, writeCopy, writeDone, writeOutcomes,
+  type RingCopy, type RingDone, type RingNodeOutcomes,
+} from '../../src/mirror-dispatch/thread-protocol.js';
 import type { DispatchOutcome } from '../../src/mirror-dispatch/types.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
@@ -64,7 +67,8 @@ const body = fc.oneof(
 // record header, up to 7 bytes of padding before the body, a 255-byte method, a head of 60 code points = up to 120 UTF-16 units reserved
 // at 3 bytes each, a 340-byte body) and a batch of them does not: refusals and retries happen.
 // A grapheme may be several code points: the head is held to 120 UTF-16 units by filtering.
-const copyCase: fc.Arbitrary<CopyCase> = fc.record({ nodeId: id, reqId: id, method, head: text(60).filter((h) => h.length <= 120), body });
+// A counted copy (COUNTED: no request id) now and then.
+const copyCase: fc.Arbitrary<CopyCase> = fc.record({ nodeId: id, reqId: fc.oneof(id, fc.constant(COUNTED)), method, head: text(60).filter((h) => h.length <= 120), body });
 const doneCase: fc.Arbitrary<DoneCase> = fc.record({
   reqId: id,
   outcome: fc.constantFrom(...OUTCOMES),
@@ -73,6 +77,17 @@ const doneCase: fc.Arbitrary<DoneCase> = fc.record({
 // An outcome record reserves 16 bytes + 3 per UTF-16 unit of code and message: keep it within
 // the largest record (graphemes may be several code points each).
 }).filter((d) => 16 + ((d.code?.length ?? 0) + (d.message?.length ?? 0)) * 3 <= 1020);
+/**
+ * A node's counted outcomes (writeOutcomes): durations as the worker measures them, and some
+ * it never should (negative, past int32 microseconds), which are written clamped.
+ */
+const nodeCase: fc.Arbitrary<RingNodeOutcomes> = fc.record({
+  nodeId: id,
+  outcome: fc.constantFrom(...OUTCOMES),
+  micros: fc.array(fc.oneof(fc.nat(5_000_000), fc.constantFrom(-3, 2 ** 31 - 1, 2 ** 31, 2 ** 40)), { minLength: 1, maxLength: 40 }),
+  code: fc.option(text(20), { nil: undefined }),
+  message: fc.option(text(60), { nil: undefined }),
+}).filter((d) => 20 + d.micros.length * 4 + ((d.code?.length ?? 0) + (d.message?.length ?? 0)) * 3 <= 1020);
 
 /** Every record the ring holds, read with `read`. */
 function drainWith<R>(ring: ByteRing, read: (bytes: Buffer, ints: Int32Array, at: number) => R): R[] {
@@ -82,6 +97,18 @@ function drainWith<R>(ring: ByteRing, read: (bytes: Buffer, ints: Int32Array, at
 }
 
 const drainCopies = (ring: ByteRing): RingCopy[] => drainWith(ring, readCopy);
+/** Request and node outcomes as the RPC thread reads them (eachDone with both readers), checked against the readers' objects. */
+const drainMixed = (ring: ByteRing): (RingDone | RingNodeOutcomes)[] => drainWith(ring, (bytes, ints, at) => {
+  let got: RingDone | RingNodeOutcomes | undefined;
+  let calls = 0;
+  eachDone(bytes, ints, at, (reqId, outcome, code, message) => { calls++; got = { reqId, outcome, code, message }; }, (nodeId, outcome, n, src, first, code, message) => {
+    calls++;
+    got = { nodeId, outcome, micros: Array.from({ length: n }, (_, k) => src[first + k]!), code, message };
+  });
+  expect(calls).toBe(1);
+  expect(got).toEqual(isNodeRecord(ints, at) ? readNodeOutcomes(bytes, ints, at) : readDone(bytes, ints, at));
+  return got!;
+});
 /** Outcomes as the RPC thread reads them (eachDone), checked against readDone's object on the way. */
 const drainDones = (ring: ByteRing): RingDone[] => drainWith(ring, (bytes, ints, at) => {
   let got: RingDone | undefined;
@@ -91,7 +118,7 @@ const drainDones = (ring: ByteRing): RingDone[] => drainWith(ring, (bytes, ints,
 });
 
 /** What the other end must read: the same fields, a body as its own bytes. */
-const asRead = (c: CopyCase): RingCopy => ({ nodeId: c.nodeId, reqId: c.reqId, method: c.method, head: Buffer.from(c.head, 'utf8'), uri: '', body: c.body === undefined ? undefined : Buffer.from(c.body) });
+const asRead = (c: CopyCase): RingCopy => ({ nodeId: c.nodeId, reqId: c.reqId === COUNTED ? 0 : c.reqId, counted: c.reqId === COUNTED, method: c.method, head: Buffer.from(c.head, 'utf8'), uri: '', body: c.body === undefined ? undefined : Buffer.from(c.body) });
 
 /** The ring's header words (written, read, asleep, spare), to show a refused write left no trace. */
 const headerOf = (ring: ByteRing): number[] => Array.from(new Int32Array(ring.shared, 0, 4));
@@ -138,7 +165,8 @@ describe('thread-protocol ring records', () => {
     expect(drainDones(done).map((d) => d.reqId)).toEqual([2 ** 31 - 1, 2 ** 31, 2 ** 31 + 7, 2 ** 32 - 1]);
   });
 
-  it.each([2 ** 32, 2 ** 40, -1, 1.5, Number.NaN])('an id a record cannot carry (%s) is refused, so the copy goes as a message with its id intact', (bad) => {
+  // -1 as a request id is COUNTED (a copy without one), round-tripped above.
+  it.each([2 ** 32, 2 ** 40, -2, 1.5, Number.NaN])('an id a record cannot carry (%s) is refused, so the copy goes as a message with its id intact', (bad) => {
     const ring = ByteRing.create(4096);
     const before = headerOf(ring);
     expect(writeCopy(ring, bad, 1, 'GET', 'GET / HTTP/1.1\r\n\r\n', '', undefined)).toBe(false);
@@ -158,7 +186,7 @@ describe('thread-protocol ring records', () => {
     expect(headerOf(ring)).toEqual(before);
     // The same ring still takes what fits, right after.
     expect(writeCopy(ring, 1, 1, 'GET', 'h'.repeat(300), '', Buffer.alloc(10, 1))).toBe(true);
-    expect(drainCopies(ring)).toEqual([{ nodeId: 1, reqId: 1, method: 'GET', head: Buffer.from('h'.repeat(300)), uri: '', body: Buffer.alloc(10, 1) }]);
+    expect(drainCopies(ring)).toEqual([{ nodeId: 1, reqId: 1, counted: false, method: 'GET', head: Buffer.from('h'.repeat(300)), uri: '', body: Buffer.alloc(10, 1) }]);
   });
 
   it('copies round-trip in order: ids, method, UTF-8 head, body absent / empty / bytes; a refused one leaves no trace and fits once drained', () => {
@@ -201,9 +229,36 @@ describe('thread-protocol ring records', () => {
       const [got] = drainCopies(ring);
       // A rule travels only with an empty URI, the only case where it is used (headOfRawCopy).
       const uriRule = uri === '' ? r.uriRule : undefined;
-      expect(got).toEqual({ nodeId, reqId, method: m, uri, head: { ...r, uriRule, edits: { ...r.edits, headersSet: r.edits.headersSet.map((e) => [...e]) } }, body: b === undefined ? undefined : Buffer.from(b) });
+      expect(got).toEqual({ nodeId, reqId, counted: false, method: m, uri, head: { ...r, uriRule, edits: { ...r.edits, headersSet: r.edits.headersSet.map((e) => [...e]) } }, body: b === undefined ? undefined : Buffer.from(b) });
       expect(drainCopies(ring)).toEqual([]);
     }), fcParams(FC_RUNS));
+  });
+
+  it('request outcomes and counted node outcomes round-trip in order, each to its reader; durations clamped to int32 microseconds', () => {
+    const clamp = (us: number): number => (us < 0 ? 0 : Math.min(us, 2 ** 31 - 1));
+    let refused = 0;
+    let nodeRecords = 0;
+    fc.assert(fc.property(fc.array(fc.oneof(doneCase, nodeCase), { minLength: 1, maxLength: 40, size: 'max' }), (cases) => {
+      const got = throughRing(cases, (ring, d) => ('nodeId' in d
+        ? writeOutcomes(ring, d.nodeId, d.outcome, d.micros, d.code, d.message)
+        : writeDone(ring, d.reqId, d.outcome, d.code, d.message)), drainMixed, () => refused++);
+      nodeRecords += cases.filter((d) => 'nodeId' in d).length;
+      return isDeepStrictEqual(got, cases.map((d) => ('nodeId' in d ? { ...d, micros: d.micros.map(clamp) } : { ...d })));
+    }), { ...fcParams(FC_RUNS), interruptAfterTimeLimit: SHRINK_TIME_LIMIT_MS });
+    expect(refused).toBeGreaterThan(0);
+    expect(nodeRecords).toBeGreaterThan(0);
+  }, timeoutFor(FC_RUNS, 20));
+
+  it('a node outcomes record without durations, for a node id outside uint32, or past the largest record is refused without a trace', () => {
+    const ring = ByteRing.create(4096);
+    const before = headerOf(ring);
+    expect(writeOutcomes(ring, 1, '2xx', [], undefined, undefined)).toBe(false);
+    expect(writeOutcomes(ring, -1, '2xx', [1], undefined, undefined)).toBe(false);
+    expect(writeOutcomes(ring, 2 ** 32, '2xx', [1], undefined, undefined)).toBe(false);
+    expect(writeOutcomes(ring, 1, '2xx', new Array<number>(300).fill(1), undefined, undefined)).toBe(false);
+    expect(headerOf(ring)).toEqual(before);
+    expect(writeOutcomes(ring, 2 ** 32 - 1, '5xx', [7, 8], undefined, undefined)).toBe(true);
+    expect(drainMixed(ring)).toEqual([{ nodeId: 2 ** 32 - 1, outcome: '5xx', micros: [7, 8], code: undefined, message: undefined }]);
   });
 
   it('outcomes round-trip: every outcome, code and message each absent, empty or any Unicode', () => {

@@ -17,12 +17,16 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function runner(): Promise<MirrorRunner> {
+/**
+ * With 2 threads the copies go from a worker, whose outcomes come back counted per node, in
+ * batches (thread-pool.ts, sendCounted): the breaker sees them in the same order.
+ */
+async function runner(threads: number): Promise<MirrorRunner> {
   clock = 0;
   const mr = await startMirrorRunner({
     now: () => clock,
     jitter: () => 0.5,
-    settings: { breaker: { failures: 2, retry_base: 1000, retry_max: 8000 } },
+    settings: { breaker: { failures: 2, retry_base: 1000, retry_max: 8000 }, mirror_threads: threads },
   });
   cleanups.push(() => mr.close());
   return mr;
@@ -39,9 +43,9 @@ const post = (path: string) => call({
   headers: [{ name: 'host', value: 'h' }, { name: 'content-length', value: '3' }],
 });
 
-describe('circuit breaker per mirror node', () => {
+describe.each([1, 2])('circuit breaker per mirror node, mirror_threads %i', (threads) => {
   it('opens after refused connects, skips without connecting or fetching the body, probes once and closes', async () => {
-    const mr = await runner();
+    const mr = await runner(threads);
     const port = await absentPort();
     const host = `http://127.0.0.1:${port}`;
     const route = mirrorRoute('route#breaker#x#1', { host });
@@ -95,7 +99,7 @@ describe('circuit breaker per mirror node', () => {
   });
 
   it('a failed probe keeps the node out, twice as long, without another log line', async () => {
-    const mr = await runner();
+    const mr = await runner(threads);
     const host = `http://127.0.0.1:${await absentPort()}`;
     const route = mirrorRoute('route#breaker2#x#1', { host });
     const count = (outcome: string): Promise<number> => mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome });
@@ -120,12 +124,16 @@ describe('circuit breaker per mirror node', () => {
   });
 
   it('holds nothing for a dead target at 100 % sampling', async () => {
-    const mr = await runner();
+    const mr = await runner(threads);
     const host = `http://127.0.0.1:${await absentPort()}`;
     const route = mirrorRoute('route#dead-mem#x#1', { host, max_queue: 10 });
-    for (let i = 0; i < 300; i++) expectOk(await mr.client.httpReqCall(route, post('/dead')));
     const sent = (): Promise<number> => mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: 'sent' });
     const failed = (): Promise<number> => mr.metric('apisix_runner_mirror_requests_total', { target: host, outcome: 'error' });
+    // The first copy's failure, before the burst: a worker thread starts with the route's conf,
+    // and while it starts (hundreds of ms from the TypeScript sources) copies wait in its ring.
+    expectOk(await mr.client.httpReqCall(route, post('/dead')));
+    await until(async () => (await failed()) === 1, 'the first refused copy counted');
+    for (let i = 1; i < 300; i++) expectOk(await mr.client.httpReqCall(route, post('/dead')));
     await until(async () => (await failed()) === (await sent()), 'every sent copy ended');
     const down = await mr.metric('apisix_runner_mirror_skipped_total', { target: host, reason: 'target_down' });
     // Only the copies sent before the breaker opened were ever held; the rest cost nothing.
