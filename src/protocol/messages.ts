@@ -18,7 +18,7 @@ import { RespBody } from './generated/a6/extra-info/resp-body.js';
 import { Info } from './generated/a6/extra-info/info.js';
 import { Resp as RespCallResp } from './generated/a6/httpresp-call/resp.js';
 import { encodeFrame, MessageType } from './frame.js';
-import { namesAscii, verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
+import { nameBucket, namesAscii, verifyRoot, verifyTextEntrySpans, type TableShape } from './verify.js';
 import type { HttpMethod, TextPair } from '../plugin-api/request.js';
 
 export { ErrCode, Action, Info };
@@ -276,6 +276,13 @@ export class HttpReqCallMessage {
   private argsCache: TextPair[] | undefined;
   private headersCache: TextPair[] | undefined;
   private spansCache: number[] | undefined;
+  /**
+   * The header names' buckets (nameBucket), 0-31 and 32-63, set with spansCache: a lookup whose
+   * bucket is empty finds nothing without comparing a name. The mirror looks up three headers
+   * of every copied GET that are usually absent (Content-Length, Transfer-Encoding, Content-Type).
+   */
+  private namesLow = 0;
+  private namesHigh = 0;
   private argSpansCache: number[] | undefined;
   private asciiCache: boolean | undefined;
   private pathCache: string | undefined;
@@ -352,7 +359,30 @@ export class HttpReqCallMessage {
    * use (may throw MalformedPayloadError).
    */
   get headerSpans(): readonly number[] {
-    return (this.spansCache ??= entrySpans(this.payload, this.pos, 14));
+    if (this.spansCache === undefined) {
+      const b = this.payload;
+      const vec = vectorAt(b, this.pos, 14);
+      if (vec < 0) {
+        this.spansCache = [];
+      } else {
+        const spans: number[] = new Array<number>(u32(b, vec) * 4);
+        verifyTextEntrySpans(b, vec, spans);
+        let low = 0;
+        let high = 0;
+        for (let i = 0; i < spans.length; i += 4) {
+          const ns = spans[i]!;
+          const ne = spans[i + 1]!;
+          if (ne === ns) continue;
+          const k = nameBucket(ne - ns, b[ns]!, b[ne - 1]!);
+          if (k < 32) low |= 1 << k;
+          else high |= 1 << (k - 32);
+        }
+        this.namesLow = low;
+        this.namesHigh = high;
+        this.spansCache = spans;
+      }
+    }
+    return this.spansCache;
   }
 
   /** Whether every header name is ASCII (a pass over the names, made once and only when asked). */
@@ -374,6 +404,12 @@ export class HttpReqCallMessage {
     // character whose lower case is ASCII: of all Unicode only U+212A KELVIN SIGN is (→ `k`;
     // U+0130 gives `i` plus U+0307). So only a name with a `k` needs the names to be ASCII.
     if (lower.includes('k') && !this.headerNamesAscii) return firstValue(this.headers, lower);
+    // No name in this one's bucket: absent, without comparing names.
+    const n = lower.length;
+    if (n > 0) {
+      const k = nameBucket(n, lower.charCodeAt(0), lower.charCodeAt(n - 1));
+      if (((k < 32 ? this.namesLow >>> k : this.namesHigh >>> (k - 32)) & 1) === 0) return undefined;
+    }
     const b = this.payload;
     for (let i = 0; i < spans.length; i += 4) {
       if (!asciiNameIs(b, spans[i]!, spans[i + 1]!, lower)) continue;

@@ -243,6 +243,16 @@ export function verifyTextEntrySpans(b: Uint8Array, vector: number, spans: numbe
   }
 }
 
+/**
+ * A name's bucket (0-63) in a filter of the names verifyTextEntrySpans located, from its length
+ * in bytes and its first and last bytes (`| 0x20`: an ASCII letter in either case gives the same
+ * bucket). Names equal byte for byte but for the case of ASCII letters share a bucket, so an
+ * empty bucket means no such name; a full one may hold another name (then entries are compared).
+ */
+export function nameBucket(length: number, firstByte: number, lastByte: number): number {
+  return (length * 7 + (firstByte | 0x20) * 3 + (lastByte | 0x20)) & 63;
+}
+
 /** Whether every name verifyTextEntrySpans located is ASCII (every byte OR-ed together, one test). */
 export function namesAscii(b: Uint8Array, spans: ArrayLike<number>): boolean {
   let seen = 0;

@@ -14,7 +14,7 @@ import {
 } from '../../src/protocol/messages.js';
 import * as flatbuffers from 'flatbuffers';
 import { Req as ReqCallReq } from '../../src/protocol/generated/a6/httpreq-call/req.js';
-import { MalformedPayloadError, verifyTablesVector } from '../../src/protocol/verify.js';
+import { MalformedPayloadError, nameBucket, verifyTablesVector } from '../../src/protocol/verify.js';
 import type { TextPair } from '../../src/plugin-api/request.js';
 import {
   encodeExtraInfoResp,
@@ -264,7 +264,9 @@ describe('header(name) of an HTTPReqCall', () => {
   // Names whose lower case is or holds ASCII from non-ASCII: U+212A KELVIN SIGN lowers to `k`,
   // U+0130 to `i` + U+0307; the byte-wise lookup must still agree with toLowerCase().
   const nameArb = fc.oneof(
-    fc.constantFrom('key', 'Key', '\u212Aey', 'x-\u212A', 'cookie', 'COO\u212AIE', 'İd', 'id', 'content-length', 'Content-Type', 'ü', 'x-ü', ''),
+    fc.constantFrom('key', 'Key', '\u212Aey', 'x-\u212A', 'cookie', 'COO\u212AIE', 'İd', 'id', 'content-length', 'Content-Type', 'ü', 'x-ü', '',
+      // The names' buckets (nameBucket): first and last letters in either case, names sharing a length and letters.
+      'CONTENT-LENGTH', 'x-A', 'X-a', 'x-a', 'x-b-a'),
     fc.string({ maxLength: 6 }),
     fc.string({ unit: 'binary', maxLength: 6 }),
   );
@@ -286,6 +288,22 @@ describe('header(name) of an HTTPReqCall', () => {
       },
     ), fcParams(FC_RUNS));
   }, timeoutFor(FC_RUNS, 2));
+
+  it('the names\' buckets: find a name whose first or last letter is in the other case; a name in an empty bucket is absent', () => {
+    const payload = encodeHttpReqCallReq({
+      id: 1, confToken: 1, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [],
+      headers: [{ name: 'Content-LENGTH', value: '3' }, { name: 'x-a', value: 'a' }, { name: 'x-B', value: 'b' }],
+    });
+    const call = decodeHttpReqCall(payload);
+    expect(call.header('content-length')).toBe('3');
+    expect(call.header('X-b')).toBe('b');
+    // xza is in x-a's bucket (same length, first and last byte): compared, not found.
+    expect(call.header('xza')).toBeUndefined();
+    expect(call.header('x-A')).toBe('a');
+    expect(call.header('x-c')).toBeUndefined();
+    expect(call.header('transfer-encoding')).toBeUndefined();
+    expect(nameBucket(3, 0x58, 0x41)).toBe(nameBucket(3, 0x78, 0x61));
+  });
 
   it('finds a name written with the Kelvin sign by its ASCII spelling, and the reverse', () => {
     const payload = encodeHttpReqCallReq({
