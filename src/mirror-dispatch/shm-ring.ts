@@ -71,6 +71,8 @@ export class ByteRing {
   private readonly state: Int32Array;
   /** The data region. */
   readonly bytes: Buffer;
+  /** `bytes.byteOffset`, a plain field (the typed-array getter is a call in a writer's hot path). */
+  readonly bytesOffset: number;
   /** The data region as int32 (payload offsets are multiples of 4: `ints[offset >> 2]`). */
   readonly ints: Int32Array;
 
@@ -91,6 +93,7 @@ export class ByteRing {
     }
     this.state = new Int32Array(shared, 0, 4);
     this.bytes = Buffer.from(shared, HEADER_BYTES, this.capacity);
+    this.bytesOffset = HEADER_BYTES;
     this.ints = new Int32Array(shared, HEADER_BYTES, this.capacity >> 2);
   }
 

@@ -159,13 +159,17 @@ function editsOf(json: string): HeadEdits {
 export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined): boolean {
   const counted = reqId === COUNTED;
   if (method.length > 255 || !isRingId(nodeId) || (!counted && !isRingId(reqId))) return false;
-  const raw = typeof head === 'string' || Buffer.isBuffer(head) ? undefined : head;
+  // Not Buffer.isBuffer: the global `Buffer` is a getter call per copy.
+  const raw = typeof head === 'string' || head instanceof Uint8Array ? undefined : head;
+  // The call's bytes' offset and length read once (each a typed-array getter).
+  const payload = raw?.bytes;
+  const payloadLength = payload === undefined ? 0 : payload.byteLength;
   const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
   // A raw copy without its URI: the worker builds it from the payload by the conf's rule.
   const rule = raw?.uriRule !== undefined && uri === '' ? jsonOfRule(raw.uriRule) : undefined;
   let max = COPY_HEADER + method.length + (body ? body.byteLength + 7 : 0);
-  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + (rule ? rule.length : 0) + edits!.length + 7 + raw.bytes.byteLength;
+  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + (rule ? rule.length : 0) + edits!.length + 7 + payloadLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -197,15 +201,15 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     // The payload starts at the same address modulo 8 as the call's bytes: V8 copies into shared
     // memory word by word only when both sides are aligned alike, byte by byte otherwise, and
     // a 900-byte call then cost 330-500 ns instead of 60-110 (docs/performance.md, sixth pass).
-    const pad = (raw.bytes.byteOffset - (bytes.byteOffset + p)) & 7;
+    const pad = (payload!.byteOffset - (ring.bytesOffset + p)) & 7;
     p += pad;
-    bytes.set(raw.bytes, p);
-    p += raw.bytes.byteLength;
+    bytes.set(payload!, p);
+    p += payloadLength;
     ints[i + 2] = counted ? KIND_RAW + KIND_COUNTED : KIND_RAW;
     ints[i + 5] = ub;
     ints[i + 6] = eb;
     ints[i + 7] = cb;
-    ints[i + 8] = raw.bytes.byteLength;
+    ints[i + 8] = payloadLength;
     ints[i + 9] = raw.spans.length;
     ints[i + 10] = rule ? 1 : 0;
     ints[i + 11] = pad;
@@ -223,7 +227,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   }
   if (body) {
     // Aligned like its source too (see the payload above): a 64 KiB body copied byte by byte cost ~25 µs.
-    const bodyPad = (body.byteOffset - (bytes.byteOffset + p)) & 7;
+    const bodyPad = (body.byteOffset - (ring.bytesOffset + p)) & 7;
     p += bodyPad;
     bytes.set(body, p);
     p += body.byteLength;
