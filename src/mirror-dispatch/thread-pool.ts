@@ -14,7 +14,7 @@ import type { CountedOutcomes, DoneCallback, NodeTransport } from './http-node.j
 import { PendingTable } from './pending-table.js';
 import { ByteRing } from './shm-ring.js';
 import {
-  COUNTED, eachDone, ownBytes, writeCopy, type DoneMessage, type EachNodeOutcomes, type FromWorker, type SendMessage, type ToWorker,
+  COUNTED, eachDone, ownBytes, ShapeBook, writeCopy, type DoneMessage, type EachNodeOutcomes, type FromWorker, type SendMessage, type ToWorker,
 } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
@@ -66,6 +66,8 @@ class WorkerSlot {
   private readonly flusher = new BatchFlush(() => this.flush());
   private stopping = false;
   private copies!: ByteRing;
+  /** The shapes written in full on the copies ring (a new ring starts a new book). */
+  private shapes!: ShapeBook;
   private doneRing!: ByteRing;
   /** Copies sent through the ring whose outcome has not been read yet. */
   private ringInflight = 0;
@@ -92,6 +94,7 @@ class WorkerSlot {
     const worker = startWorker();
     this.worker = worker;
     this.copies = ByteRing.create(COPIES_RING_BYTES);
+    this.shapes = new ShapeBook();
     this.doneRing = ByteRing.create(DONE_RING_BYTES);
     this.ringInflight = 0;
     worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
@@ -241,7 +244,7 @@ class WorkerSlot {
     if (!node.http) return false;
     let written: boolean;
     if (req.raw) {
-      written = writeCopy(this.copies, node.id, COUNTED, req.method, req.raw, req.uri, req.body);
+      written = writeCopy(this.copies, node.id, COUNTED, req.method, req.raw, req.uri, req.body, this.shapes);
     } else {
       let head: string | Buffer;
       try {
@@ -264,7 +267,7 @@ class WorkerSlot {
     // in the worker: all the RPC thread does is copy bytes.
     if (http && req.raw && !sink) {
       const r = this.pending.add(done, sink, node, true);
-      if (writeCopy(this.copies, nodeId, r, req.method, req.raw, req.uri, req.body)) {
+      if (writeCopy(this.copies, nodeId, r, req.method, req.raw, req.uri, req.body, this.shapes)) {
         this.sentThroughRing();
         return;
       }

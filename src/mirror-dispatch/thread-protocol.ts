@@ -65,15 +65,18 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 
 // ---- ring records (shm-ring.ts) -------------------------------------------------------------
 // An HTTP copy whose answer is thrown away travels through the copies ring instead of a
-// message. A record starts with 13 int32:
+// message. A record starts with 15 int32:
 //   0 node id, 1 request id (0 for a counted copy), 2 kind (HEAD: a built head; RAW: header
 //   bytes to build it from; plus COUNTED for a copy whose outcome is counted per node),
-//   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW),
-//   6 edits bytes, 7 correlation id bytes (-1: none), 8 payload bytes, 9 spans,
-//   10 (RAW) 1 when field 5 is a URI rule (JSON) to build the URI from the payload, else 0,
-//   11 padding before the payload (RAW: 0-7 bytes, see writeCopy), 12 padding before the body
-// then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8) or URI
-// rule, (RAW) the edits as JSON, the correlation id and the call's payload, and the body.
+//   3 body bytes (-1: no body), 4 method bytes, 5 head bytes (HEAD) or URI bytes (RAW; 0
+//   when the worker builds the URI), 6 (RAW) shape bytes (-1: the shape is known by its id),
+//   7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 (RAW) 1 when the worker
+//   builds the URI from the payload by the shape's URI rule, else 0, 11 padding before the
+//   payload (RAW: 0-7 bytes, see writeCopy), 12 padding before the body, 13 (RAW) shape id,
+//   14 (RAW) 1 when the reader forgets the shapes it has before reading this record's
+// then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
+// the shape as JSON (its conf's header edits and URI rule: in full the first time on a ring,
+// see ShapeBook), the correlation id and the call's payload, and the body.
 // Its outcome comes back through the done ring: request id, outcome index, code bytes,
 // message bytes as int32, then the code and the message (UTF-8). A counted copy has no
 // request id: the worker reports its node's outcomes in batches (writeOutcomes): node id,
@@ -90,7 +93,7 @@ const KIND_HEAD = 0;
 const KIND_RAW = 1;
 /** Added to the kind of a counted copy (writeCopy's reqId COUNTED). */
 const KIND_COUNTED = 2;
-const COPY_HEADER = 52;
+const COPY_HEADER = 60;
 
 /** writeCopy's request id for a copy whose outcome the worker counts per node (writeOutcomes). */
 export const COUNTED = -1;
@@ -103,60 +106,100 @@ const MAX_MICROS = 0x7fffffff;
 const OUTCOMES: readonly DispatchOutcome[] = ['1xx', '2xx', '3xx', '4xx', '5xx', 'grpc_ok', 'grpc_error', 'timeout', 'error', 'dropped'];
 const OUTCOME_INDEX = new Map(OUTCOMES.map((o, i) => [o, i]));
 
-/** Edits as JSON bytes, once per edits object (a conf's). */
-const editsJson = new WeakMap<HeadEdits, Buffer>();
-function jsonOf(edits: HeadEdits): Buffer {
-  let j = editsJson.get(edits);
-  if (j === undefined) {
-    j = Buffer.from(JSON.stringify([edits.headersSet, [...edits.headersRemove], edits.markHeader ?? null, edits.correlationHeader ?? null]), 'utf8');
-    editsJson.set(edits, j);
-  }
-  return j;
+/**
+ * A raw copy's shape: its conf's header edits and, when the worker builds the URI, the conf's
+ * URI rule, as JSON. A ring carries each shape in full once (ShapeBook) and then only its id,
+ * so neither thread handles the JSON per copy.
+ */
+interface Shape {
+  readonly id: number;
+  readonly json: Buffer;
+  readonly rule: UriRule | undefined;
 }
 
-/** A URI rule as JSON bytes, once per rule object (a conf's). */
-const ruleJson = new WeakMap<UriRule, Buffer>();
-function jsonOfRule(rule: UriRule): Buffer {
-  let j = ruleJson.get(rule);
-  if (j === undefined) {
-    j = Buffer.from(JSON.stringify([rule.path ?? null, rule.pathConcatMode, rule.query]), 'utf8');
-    ruleJson.set(rule, j);
-  }
-  return j;
+let nextShapeId = 0;
+/** Shapes per edits object (a conf's): without a URI rule, and with the last rule it came with. */
+const shapesByEdits = new WeakMap<HeadEdits, { plain: Shape | undefined; ruled: Shape | undefined }>();
+function shapeOf(edits: HeadEdits, rule: UriRule | undefined): Shape {
+  let entry = shapesByEdits.get(edits);
+  if (entry === undefined) shapesByEdits.set(edits, (entry = { plain: undefined, ruled: undefined }));
+  const known = rule === undefined ? entry.plain : entry.ruled;
+  if (known !== undefined && known.rule === rule) return known;
+  const json = Buffer.from(JSON.stringify([
+    edits.headersSet, [...edits.headersRemove], edits.markHeader ?? null, edits.correlationHeader ?? null,
+    rule ? [rule.path ?? null, rule.pathConcatMode, rule.query] : null,
+  ]), 'utf8');
+  const shape: Shape = { id: nextShapeId, json, rule };
+  nextShapeId = (nextShapeId + 1) % 0x7fffffff;
+  if (rule === undefined) entry.plain = shape;
+  else entry.ruled = shape;
+  return shape;
 }
 
-/** URI rules read back, one object per distinct JSON (bounded like the edits). */
-const rulesByJson = new Map<string, UriRule>();
-function ruleOf(json: string): UriRule {
-  let r = rulesByJson.get(json);
-  if (!r) {
-    const [path, pathConcatMode, query] = JSON.parse(json) as [string | null, UriRule['pathConcatMode'], UriRule['query']];
-    r = { path: path ?? undefined, pathConcatMode, query };
-    if (rulesByJson.size >= MAX_EDITS) rulesByJson.clear();
-    rulesByJson.set(json, r);
+/**
+ * The writer's side of one ring's shapes: those written in full since the reader last forgot
+ * them. Past `limit` shapes (conf churn), the next record tells the reader to forget them all,
+ * and both start again.
+ */
+export class ShapeBook {
+  private readonly written = new Set<number>();
+  constructor(private readonly limit = 256) {}
+
+  has(id: number): boolean {
+    return this.written.has(id);
   }
-  return r;
+
+  /** Whether writing a new shape first makes the reader forget the ones it has. */
+  get full(): boolean {
+    return this.written.size >= this.limit;
+  }
+
+  /** A record carrying shape `id` in full was committed (after telling the reader to forget, when `forgot`). */
+  wrote(id: number, forgot: boolean): void {
+    if (forgot) this.written.clear();
+    this.written.add(id);
+  }
 }
 
-/** Edits read back, one object per distinct JSON (so per-conf caches keyed by the object keep working). */
-const editsByJson = new Map<string, HeadEdits>();
-const MAX_EDITS = 256;
-function editsOf(json: string): HeadEdits {
-  let e = editsByJson.get(json);
-  if (!e) {
-    const [set, remove, mark, corr] = JSON.parse(json) as [[string, string][], string[], string | null, string | null];
-    e = { headersSet: set, headersRemove: new Set(remove), markHeader: mark ?? undefined, correlationHeader: corr ?? undefined };
-    if (editsByJson.size >= MAX_EDITS) editsByJson.clear();
-    editsByJson.set(json, e);
-  }
-  return e;
+/** A shape read back: the edits object and the rule (one object per shape, so per-conf caches keyed by them keep working). */
+interface ReadShape {
+  readonly edits: HeadEdits;
+  readonly rule: UriRule | undefined;
+}
+
+/** The reader's side of one ring's shapes (thread-worker.ts has one per ring). */
+export class ShapeTable {
+  readonly shapes = new Map<number, ReadShape>();
+}
+
+function parseShape(json: string): ReadShape {
+  const [set, remove, mark, corr, rule] = JSON.parse(json) as [
+    [string, string][], string[], string | null, string | null, [string | null, UriRule['pathConcatMode'], UriRule['query']] | null,
+  ];
+  return {
+    edits: { headersSet: set, headersRemove: new Set(remove), markHeader: mark ?? undefined, correlationHeader: corr ?? undefined },
+    rule: rule ? { path: rule[0] ?? undefined, pathConcatMode: rule[1], query: rule[2] } : undefined,
+  };
+}
+
+/** Whether the copy record at `at` is a counted copy's (for a reader that could not read the rest). */
+export function isCountedRecord(ints: Int32Array, at: number): boolean {
+  return ints[(at >> 2) + 2]! >= KIND_COUNTED;
+}
+
+/** A ring record a reader cannot use (a shape it was never sent); the worker fails that copy. */
+export class BadRecordError extends Error {
+  readonly code = 'BAD_RING_RECORD';
 }
 
 /**
  * Writes a copy into the ring: its built head, or (RawCopy) the header bytes and edits to
  * build it from. False when it does not fit now (the caller sends a message instead).
  */
-export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined): boolean {
+export function writeCopy(
+  ring: ByteRing, nodeId: number, reqId: number, method: string, head: string | Buffer | RawCopy, uri: string, body: Buffer | undefined,
+  book?: ShapeBook,
+): boolean {
   const counted = reqId === COUNTED;
   if (method.length > 255 || !isRingId(nodeId) || (!counted && !isRingId(reqId))) return false;
   // Not Buffer.isBuffer: the global `Buffer` is a getter call per copy.
@@ -164,12 +207,14 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   // The call's bytes' offset and length read once (each a typed-array getter).
   const payload = raw?.bytes;
   const payloadLength = payload === undefined ? 0 : payload.byteLength;
-  const edits = raw ? jsonOf(raw.edits) : undefined;
   const corr = raw?.correlationId;
   // A raw copy without its URI: the worker builds it from the payload by the conf's rule.
-  const rule = raw?.uriRule !== undefined && uri === '' ? jsonOfRule(raw.uriRule) : undefined;
+  const shape = raw ? shapeOf(raw.edits, raw.uriRule !== undefined && uri === '' ? raw.uriRule : undefined) : undefined;
+  // In full the first time on this ring (or always, without a book), else its id alone.
+  const inFull = shape !== undefined && (book === undefined || !book.has(shape.id));
+  const forget = inFull && book !== undefined && book.full;
   let max = COPY_HEADER + method.length + (body ? body.byteLength + 7 : 0);
-  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + (rule ? rule.length : 0) + edits!.length + 7 + payloadLength;
+  if (raw) max += raw.spans.length * 4 + (uri.length + (corr?.length ?? 0)) * 3 + (inFull ? shape!.json.length : 0) + 7 + payloadLength;
   else max += typeof head === 'string' ? head.length * 3 : (head as Buffer).byteLength;
   const at = ring.reserve(max);
   if (at < 0) return false;
@@ -185,17 +230,14 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   }
   p += writeLatin1(bytes, method, p);
   if (raw) {
-    let ub: number;
-    if (rule) {
-      bytes.set(rule, p);
-      ub = rule.length;
-    } else {
-      ub = writeUtf8(bytes, uri, p);
-    }
+    const ub = shape!.rule ? 0 : writeUtf8(bytes, uri, p);
     p += ub;
-    bytes.set(edits!, p);
-    const eb = edits!.length;
-    p += eb;
+    let sb = -1;
+    if (inFull) {
+      bytes.set(shape!.json, p);
+      sb = shape!.json.length;
+      p += sb;
+    }
     const cb = corr === undefined ? -1 : bytes.write(corr, p, 'utf8');
     p += Math.max(0, cb);
     // The payload starts at the same address modulo 8 as the call's bytes: V8 copies into shared
@@ -207,12 +249,14 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
     p += payloadLength;
     ints[i + 2] = counted ? KIND_RAW + KIND_COUNTED : KIND_RAW;
     ints[i + 5] = ub;
-    ints[i + 6] = eb;
+    ints[i + 6] = sb;
     ints[i + 7] = cb;
     ints[i + 8] = payloadLength;
     ints[i + 9] = raw.spans.length;
-    ints[i + 10] = rule ? 1 : 0;
+    ints[i + 10] = shape!.rule ? 1 : 0;
     ints[i + 11] = pad;
+    ints[i + 13] = shape!.id;
+    ints[i + 14] = forget ? 1 : 0;
   } else {
     let hb: number;
     if (typeof head === 'string') {
@@ -238,6 +282,7 @@ export function writeCopy(ring: ByteRing, nodeId: number, reqId: number, method:
   ints[i + 3] = body ? body.byteLength : -1;
   ints[i + 4] = method.length;
   ring.commit(at, p - at);
+  if (inFull && book !== undefined) book.wrote(shape!.id, forget);
   return true;
 }
 
@@ -256,7 +301,12 @@ export interface RingCopy {
   readonly body: Buffer | undefined;
 }
 
-export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy {
+/**
+ * Reads a copy record. A raw copy's shape comes in full or by its id, from `table` (the ring's:
+ * without one, only records carrying their shape in full can be read). Throws BadRecordError
+ * for a shape id the table does not have.
+ */
+export function readCopy(bytes: Buffer, ints: Int32Array, at: number, table?: ShapeTable): RingCopy {
   const i = at >> 2;
   const bodyLen = ints[i + 3]!;
   const ml = ints[i + 4]!;
@@ -272,13 +322,22 @@ export function readCopy(bytes: Buffer, ints: Int32Array, at: number): RingCopy 
     const method = bytes.toString('latin1', p, p + ml);
     p += ml;
     const ub = ints[i + 5]!;
-    const text = bytes.toString('utf8', p, p + ub);
-    const uriRule = ints[i + 10] === 1 ? ruleOf(text) : undefined;
-    const uri = uriRule ? '' : text;
+    const uri = ub === 0 ? '' : bytes.toString('utf8', p, p + ub);
     p += ub;
-    const eb = ints[i + 6]!;
-    const edits = editsOf(bytes.toString('utf8', p, p + eb));
-    p += eb;
+    const sb = ints[i + 6]!;
+    const id = ints[i + 13]!;
+    if (table !== undefined && ints[i + 14] === 1) table.shapes.clear();
+    let shape: ReadShape | undefined;
+    if (sb >= 0) {
+      shape = parseShape(bytes.toString('utf8', p, p + sb));
+      table?.shapes.set(id, shape);
+      p += sb;
+    } else {
+      shape = table?.shapes.get(id);
+      if (shape === undefined) throw new BadRecordError(`copy record refers to shape ${id}, never written on this ring`);
+    }
+    const edits = shape.edits;
+    const uriRule = ints[i + 10] === 1 ? shape.rule : undefined;
     const cb = ints[i + 7]!;
     const correlationId = cb < 0 ? undefined : bytes.toString('utf8', p, p + cb);
     p += Math.max(0, cb) + ints[i + 11]!;

@@ -10,7 +10,9 @@ import { HttpNode, type NodeTransport } from './http-node.js';
 import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
 import { ByteRing, LookPacer, StaleWaker } from './shm-ring.js';
-import { readCopy, writeDone, writeOutcomes, type DoneMessage, type FromWorker, type RingCopy, type ToWorker } from './thread-protocol.js';
+import {
+  BadRecordError, isCountedRecord, readCopy, ShapeTable, writeDone, writeOutcomes, type DoneMessage, type FromWorker, type RingCopy, type ToWorker,
+} from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
 const port = parentPort;
@@ -160,10 +162,32 @@ function sendRingCopy(copy: RingCopy, done: (o: DispatchOutcome, c?: string, e?:
   }
 }
 
+/** The shapes (conf edits and URI rules) written in full on the copies ring so far. */
+let shapes = new ShapeTable();
+
 function drainCopies(): number {
   if (!copies) return 0;
   const ints = copies.ints;
-  return copies.drain((bytes, at) => sendFromRing(readCopy(bytes, ints, at)));
+  return copies.drain((bytes, at) => {
+    let copy: RingCopy;
+    try {
+      copy = readCopy(bytes, ints, at, shapes);
+    } catch (err) {
+      // Not expected (both ends follow ShapeBook): fail this copy, keep the thread.
+      if (!(err instanceof BadRecordError)) throw err;
+      failRecord(ints, at, err);
+      return;
+    }
+    sendFromRing(copy);
+  });
+}
+
+/** The outcome of a copy record that could not be read: an error, reported as its kind says. */
+function failRecord(ints: Int32Array, at: number, err: BadRecordError): void {
+  const i = at >> 2;
+  const nodeId = ints[i]! >>> 0;
+  if (isCountedRecord(ints, at)) countedDone(nodeId, 'error', 0, err.code, err.message);
+  else ringDone(ints[i + 1]! >>> 0, 'error', err.code, err.message);
 }
 
 /**
@@ -193,6 +217,7 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.t) {
     case 'rings':
       copies = new ByteRing(msg.copies);
+      shapes = new ShapeTable();
       doneRing = new ByteRing(msg.done);
       doneWaker = new StaleWaker(doneRing, (check) => setTimeout(check, POLL_MS));
       void consume();

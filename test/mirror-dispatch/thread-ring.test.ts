@@ -12,9 +12,10 @@ import fc from 'fast-check';
 import { afterAll, describe, it, expect } from 'vitest';
 import { ByteRing } from '../../src/mirror-dispatch/shm-ring.js';
 import {
-  COUNTED, eachDone, isNodeRecord, readCopy, readDone, readNodeOutcomes, writeCopy, writeDone, writeOutcomes,
-  type RingCopy, type RingDone, type RingNodeOutcomes,
+  BadRecordError, COUNTED, eachDone, isCountedRecord, isNodeRecord, readCopy, readDone, readNodeOutcomes, ShapeBook, ShapeTable,
+  writeCopy, writeDone, writeOutcomes, type RingCopy, type RingDone, type RingNodeOutcomes,
 } from '../../src/mirror-dispatch/thread-protocol.js';
+import type { RawCopy } from '../../src/mirror-dispatch/copy-head.js';
 import type { DispatchOutcome } from '../../src/mirror-dispatch/types.js';
 import { FC_RUNS, fcParams, timeoutFor } from '../reliability/fc-config.js';
 
@@ -198,6 +199,80 @@ describe('thread-protocol ring records', () => {
     }), { ...fcParams(FC_RUNS), interruptAfterTimeLimit: SHRINK_TIME_LIMIT_MS });
     expect(refused).toBeGreaterThan(0);
   }, timeoutFor(FC_RUNS, 20));
+
+  it('a shape (a conf\'s edits and URI rule) goes in full once per ring, by id after; past the book\'s limit both ends forget and start again', () => {
+    // Six confs, three of them building the URI by their rule; a book of three shapes.
+    const confs = Array.from({ length: 6 }, (_, k) => ({
+      headersSet: [['x-conf', String(k)]] as [string, string][], headersRemove: new Set(k % 2 ? ['cookie'] : []),
+      markHeader: k === 0 ? 'x-mirror' : undefined, correlationHeader: undefined,
+      path: k < 3 ? `/p${k}` : undefined, pathConcatMode: 'prefix' as const, query: 'auto' as const,
+    }));
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(5), fc.boolean(), fc.uint8Array({ minLength: 1, maxLength: 40 })), { minLength: 1, maxLength: 60 }), (picks) => {
+      const ring = ByteRing.create(65536);
+      const book = new ShapeBook(3);
+      const table = new ShapeTable();
+      let inFull = 0;
+      const got: RingCopy[] = [];
+      for (const [k, byRule, bytes] of picks) {
+        const conf = confs[k]!;
+        // The URI built by the rule ('' here) only for the confs that have one.
+        const useRule = byRule && conf.path !== undefined;
+        expect(writeCopy(ring, 1, COUNTED, 'GET', { bytes: Buffer.from(bytes), spans: [], edits: conf, correlationId: undefined, uriRule: conf }, useRule ? '' : '/u', undefined, book)).toBe(true);
+        ring.drain((b, at) => {
+          if (ring.ints[(at >> 2) + 6]! >= 0) inFull++;
+          got.push(readCopy(b, ring.ints, at, table));
+        });
+      }
+      const distinct = new Set(picks.map(([k, byRule]) => `${k}:${byRule && confs[k]!.path !== undefined}`)).size;
+      // Each shape in full at least once; never more often than it was new or the book was forgotten.
+      expect(inFull).toBeGreaterThanOrEqual(distinct);
+      expect(inFull).toBeLessThanOrEqual(picks.length);
+      if (distinct <= 3) expect(inFull).toBe(distinct);
+      picks.forEach(([k, byRule, bytes], n) => {
+        const conf = confs[k]!;
+        const useRule = byRule && conf.path !== undefined;
+        const copy = got[n]!;
+        const head = copy.head as RawCopy;
+        expect(copy.uri).toBe(useRule ? '' : '/u');
+        expect(Buffer.from(head.bytes)).toEqual(Buffer.from(bytes));
+        expect(head.edits).toEqual({ headersSet: conf.headersSet, headersRemove: conf.headersRemove, markHeader: conf.markHeader, correlationHeader: undefined });
+        expect(head.uriRule).toEqual(useRule ? { path: conf.path, pathConcatMode: 'prefix', query: 'auto' } : undefined);
+      });
+      // One object per shape while the reader keeps it (per-conf caches in the worker are keyed by it).
+      const first = new Map<string, unknown>();
+      picks.forEach(([k, byRule], n) => {
+        const key = `${k}:${byRule && confs[k]!.path !== undefined}`;
+        if (distinct <= 3) {
+          const edits = (got[n]!.head as RawCopy).edits;
+          if (first.has(key)) expect(edits).toBe(first.get(key));
+          else first.set(key, edits);
+        }
+      });
+    }), fcParams(FC_RUNS));
+  });
+
+  it('a record naming a shape its reader was never sent is refused with BadRecordError, and a counted one says so', () => {
+    const ring = ByteRing.create(4096);
+    const book = new ShapeBook();
+    const edits = { headersSet: [], headersRemove: new Set<string>(), markHeader: undefined, correlationHeader: undefined };
+    const raw = { bytes: Buffer.from('call'), spans: [], edits, correlationId: undefined, uriRule: undefined };
+    expect(writeCopy(ring, 1, COUNTED, 'GET', raw, '/', undefined, book)).toBe(true);
+    expect(writeCopy(ring, 1, COUNTED, 'GET', raw, '/', undefined, book)).toBe(true);
+    const reads: string[] = [];
+    // A reader that missed the first record (a table of its own, for the second only).
+    let n = 0;
+    ring.drain((b, at) => {
+      if (n++ === 0) return;
+      expect(isCountedRecord(ring.ints, at)).toBe(true);
+      try {
+        readCopy(b, ring.ints, at, new ShapeTable());
+        reads.push('read');
+      } catch (err) {
+        reads.push(err instanceof BadRecordError ? err.code : String(err));
+      }
+    });
+    expect(reads).toEqual(['BAD_RING_RECORD']);
+  });
 
   it('raw copies round-trip: the call bytes and entry spans, the URI or its rule, the edits, the correlation id and the body', () => {
     const raw = fc.record({
