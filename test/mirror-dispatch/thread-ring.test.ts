@@ -228,6 +228,8 @@ describe('thread-protocol ring records', () => {
       expect(inFull).toBeGreaterThanOrEqual(distinct);
       expect(inFull).toBeLessThanOrEqual(picks.length);
       if (distinct <= 3) expect(inFull).toBe(distinct);
+      // The reader forgot with the writer: it holds no more shapes than the book's limit.
+      expect(table.shapes.size).toBeLessThanOrEqual(3);
       picks.forEach(([k, byRule, bytes], n) => {
         const conf = confs[k]!;
         const useRule = byRule && conf.path !== undefined;
