@@ -119,6 +119,26 @@ describe('copies from a worker thread', () => {
   });
 });
 
+describe('a worker dying with copies queued behind its in-flight ones', () => {
+  it('the queued copy that its lost copy\'s slot frees goes to the restarted worker and arrives', async () => {
+    const slow = await target('hold');
+    const mr = await runner({ mirror_threads: 2 });
+    // One copy in flight, one queued behind it.
+    const route = mirrorRoute('route#thr5#x#1', { host: slow.url, max_concurrency: 1, max_queue: 5 });
+    expectOk(await mr.client.httpReqCall(route, call({ path: '/first' })));
+    await slow.waitFor(1);
+    expectOk(await mr.client.httpReqCall(route, call({ path: '/queued' })));
+    expect(mr.plugin.dispatcher.threads!.restarts).toBe(0);
+    await mr.plugin.dispatcher.threads!.workers[0]!.terminate();
+    // The lost copy's outcome frees its slot and starts the queued one, during the restart:
+    // it must reach the new worker's ring, not the dead one's.
+    await until(() => slow.received.some((r) => r.url === '/queued'), 'the queued copy sent by the restarted worker');
+    expect(await mr.metric('apisix_runner_mirror_requests_total', { target: slow.url, outcome: 'error' })).toBe(1);
+    expect(await mr.metric('apisix_runner_mirror_inflight', { target: slow.url })).toBe(1);
+    expect(await mr.metric('apisix_runner_mirror_queued', { target: slow.url })).toBe(0);
+  });
+});
+
 describe.each([1, 2])('shutdown with mirror_threads %i', (threads) => {
   it('drains queued copies within the grace period', async () => {
     const t = await target('hold', 200);
