@@ -181,13 +181,18 @@ class WorkerSlot {
     this.settle(r, o, c, e, undefined);
   };
 
-  /** A node's counted outcomes (done ring or message): settled together. */
+  /**
+   * A node's counted outcomes (done ring or message): settled together. Never more than the
+   * node has in flight: a dead worker's last message, read after its copies were counted as
+   * lost, settles nothing.
+   */
   private readonly settleCounted: EachNodeOutcomes = (nodeId, o, n, micros, first, c, e) => {
     const node = this.counted.get(nodeId);
-    if (node === undefined) return;
-    node.inflight -= n;
-    this.ringInflight -= n;
-    node.report(o, n, micros, first, c, e);
+    const k = node === undefined ? 0 : Math.min(n, node.inflight);
+    if (k <= 0) return;
+    node!.inflight -= k;
+    this.ringInflight -= k;
+    node!.report(o, k, micros, first, c, e);
   };
 
   private settle(r: number, o: DoneMessage['o'], c: string | undefined, e: string | undefined, s: DoneMessage['s']): void {
@@ -218,7 +223,7 @@ class WorkerSlot {
       return;
     }
     if (msg.t === 'counted') {
-      this.settleCounted(msg.n, msg.o, msg.us.length, msg.us as unknown as Int32Array, 0, msg.c, msg.e);
+      this.settleCounted(msg.n, msg.o, msg.us.length, msg.us, 0, msg.c, msg.e);
       return;
     }
     for (const d of msg.batch) this.settle(d.r, d.o, d.c, d.e, d.s);

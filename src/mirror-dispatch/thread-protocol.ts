@@ -431,7 +431,7 @@ export function writeOutcomes(ring: ByteRing, nodeId: number, outcome: DispatchO
  * microseconds at `ints[first]` to `ints[first + n - 1]` (read them before returning).
  */
 export type EachNodeOutcomes = (
-  nodeId: number, outcome: DispatchOutcome, n: number, ints: Int32Array, first: number, code: string | undefined, message: string | undefined,
+  nodeId: number, outcome: DispatchOutcome, n: number, micros: ArrayLike<number>, first: number, code: string | undefined, message: string | undefined,
 ) => void;
 
 /** A node's outcomes read from the done ring (tests; the RPC thread uses eachDone). */
@@ -451,7 +451,7 @@ export function isNodeRecord(ints: Int32Array, at: number): boolean {
 export function readNodeOutcomes(bytes: Buffer, ints: Int32Array, at: number): RingNodeOutcomes {
   let got: RingNodeOutcomes | undefined;
   eachNodeRecord(bytes, ints, at, (nodeId, outcome, n, src, first, code, message) => {
-    got = { nodeId, outcome, micros: Array.from(src.subarray(first, first + n)), code, message };
+    got = { nodeId, outcome, micros: Array.from({ length: n }, (_, k) => src[first + k]!), code, message };
   });
   return got!;
 }
