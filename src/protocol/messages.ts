@@ -361,26 +361,20 @@ export class HttpReqCallMessage {
   get headerSpans(): readonly number[] {
     if (this.spansCache === undefined) {
       const b = this.payload;
-      const vec = vectorAt(b, this.pos, 14);
-      if (vec < 0) {
-        this.spansCache = [];
-      } else {
-        const spans: number[] = new Array<number>(u32(b, vec) * 4);
-        verifyTextEntrySpans(b, vec, spans);
-        let low = 0;
-        let high = 0;
-        for (let i = 0; i < spans.length; i += 4) {
-          const ns = spans[i]!;
-          const ne = spans[i + 1]!;
-          if (ne === ns) continue;
-          const k = nameBucket(ne - ns, b[ns]!, b[ne - 1]!);
-          if (k < 32) low |= 1 << k;
-          else high |= 1 << (k - 32);
-        }
-        this.namesLow = low;
-        this.namesHigh = high;
-        this.spansCache = spans;
+      const spans = entrySpans(b, this.pos, 14);
+      let low = 0;
+      let high = 0;
+      for (let i = 0; i < spans.length; i += 4) {
+        const ns = spans[i]!;
+        const ne = spans[i + 1]!;
+        if (ne === ns) continue;
+        const k = nameBucket(ne - ns, b[ns]!, b[ne - 1]!);
+        if (k < 32) low |= 1 << k;
+        else high |= 1 << (k - 32);
       }
+      this.namesLow = low;
+      this.namesHigh = high;
+      this.spansCache = spans;
     }
     return this.spansCache;
   }
