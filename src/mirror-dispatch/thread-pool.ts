@@ -2,8 +2,11 @@
  * Dispatch worker threads. The RPC thread keeps every target's limits, queue and circuit
  * breakers (admission is synchronous and costs no message); a ThreadNode stands for a node
  * whose connection pool lives in a worker and forwards requests there: through the worker's
- * copies ring (thread-protocol.ts) or, for the rest, in one message per event-loop turn. A worker that dies is detected, its in-flight requests are counted as
- * errors, and it is restarted with the same nodes.
+ * copies ring (thread-protocol.ts) or, for the rest, in one message per event-loop turn. A
+ * ring copy whose answer is thrown away is counted (sendCounted): the worker reports its node's
+ * outcomes in batches and this thread keeps no record per copy. A worker that dies is
+ * detected, its in-flight requests are counted as errors, and it is restarted with the same
+ * nodes (the new one first, so copies started by the lost ones' callbacks reach it).
  */
 import { Worker } from 'node:worker_threads';
 import type { CircuitBreaker } from './circuit-breaker.js';

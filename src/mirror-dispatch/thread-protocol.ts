@@ -73,7 +73,7 @@ export function ownBytes(b: Buffer | Uint8Array): Uint8Array {
 //   7 correlation id bytes (-1: none), 8 payload bytes, 9 spans, 10 (RAW) 1 when the worker
 //   builds the URI from the payload by the shape's URI rule, else 0, 11 padding before the
 //   payload (RAW: 0-7 bytes, see writeCopy), 12 padding before the body, 13 (RAW) shape id,
-//   14 (RAW) 1 when the reader forgets the shapes it has before reading this record's
+//   14 (RAW) 1 when the reader forgets the shapes it has before reading this record's shape
 // then (RAW) the spans as int32, and the method (latin1), the head or the URI (UTF-8), (RAW)
 // the shape as JSON (its conf's header edits and URI rule: in full the first time on a ring,
 // see ShapeBook), the correlation id and the call's payload, and the body.
