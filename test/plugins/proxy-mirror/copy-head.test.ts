@@ -82,6 +82,56 @@ describe('copy head from the call\'s bytes', () => {
     expect(taken).toBeGreaterThan(100);
   });
 
+  it('builds a run of calls with one conf (names compared with the last call\'s, values four bytes at a time, heads cut from shared slabs) as the string path does', () => {
+    // Longer values put a bad byte in each lane of the four-byte loop and in its tail.
+    const longValues = ['abcdefgh', 'abcd\refgh', 'abcde\nfgh', 'abcdef\0gh', 'abcdefg\u00e9', 'ab\ncd', 'text/html;q=0.9, */*'];
+    const longEntry = fc.record({
+      name: fc.constantFrom(...NAMES),
+      value: fc.option(fc.constantFrom(...VALUES, ...longValues), { nil: undefined, freq: 8 }),
+    });
+    // A client's headers in the same order call after call, with some calls that differ.
+    const calls = fc.array(fc.array(longEntry, { maxLength: 8 }), { minLength: 1, maxLength: 3 }).chain((kinds) =>
+      fc.array(fc.constantFrom(...kinds), { minLength: 2, maxLength: 12 }));
+    let taken = 0;
+    fc.assert(
+      fc.property(calls, conf, (run, c) => {
+        const built: { head: Buffer; text: string }[] = [];
+        // As the plugin calls it: a correlation id whenever the conf names its header.
+        const correlationId = c.correlationHeader ? 'id-1' : undefined;
+        for (const headers of run) {
+          const bytes = copyHeadFromBytes(raw(call(headers)), 'GET', '/a?b=1', c, { bodyLength: undefined, correlationId });
+          const expected = stringPath(call(headers), 'GET', '/a?b=1', c, undefined, correlationId);
+          if (bytes === undefined) continue;
+          taken++;
+          expect(expected).not.toBe('refused');
+          expect(bytes.toString('latin1')).toBe((expected as Buffer).toString('latin1'));
+          built.push({ head: bytes, text: bytes.toString('latin1') });
+        }
+        // A head built later never writes over an earlier one (they share a slab).
+        for (const b of built) expect(b.head.toString('latin1')).toBe(b.text);
+      }),
+      { numRuns: 1500 },
+    );
+    expect(taken).toBeGreaterThan(500);
+  });
+
+  it('keeps every head of a long run intact across slabs, and builds a head larger than a slab\'s quarter', () => {
+    const c: HeadConf = { headersSet: [], headersRemove: new Set(), markHeader: undefined, correlationHeader: undefined };
+    const ctx = { bodyLength: undefined, correlationId: undefined };
+    const heads: { head: Buffer; text: string }[] = [];
+    // 40 KiB of heads or more: at least one new slab.
+    for (let i = 0; i < 200; i++) {
+      const headers = [{ name: 'host', value: `h${i}.example` }, { name: 'x-n', value: String(i).repeat(50) }];
+      const head = copyHeadFromBytes(raw(call(headers)), 'GET', '/', c, ctx)!;
+      heads.push({ head, text: `GET / HTTP/1.1\r\nhost: h${i}.example\r\nx-n: ${String(i).repeat(50)}\r\n\r\n` });
+    }
+    for (const h of heads) expect(h.head.toString('latin1')).toBe(h.text);
+    const big = 'v'.repeat(9000);
+    const head = copyHeadFromBytes(raw(call([{ name: 'host', value: 'h' }, { name: 'x-big', value: big }])), 'GET', '/', c, ctx);
+    expect(head?.toString('latin1')).toBe(`GET / HTTP/1.1\r\nhost: h\r\nx-big: ${big}\r\n\r\n`);
+    for (const h of heads) expect(h.head.toString('latin1')).toBe(h.text);
+  });
+
   it('tells apart two names whose hashes collide (names are remembered by hash, then compared)', () => {
     // FNV-1a of both lower-case names, masked to 30 bits as copy-head.ts keeps it: 0x267b28a1.
     const [a, b] = ['x-wjqckg', 'x-bndhsx'];
