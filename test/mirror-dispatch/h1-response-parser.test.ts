@@ -177,6 +177,22 @@ describe('h1 response parser', () => {
     expect(keepAlive).toBe(4000);
   });
 
+  it('ends a header line only at CR LF: a bare CR or LF inside a value is part of it, and a line without a colon is refused', () => {
+    let headers: string[] | undefined;
+    const bodies: string[] = [];
+    const parser = new ResponseParser({
+      isHeadRequest: () => false,
+      wantsHeaders: () => true,
+      onHead: (_s, h) => { headers = h; },
+      onBody: (chunk) => { bodies.push(Buffer.from(chunk).toString('latin1')); },
+      onEnd: () => undefined,
+    });
+    parser.execute(Buffer.from('HTTP/1.1 200 OK\r\nx-a: 1\r2\r\nx-b: 3\n4\r\ncontent-length: 2\r\n\r\nok'));
+    expect(headers).toEqual(['x-a', '1\r2', 'x-b', '3\n4', 'content-length', '2']);
+    expect(bodies.join('')).toBe('ok');
+    expect(() => parser.execute(Buffer.from('HTTP/1.1 200 OK\r\nno colon here\r\nx-c: 1\r\n\r\n'))).toThrow(ResponseParseError);
+  });
+
   it('treats an HTTP/1.0 answer without keep-alive as the last on its connection', () => {
     let reusable: boolean | undefined;
     const parser = new ResponseParser({
