@@ -36,6 +36,12 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 12 };
 const COPIES_RING_BYTES = 4 * 1024 * 1024;
 const DONE_RING_BYTES = 256 * 1024;
 
+/** Ring sizes (bytes, powers of two, at least 64): the defaults above, smaller in tests of a full ring. */
+export interface RingSizes {
+  readonly copiesBytes: number;
+  readonly doneBytes: number;
+}
+
 /**
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
  * the TypeScript sources (tests, `tsx`), the .ts file through tsx's loader API.
@@ -89,16 +95,20 @@ class WorkerSlot {
     return this.copies.consumerAsleep;
   }
 
-  constructor(readonly index: number, private readonly onCrash: (index: number, reason: string, lost: number) => void) {
+  constructor(
+    readonly index: number,
+    private readonly onCrash: (index: number, reason: string, lost: number) => void,
+    private readonly ringSizes: RingSizes,
+  ) {
     this.start();
   }
 
   private start(): void {
     const worker = startWorker();
     this.worker = worker;
-    this.copies = ByteRing.create(COPIES_RING_BYTES);
+    this.copies = ByteRing.create(this.ringSizes.copiesBytes);
     this.shapes = new ShapeBook();
-    this.doneRing = ByteRing.create(DONE_RING_BYTES);
+    this.doneRing = ByteRing.create(this.ringSizes.doneBytes);
     this.ringInflight = 0;
     worker.postMessage({ t: 'rings', copies: this.copies.shared, done: this.doneRing.shared } satisfies ToWorker);
     worker.unref();
@@ -396,14 +406,18 @@ export class DispatchThreads {
   private nextNode = 0;
 
   /** Workers start with the first node, so a runner without mirror targets starts none. */
-  constructor(private readonly count: number, private readonly onCrash: (index: number, reason: string, lost: number) => void) {}
+  constructor(
+    private readonly count: number,
+    private readonly onCrash: (index: number, reason: string, lost: number) => void,
+    private readonly ringSizes: RingSizes = { copiesBytes: COPIES_RING_BYTES, doneBytes: DONE_RING_BYTES },
+  ) {}
 
   /**
    * Creates a node in the next worker (round robin). With `counted`, its copies sent by
    * sendCounted report their outcomes there, in batches.
    */
   createNode(node: NodeSpec, target: TargetSpec, breaker: CircuitBreaker, tlsName: string | undefined, counted?: CountedOutcomes): NodeTransport {
-    if (this.slots.length === 0) for (let i = 0; i < this.count; i++) this.slots.push(new WorkerSlot(i, this.onCrash));
+    if (this.slots.length === 0) for (let i = 0; i < this.count; i++) this.slots.push(new WorkerSlot(i, this.onCrash, this.ringSizes));
     const slot = this.slots[this.nextSlot++ % this.slots.length]!;
     const id = this.nextNode++;
     const entry = slot.addNode({ t: 'node', id, node, target, tlsName }, counted);
