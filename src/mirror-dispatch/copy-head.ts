@@ -153,13 +153,13 @@ function nameOf(recipe: Recipe, out: Buffer, start: number, end: number): SeenNa
 
 /**
  * Heads are cut from slabs of this many bytes, one after the other (a head is a view of its
- * slab: no copy). `Buffer.allocUnsafe` cuts them from Node's 8 KiB pool, whose renewal every
- * dozen heads (a new ArrayBuffer) was about an eighth of a head's cost; the head's exact size
- * is known only once it is built, so it reserved an upper bound and cut a second view.
- * A slab lives as long as any head cut from it: heads of copies queued for a slow target
- * share the slabs of the copies built around them.
+ * slab). `Buffer.allocUnsafe` reserved an upper bound of the head's size in Node's pool and cut
+ * a second view once the size was known; here there is one view per head. A slab lives as long
+ * as any head cut from it, so its size is that of Node's pool: a head held long (a copy queued
+ * for a slow target) keeps no more memory than it did. 32 KiB slabs measured the same
+ * (docs/performance.md, "Mirror dispatch, tenth pass").
  */
-const SLAB_BYTES = 32 * 1024;
+const SLAB_BYTES = 8 * 1024;
 /** The slab heads are cut from; the first head allocates it. */
 let slab = Buffer.alloc(0);
 let slabUsed = SLAB_BYTES;

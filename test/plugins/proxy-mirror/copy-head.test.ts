@@ -119,7 +119,7 @@ describe('copy head from the call\'s bytes', () => {
     const c: HeadConf = { headersSet: [], headersRemove: new Set(), markHeader: undefined, correlationHeader: undefined };
     const ctx = { bodyLength: undefined, correlationId: undefined };
     const heads: { head: Buffer; text: string }[] = [];
-    // 40 KiB of heads or more: at least one new slab.
+    // About 30 KiB of heads: several slabs.
     for (let i = 0; i < 200; i++) {
       const headers = [{ name: 'host', value: `h${i}.example` }, { name: 'x-n', value: String(i).repeat(50) }];
       const head = copyHeadFromBytes(raw(call(headers)), 'GET', '/', c, ctx)!;
