@@ -36,6 +36,10 @@
  *                           (bench/ballast.mjs); medians of the RPC-thread µs ratios
  *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
  *                           one request per connection at a time and 16 pipelined
+ *   --cpu-rounds <n>        CPU rounds (issue 13's CPU target): after the matrix, n rounds of the
+ *                           closed-loop cells at the largest C of the decision-only and mirrored cases
+ *                           selected, interleaved in a rotating order on the runners kept from the
+ *                           matrix; the target is read from the medians (default 5 with --targets, else 0)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -68,6 +72,7 @@ const { values: flags } = parseArgs({
     'cpu-rate': { type: 'string' },
     'no-pair-freeze': { type: 'boolean', default: false },
     'core-rates': { type: 'string' },
+    'cpu-rounds': { type: 'string' },
   },
 });
 
@@ -87,6 +92,10 @@ const CPU_RATE = flags['cpu-rate'] !== undefined ? Number(flags['cpu-rate']) : f
 const CORE_RATES = flags['core-rates'] !== undefined
   ? flags['core-rates'].split(',').map(Number)
   : flags.targets ? [...new Set([CPU_RATE, 16000])] : [];
+const CPU_ROUNDS = Number(flags['cpu-rounds'] ?? (flags.targets ? 5 : 0));
+if (!Number.isInteger(CPU_ROUNDS) || CPU_ROUNDS < 0) throw new Error(`--cpu-rounds must be a whole number ≥ 0, got ${flags['cpu-rounds']}`);
+/** The cells of the CPU rounds, decision-only first (the others are compared with it). */
+const CPU_ROUND_CELLS = ['mirror-decide', 'mirror-all', 'mirror-all-thr'];
 if (CORE_RATES.some((r) => !(r > 0))) throw new Error(`--core-rates must list positive rates, got ${flags['core-rates']}`);
 for (const [name, v] of [['--cpu-rate', CPU_RATE], ['--rate', RATE], ['--pairs', PAIRS], ['--pair-connections', PAIR_CONNECTIONS], ['--pair-duration', PAIR_DURATION_S]]) {
   if (v !== undefined && !(v > 0)) throw new Error(`${name} must be a positive number`);
@@ -374,7 +383,11 @@ async function runOnce(c, server, sink, { connections, key, rate, durationS, war
   if (target) await sleep(200);
   const a = sink ? await sinkCount(sink.port) : undefined;
   const ca = await counters();
-  if (b && a) s.mirrorsReceived = { requests: a.requests - b.requests, connections: a.connections - b.connections - 1 }; // -1: our count request
+  if (b && a) {
+    // -1: our count request. `reads` (fast sink only): the read batches the copies came in,
+    // so requests ÷ reads is how many copies the runner put in one write, roughly.
+    s.mirrorsReceived = { requests: a.requests - b.requests, connections: a.connections - b.connections - 1, reads: (a.reads ?? 0) - (b.reads ?? 0) };
+  }
   if (cb && ca) s.copies = Object.fromEntries(Object.keys(ca).map((k) => [k, ca[k] - cb[k]]));
   else if (target && server.metricsUrl) s.copiesUnread = `${server.metricsUrl} could not be read ${cb ? 'after' : 'before'} the cell`;
   return s;
@@ -696,6 +709,71 @@ function renderCorePairs(done) {
   return lines.join('\n');
 }
 
+// ---- CPU rounds (issue 13's CPU target) -----------------------------------------------------
+/**
+ * Issue 13's "runner CPU per mirrored request", as `CPU_ROUNDS` rounds of the closed-loop cells
+ * at the largest C, interleaved on the runners kept from the matrix: one cell alone is read in a
+ * single window of this VM, and the same build read 17 and 29 µs per RPC in the decision-only
+ * cell minutes apart (docs/performance.md, "Mirror dispatch, eleventh pass"). Each round runs
+ * every cell once, in an order rotated by one per round so that no cell always goes first or
+ * last; "the copy adds" is mirrored − decision-only within a round. The target is read from the
+ * medians over rounds; every round is reported.
+ */
+async function runCpuRounds(ids, servers, sinkFor, nextKey) {
+  const connections = Math.max(...CONNECTIONS);
+  const cases = ids.map((id) => CASES.find((x) => x.id === id));
+  const rounds = [];
+  for (let r = 0; r < CPU_ROUNDS; r++) {
+    const order = cases.map((_, i) => cases[(i + r) % cases.length]);
+    const cells = {};
+    for (const c of order) {
+      for (const [id, server] of servers) freeze(server, id !== c.id);
+      cells[c.id] = await quietest(async (tries) => {
+        process.stderr.write(`bench: CPU round ${r + 1}/${CPU_ROUNDS} ${c.label}, C=${connections}${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
+        return runOnce(c, servers.get(c.id), sinkFor(c), { connections, key: nextKey() });
+      }, (s) => s.otherCpuUtilisation ?? 0);
+    }
+    rounds.push({ order: order.map((c) => c.id), cells });
+  }
+  const cpu = (s) => s.runnerCpuUsPerRpc;
+  const decide = ids[0];
+  const byCell = Object.fromEntries(ids.map((id) => {
+    const all = rounds.map((r) => r.cells[id]);
+    return [id, {
+      cpu: all.map(cpu),
+      rpcThread: all.map((s) => s.rpcThreadUsPerRpc),
+      others: all.map((s) => s.otherThreadsUsPerRpc),
+      dropped: all.map((s) => droppedShare(s) ?? 0),
+      noise: all.map((s) => s.otherCpuUtilisation ?? 0),
+      tries: all.map((s) => s.tries),
+      medianCpu: median(all.map(cpu)),
+      medianRpcThread: median(all.map((s) => s.rpcThreadUsPerRpc)),
+      medianOthers: median(all.map((s) => s.otherThreadsUsPerRpc)),
+      // Mirrored − decision-only in the same round.
+      medianCopyAdds: id === decide ? undefined : median(rounds.map((r) => cpu(r.cells[id]) - cpu(r.cells[decide]))),
+      maxDroppedShare: Math.max(...all.map((s) => droppedShare(s) ?? 0)),
+    }];
+  }));
+  return { connections, rounds: rounds.map((r) => ({ order: r.order, cpu: Object.fromEntries(ids.map((id) => [id, cpu(r.cells[id])])) })), cells: byCell };
+}
+
+function renderCpuRounds(d) {
+  const ids = Object.keys(d.cells);
+  const label = (id) => CASES.find((x) => x.id === id).label;
+  const lines = [
+    `CPU rounds: ${d.rounds.length} rounds of the closed-loop cells at C = ${d.connections}, ${WARMUP_S} s warm-up + ${DURATION_S} s each, interleaved (order rotated each round); runner CPU µs per RPC, all threads. A cell where other processes used more than ${NOISE_LIMIT * 100}% of a core runs again (up to --max-tries in all, the quietest kept).`,
+    '',
+    `| round (order) | ${ids.map(label).join(' | ')} |`,
+    `|---|${ids.map(() => '--:').join('|')}|`,
+    ...d.rounds.map((r, i) => `| ${i + 1} (${r.order.map((id) => ids.indexOf(id) + 1).join(', ')}) | ${ids.map((id) => fmt1(r.cpu[id])).join(' | ')} |`),
+    `| **median** | ${ids.map((id) => `**${fmt1(d.cells[id].medianCpu)}** (RPC thread ${fmt1(d.cells[id].medianRpcThread)} + others ${fmt1(d.cells[id].medianOthers)})`).join(' | ')} |`,
+    `| the copy adds (median of mirrored − decision per round) | ${ids.map((id) => (d.cells[id].medianCopyAdds === undefined ? '—' : fmt1(d.cells[id].medianCopyAdds))).join(' | ')} |`,
+    `| copies dropped (max) | ${ids.map((id) => `${(d.cells[id].maxDroppedShare * 100).toFixed(1)}%`).join(' | ')} |`,
+  ];
+  lines.push('', 'The order column numbers the cells as the table\'s columns do.');
+  return lines.join('\n');
+}
+
 function renderPairs(done) {
   const lines = [
     `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
@@ -748,7 +826,7 @@ function renderCalibration(rows) {
 
 // ---- issue 13 target report ----------------------------------------------------------------
 /** Issue 13's targets against this run's cells (the largest C measured, closed loop and --cpu-rate) and paced pairs. */
-function renderTargets(results, pairsDone, coreDone = []) {
+function renderTargets(results, pairsDone, coreDone = [], cpuDone = undefined) {
   const maxC = Math.max(...CONNECTIONS);
   const cell = (id) => results.find((r) => r.id === id && r.connections === maxC && !r.rate && r.summary)?.summary;
   const pacedCell = (id) => (CPU_RATE ? results.find((r) => r.id === id && r.rate === CPU_RATE && r.summary)?.summary : undefined);
@@ -767,7 +845,21 @@ function renderTargets(results, pairsDone, coreDone = []) {
   const rows = [];
   // 1. CPU per mirrored request: closed loop at C = maxC (as the issue words it) and paced at
   // --cpu-rate, where all copies can be sent; "the copy adds" is mirror − decision at that load.
-  for (const [load, get] of [[`C = ${maxC}`, cell], ...(CPU_RATE ? [[`C = ${maxC} paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
+  // With CPU rounds, the closed loop is read from their medians (the matrix's single cell is
+  // given beside them).
+  for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
+    const r = cpuDone?.cells[id];
+    if (!r) continue;
+    const d = cpuDone.cells['mirror-decide'];
+    const s = cell(id);
+    rows.push([
+      `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, C = ${cpuDone.connections}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
+      `median of ${cpuDone.rounds.length} interleaved rounds ${fmt1(r.medianCpu)} µs (RPC thread ${fmt1(r.medianRpcThread)} + others ${fmt1(r.medianOthers)}; rounds ${r.cpu.map(fmt1).join(', ')}); decision ${fmt1(d.medianCpu)} µs, the copy adds ${fmt1(r.medianCopyAdds)}; copies dropped ≤ ${pct(r.maxDroppedShare)}${s ? `; the matrix's cell: ${fmt1(s.runnerCpuUsPerRpc)} µs` : ''}`,
+      status(r.medianCpu <= 25, r.maxDroppedShare <= 0.01),
+    ]);
+  }
+  const closedCpu = cpuDone ? [] : [[`C = ${maxC}`, cell]];
+  for (const [load, get] of [...closedCpu, ...(CPU_RATE ? [[`C = ${maxC} paced at ${fmtInt(CPU_RATE)} RPC/s`, pacedCell]] : [])]) {
     const decide = get('mirror-decide');
     for (const [id, threads] of [['mirror-all', 1], ['mirror-all-thr', 2]]) {
       const s = get(id);
@@ -867,6 +959,11 @@ async function main() {
   const corePairs = CORE_RATES.length > 0 && (!ONLY || (ONLY.has('mirror-decide') && ONLY.has('mirror-all-thr')));
   if (corePairs) for (const id of ['mirror-decide', 'mirror-all-thr']) pairIds.add(id);
   const coreDone = [];
+  // CPU rounds need the decision-only cell and at least one mirrored cell.
+  const cpuRoundIds = CPU_ROUNDS > 0 ? CPU_ROUND_CELLS.filter((id) => !ONLY || ONLY.has(id)) : [];
+  const cpuRounds = cpuRoundIds[0] === 'mirror-decide' && cpuRoundIds.length >= 2;
+  if (cpuRounds) for (const id of cpuRoundIds) pairIds.add(id);
+  let cpuDone;
   const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
     for (const server of kept.values()) freeze(server, false);
@@ -921,7 +1018,7 @@ async function main() {
           const floor = c.floor ? floors.get(`${c.floor}:${variant}`) : undefined;
           const mirrored = summary.mirrorsReceived;
           const extra = [
-            (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections (warm-up included)` : undefined,
+            (c.id.startsWith('mirror-all') || c.id.startsWith('compare-') || c.id === 'mirror-postresp') && mirrored !== undefined ? `sink got ${fmtInt(mirrored.requests)} mirrors on ${fmtInt(mirrored.connections)} new connections${mirrored.reads > 0 ? `, ${fmt1(mirrored.requests / mirrored.reads)} per read` : ''} (warm-up included)` : undefined,
             pinNotes.get(c.id),
           ].filter(Boolean).join('; ');
           results.push({
@@ -952,6 +1049,13 @@ async function main() {
       rmSync(server.socketPath, { force: true });
     }
 
+    if (cpuRounds && cpuRoundIds.every((id) => kept.has(id))) {
+      try {
+        cpuDone = await runCpuRounds(cpuRoundIds, kept, sinkFor, nextKey);
+      } catch (err) {
+        process.stderr.write(`bench: CPU rounds failed: ${err.message.split('\n')[0]}\n`);
+      }
+    }
     if (corePairs) {
       for (const rate of CORE_RATES) {
         if (!kept.has('mirror-decide') || !kept.has('mirror-all-thr')) break;
@@ -994,15 +1098,16 @@ async function main() {
     '"RPC thread" is the runner\'s main thread (tid = pid), "other threads" all the others (mirror workers, GC and compiler helpers, libuv pool), from /proc/<pid>/task/*/schedstat over the measured window; "runner CPU" is the process total from /proc/<pid>/stat. "RPC-core capacity" is 1e6 ÷ RPC-thread µs per RPC. Copies are counted over the whole cell (warm-up included) from the runner\'s metrics and the sink; "sink µs/copy" is the sink process\'s CPU per copy received in the measured window.',
     '',
     ...(pairsDone.length ? [renderPairs(pairsDone), ''] : []),
+    ...(cpuDone ? [renderCpuRounds(cpuDone), ''] : []),
     ...(coreDone.length ? [renderCorePairs(coreDone), ''] : []),
     ...(calibration ? [renderCalibration(calibration), ''] : []),
-    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone, coreDone), ''] : []),
+    ...(flags.targets ? ['### Issue 13 targets', '', renderTargets(results, pairsDone, coreDone, cpuDone), ''] : []),
   ].join('\n');
   process.stdout.write(`${report}\n`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   writeFileSync(resolve(OUT_DIR, `bench-${stamp}.md`), report);
   writeFileSync(resolve(OUT_DIR, 'bench-latest.md'), report);
-  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, corePairs: coreDone, sinkCalibration: calibration }, null, 2));
+  writeFileSync(resolve(OUT_DIR, `bench-${stamp}.json`), JSON.stringify({ command, machine: machineLines(), results, pairs: pairsDone, corePairs: coreDone, cpuRounds: cpuDone, sinkCalibration: calibration }, null, 2));
   process.stderr.write(`bench: written to ${resolve(OUT_DIR, `bench-${stamp}`)}.md and .json\n`);
 }
 

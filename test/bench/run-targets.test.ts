@@ -20,6 +20,7 @@ interface CorePair { rpcThreadUsPerRpc: { decision: number; decisionLoaded: numb
 interface Report {
   results: Cell[]; pairs: { id: string; pairs: unknown[] }[]; sinkCalibration: { mode: string; requestsPerSecond: number }[];
   corePairs: { rate: number; pairs: CorePair[]; medianLoadedRatio: number }[];
+  cpuRounds?: { connections: number; rounds: { order: string[]; cpu: Record<string, number> }[]; cells: Record<string, { cpu: number[]; medianCpu: number; medianCopyAdds?: number }> };
 }
 
 let dir: string;
@@ -49,7 +50,7 @@ describe('bench/run.mjs --targets', () => {
   it('measures the selected cells closed-loop and paced, runs the pairs and the sink calibration, and reports each target', async () => {
     const r = await runBench([
       '--only', 'mirror-dead,mirror-unsampled,mirror-all-thr,mirror-decide', '--connections', '2', '--duration', '0.3', '--warmup', '0.2',
-      '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--core-rates', '250', '--targets', '--no-pin',
+      '--max-tries', '1', '--cpu-rate', '200', '--rate', '300', '--pairs', '1', '--pair-duration', '0.3', '--core-rates', '250', '--cpu-rounds', '2', '--targets', '--no-pin',
       '--runner', 'src/cli.ts',
     ]);
     expect(r.code, r.err).toBe(0);
@@ -84,6 +85,14 @@ describe('bench/run.mjs --targets', () => {
     expect(core[0]).toMatch(/\(C = 2\) \| capacity 1e6 ÷ RPC-thread µs\/RPC: .* \(measured RPC\/s .*; RPC thread busy \d+\.\d% vs \d+\.\d%\)/);
     expect(core[1]).toMatch(/\(paced pairs at 250 RPC\/s\) \| median of 1 pair ratios \d+\.\d\d× \([01] quiet\); RPC thread [\d.]+ \/ [\d.]+ \/ [\d.]+ µs\/RPC .*with the ballast on core 1 \([\d.]+% for the copies' [\d.]+%\): \d+\.\d\d×.*\| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(r.out).toMatch(/^\| 250 \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \| \d+\.\d\d× \|/m);
+    // The closed-loop CPU target is read from the CPU rounds (the paced CPU rows stay single
+    // cells): one row per mirrored case selected, none for the 1-thread case left out.
+    const cpuRows = lines.filter((l) => l.startsWith('| Runner CPU per mirrored request'));
+    expect(cpuRows.filter((l) => l.includes('(RPC + copy, all threads, fast sink, C = 2, 2 threads)'))).toHaveLength(1);
+    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/\| median of 2 interleaved rounds [\d.]+ µs \(RPC thread [\d.]+ \+ others [\d.]+; rounds [\d.]+, [\d.]+\); decision [\d.]+ µs, the copy adds -?[\d.]+; .*the matrix's cell: [\d.]+ µs \| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(cpuRows.some((l) => l.includes('C = 2, 1 thread)'))).toBe(false);
+    expect(cpuRows.filter((l) => l.includes('C = 2 paced at 200 RPC/s'))).toHaveLength(2);
+    expect(r.out).toMatch(/^CPU rounds: 2 rounds of the closed-loop cells at C = 2/m);
 
     // The raw numbers behind it.
     const json = /written to (\S+)\.md and \.json/.exec(r.err)?.[1];
@@ -101,6 +110,14 @@ describe('bench/run.mjs --targets', () => {
     expect(cp.copyCoreShare).toBeGreaterThan(0);
     expect(cp.ballastShare).toBeGreaterThan(0);
     for (const v of Object.values(cp.rpcThreadUsPerRpc)) expect(v).toBeGreaterThan(0);
+    // Two rounds, the order rotated, each cell measured in each.
+    const rounds = report.cpuRounds!;
+    expect(rounds.rounds.map((x) => x.order)).toEqual([['mirror-decide', 'mirror-all-thr'], ['mirror-all-thr', 'mirror-decide']]);
+    for (const x of rounds.rounds) for (const id of ['mirror-decide', 'mirror-all-thr']) expect(x.cpu[id]).toBeGreaterThan(0);
+    const thrRounds = rounds.cells['mirror-all-thr']!;
+    expect(thrRounds.medianCpu).toBeCloseTo((thrRounds.cpu[0]! + thrRounds.cpu[1]!) / 2, 6);
+    expect(thrRounds.medianCopyAdds).toBeCloseTo(
+      (rounds.rounds[0]!.cpu['mirror-all-thr']! - rounds.rounds[0]!.cpu['mirror-decide']! + rounds.rounds[1]!.cpu['mirror-all-thr']! - rounds.rounds[1]!.cpu['mirror-decide']!) / 2, 6);
     expect(report.sinkCalibration.map((c) => c.mode).sort()).toEqual(['fast', 'fast', 'http', 'http']);
     for (const c of report.sinkCalibration) expect(c.requestsPerSecond).toBeGreaterThan(0);
   }, 240_000);
