@@ -28,8 +28,16 @@ const DISCARD_LIMIT_BYTES = 1024 * 1024;
  * frame can carry, the most APISIX can hand the runner of the real answer (RespBody).
  */
 const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
-/** Requests written on one connection before its first answer (HTTP/1.1 pipelining). */
-export const DEFAULT_PIPELINING = 8;
+/**
+ * Requests written on one connection before its first answer (HTTP/1.1 pipelining). As many
+ * as the default in-flight limit (max_concurrency 32): the copies of one event-loop turn fit one
+ * write. Copies are pipelined behind others only when handed over in the same turn, or when
+ * every connection is busy and there are max_concurrency of them (dispatch below), so a slow
+ * answer holds at most the copies of its own turn. 32 instead of 8 cost the RPC thread about
+ * 1.3 µs less per mirrored request in the closed loop (fewer writes and reads, each copy's
+ * share of the write smaller; docs/performance.md, "Mirror dispatch, eleventh pass").
+ */
+export const DEFAULT_PIPELINING = 32;
 /** Idle keep-alive connections are closed after this, or a second before the server's own `Keep-Alive: timeout`. */
 const IDLE_MS = 4000;
 /** How often a node with requests in flight checks their timeouts. */
@@ -63,10 +71,11 @@ export type DoneCallback = (outcome: DispatchOutcome, code?: string, message?: s
  * them, in batches: `n` requests ended with `outcome`, their durations in microseconds at
  * `micros[first]` to `micros[first + n - 1]` (read before returning). A failure (`code`) is
  * reported after the outcomes before it, one request at a time, except when a worker thread
- * dies: then every counted request in flight on the node comes in one report.
+ * dies: then every counted request in flight on the node comes in one report, with `micros`
+ * undefined (their durations are not known; the latency histogram leaves them out).
  */
 export type CountedOutcomes = (
-  outcome: DispatchOutcome, n: number, micros: ArrayLike<number>, first: number, code: string | undefined, message: string | undefined,
+  outcome: DispatchOutcome, n: number, micros: ArrayLike<number> | undefined, first: number, code: string | undefined, message: string | undefined,
 ) => void;
 
 /** The transport of one node, HTTP or gRPC. */

@@ -82,7 +82,7 @@ export class DispatchTarget {
     const { observer } = this.deps;
     const label = this.spec.label;
     return (outcome, n, micros, first, code, message) => {
-      for (let k = first; k < first + n; k++) reports.finished(outcome, micros[k]! / 1e6);
+      for (let k = first; k < first + n; k++) reports.finished(outcome, micros === undefined ? undefined : micros[k]! / 1e6);
       if (code !== undefined) observer.failed(label, nodeLabel, outcome, code, message ?? '');
       const change = settleBreaker(breaker, code);
       if (change) observer.nodeState(label, nodeLabel, change.state, change.state === 'open' ? { code, retryInMs: change.retryInMs } : {});

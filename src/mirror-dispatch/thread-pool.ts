@@ -148,7 +148,7 @@ class WorkerSlot {
       p.sink?.onFailure('error', 'MIRROR_THREAD_CRASH');
       p.done('error', 'MIRROR_THREAD_CRASH', message);
     }
-    for (const { node, n } of lostCounted) node.report('error', n, new Array<number>(n).fill(0), 0, 'MIRROR_THREAD_CRASH', message);
+    for (const { node, n } of lostCounted) node.report('error', n, undefined, 0, 'MIRROR_THREAD_CRASH', message);
     for (const [, resolve] of closing) resolve();
   }
 

@@ -29,8 +29,15 @@ let doneRing: ByteRing | undefined;
 let doneWritten = false;
 /** Copies from the ring for a node whose 'node' message has not been read yet. */
 const early = new Map<number, RingCopy[]>();
-/** Nodes closed (ids are never reused): a late copy for one is an error, not an early one. */
-const closedIds = new Set<number>();
+/**
+ * The highest node id announced to this thread. The RPC thread numbers nodes in increasing order
+ * and never reuses an id, and posts their 'node' messages in that order (on a restart too:
+ * thread-pool.ts re-posts its nodes in insertion order). So a ring copy for an id above it is
+ * early (its message is on the way), and one for an id at or below it whose node is not here
+ * is late (the node was closed) or not this thread's: an error. No state is kept per closed
+ * node, so a target whose DNS addresses change every few seconds for months leaves nothing behind.
+ */
+let announced = -1;
 
 /**
  * How the RPC thread learns of outcomes (thread-pool.ts, awaitDone). It reads the done ring
@@ -152,8 +159,8 @@ function sendRingCopy(copy: RingCopy, done: (o: DispatchOutcome, c?: string, e?:
       }
     }
     node.sendHead(head, copy.method, copy.body, undefined, done);
-  } else if (node || closedIds.has(copy.nodeId)) {
-    done('error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread`);
+  } else if (node || copy.nodeId <= announced) {
+    done('error', 'NO_NODE', `node ${copy.nodeId} not an HTTP node of this thread (closed, or another thread's)`);
   } else {
     // Written to the ring before the node's message was read here: sent when it is.
     let list = early.get(copy.nodeId);
@@ -225,6 +232,7 @@ port.on('message', (msg: ToWorker) => {
     case 'node': {
       // The breaker lives on the RPC thread; this one is only there to satisfy the interface.
       const breaker = new CircuitBreaker({ failures: 1, baseMs: 1, maxMs: 1 }, now, Math.random);
+      if (msg.id > announced) announced = msg.id;
       nodes.set(msg.id, msg.target.protocol === 'grpc'
         ? new GrpcNode(msg.node, msg.target, breaker)
         : new HttpNode(msg.node, msg.target, breaker, now, msg.tlsName));
@@ -269,7 +277,6 @@ port.on('message', (msg: ToWorker) => {
     case 'close': {
       const node = nodes.get(msg.id);
       nodes.delete(msg.id);
-      closedIds.add(msg.id);
       void (node ? node.close(msg.graceMs) : Promise.resolve()).then(() => {
         // The node's last outcomes go before 'closed' (the RPC thread reads the ring first).
         writeCounted();

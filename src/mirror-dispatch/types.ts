@@ -154,7 +154,8 @@ export interface ResponseSink {
  */
 export interface NodeObserver {
   sent(): void;
-  finished(outcome: DispatchOutcome, seconds: number): void;
+  /** `seconds` undefined: the duration is not known (copies lost with a worker thread). */
+  finished(outcome: DispatchOutcome, seconds: number | undefined): void;
   inflight(delta: number): void;
 }
 

@@ -66,6 +66,16 @@ describe('mirror HTTP/1.1 client', () => {
     expect(first.match(/^GET \/copy\/\d HTTP\/1\.1\r\n/gm)).toHaveLength(8);
   });
 
+  it('by default pipelines up to 32 copies of one turn on a connection (one write), the 33rd on a second', async () => {
+    const { server, send } = await setup((req) => answer(200, req.target));
+    const results = await Promise.all(Array.from({ length: 33 }, (_, i) => send({ uri: `/t/${i}` })));
+    expect(results.every((r) => r.outcome === '2xx')).toBe(true);
+    expect(server.sockets).toHaveLength(2);
+    expect([0, 1].map((c) => server.requests.filter((r) => r.connection === c).length)).toEqual([32, 1]);
+    const first = server.reads[0]![0]!.toString('latin1');
+    expect(first.match(/^GET \/t\/\d+ HTTP\/1\.1\r\n/gm)).toHaveLength(32);
+  });
+
   it('opens another connection when the pipelining depth is reached', async () => {
     const { server, send } = await setup((req) => answer(200, req.target), { pipelining: 3 });
     const results = await Promise.all(Array.from({ length: 7 }, (_, i) => send({ uri: `/d/${i}` })));

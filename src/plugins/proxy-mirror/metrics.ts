@@ -44,7 +44,7 @@ export interface MirrorMetrics {
    */
   bindNode(target: string, node: string): {
     sent(): void;
-    finished(outcome: MirrorOutcome, seconds: number): void;
+    finished(outcome: MirrorOutcome, seconds: number | undefined): void;
     inflight(delta: number): void;
   };
   /** Per node: 1 while it takes copies, 0 while its circuit breaker holds it out. */
@@ -129,7 +129,8 @@ export function createMirrorMetrics(registry: Registry): MirrorMetrics {
           let c = byOutcome.get(outcome);
           if (!c) byOutcome.set(outcome, (c = { copies: copiesOf(target, outcome), latency: latencyOf(target, outcome), here: nodeCell(target, node, outcome) }));
           c.copies.n++;
-          c.latency.observe(seconds);
+          // No duration (a copy lost with a worker thread): counted, not observed.
+          if (seconds !== undefined) c.latency.observe(seconds);
           c.here.n++;
         },
         inflight: (delta) => (inflightCell ??= inflightOf(target)).inc(delta),

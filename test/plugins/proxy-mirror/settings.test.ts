@@ -34,8 +34,8 @@ describe('mirror settings', () => {
     expect(list.resolveAll).toBe(false);
   });
 
-  it('reads pipelining (default 8, 1 to 64) and hands it to every HTTP target', () => {
-    expect(DEFAULT_SETTINGS.pipelining).toBe(8);
+  it('reads pipelining (default 32, 1 to 64) and hands it to every HTTP target', () => {
+    expect(DEFAULT_SETTINGS.pipelining).toBe(32);
     const settings = parseSettings({ pipelining: 1 });
     expect(settings.pipelining).toBe(1);
     expect(parseProxyMirrorConf({ host: 'http://127.0.0.1:8080' }, settings).target.pipelining).toBe(1);
