@@ -854,7 +854,7 @@ function renderTargets(results, pairsDone, coreDone = [], cpuDone = undefined) {
     const s = cell(id);
     rows.push([
       `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, C = ${cpuDone.connections}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
-      `median of ${cpuDone.rounds.length} interleaved rounds ${fmt1(r.medianCpu)} µs (RPC thread ${fmt1(r.medianRpcThread)} + others ${fmt1(r.medianOthers)}; rounds ${r.cpu.map(fmt1).join(', ')}); decision ${fmt1(d.medianCpu)} µs, the copy adds ${fmt1(r.medianCopyAdds)}; copies dropped ≤ ${pct(r.maxDroppedShare)}${s ? `; the matrix's cell: ${fmt1(s.runnerCpuUsPerRpc)} µs` : ''}`,
+      `median of ${cpuDone.rounds.length} interleaved rounds ${fmt1(r.medianCpu)} µs (RPC thread ${fmt1(r.medianRpcThread)} + others ${fmt1(r.medianOthers)}; rounds ${r.cpu.map(fmt1).join(', ')}); decision ${fmt1(d.medianCpu)} µs, the copy adds ${fmt1(r.medianCopyAdds)}, ${fmtRatio(r.medianCpu / d.medianCpu)} decision-only's; copies dropped ≤ ${pct(r.maxDroppedShare)}${s ? `; the matrix's cell: ${fmt1(s.runnerCpuUsPerRpc)} µs` : ''}`,
       status(r.medianCpu <= 25, r.maxDroppedShare <= 0.01),
     ]);
   }

@@ -89,7 +89,7 @@ describe('bench/run.mjs --targets', () => {
     // cells): one row per mirrored case selected, none for the 1-thread case left out.
     const cpuRows = lines.filter((l) => l.startsWith('| Runner CPU per mirrored request'));
     expect(cpuRows.filter((l) => l.includes('(RPC + copy, all threads, fast sink, C = 2, 2 threads)'))).toHaveLength(1);
-    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/\| median of 2 interleaved rounds [\d.]+ µs \(RPC thread [\d.]+ \+ others [\d.]+; rounds [\d.]+, [\d.]+\); decision [\d.]+ µs, the copy adds -?[\d.]+; .*the matrix's cell: [\d.]+ µs \| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/\| median of 2 interleaved rounds [\d.]+ µs \(RPC thread [\d.]+ \+ others [\d.]+; rounds [\d.]+, [\d.]+\); decision [\d.]+ µs, the copy adds -?[\d.]+, \d+\.\d\d× decision-only's; .*the matrix's cell: [\d.]+ µs \| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(cpuRows.some((l) => l.includes('C = 2, 1 thread)'))).toBe(false);
     expect(cpuRows.filter((l) => l.includes('C = 2 paced at 200 RPC/s'))).toHaveLength(2);
     expect(r.out).toMatch(/^CPU rounds: 2 rounds of the closed-loop cells at C = 2/m);
