@@ -34,7 +34,7 @@ const SINK_READ_LIMIT_BYTES = 16 * 1024 * 1024;
  * write. Copies are pipelined behind others only when handed over in the same turn, or when
  * every connection is busy and there are max_concurrency of them (dispatch below), so a slow
  * answer holds at most the copies of its own turn. 32 instead of 8 cost the RPC thread about
- * 1.3 µs less per mirrored request in the closed loop (fewer writes and reads, each copy's
+ * 1.5 µs less per mirrored request in the closed loop (fewer writes and reads, each copy's
  * share of the write smaller; docs/performance.md, "Mirror dispatch, eleventh pass").
  */
 export const DEFAULT_PIPELINING = 32;
