@@ -21,6 +21,12 @@ export interface EngineOptions {
    * started); N > 1 starts N - 1 worker threads that own the connection pools.
    */
   readonly threads?: number;
+  /**
+   * Nice value (0-19) the worker threads give themselves on Linux, below the RPC thread's and
+   * APISIX's: when the cores are busy, the real requests get the CPU first and copies wait (and
+   * are shed by the targets' limits). 0: the process's priority. Default 0.
+   */
+  readonly threadNice?: number;
 }
 
 /** A key for everything that shapes a target's transport and limits. */
@@ -36,7 +42,7 @@ export class DispatchEngine {
     const realNow = (): number => performance.now();
     const threads = options.threads ?? 1;
     this.threads = threads > 1
-      ? new DispatchThreads(threads - 1, (i, reason, lost) => options.observer.threadRestarted(i, reason, lost))
+      ? new DispatchThreads(threads - 1, (i, reason, lost) => options.observer.threadRestarted(i, reason, lost), undefined, options.threadNice ?? 0)
       : undefined;
     this.deps = {
       threads: this.threads,

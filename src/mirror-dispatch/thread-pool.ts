@@ -17,7 +17,7 @@ import type { CountedOutcomes, DoneCallback, NodeTransport } from './http-node.j
 import { PendingTable } from './pending-table.js';
 import { ByteRing } from './shm-ring.js';
 import {
-  COUNTED, eachDone, ownBytes, ShapeBook, writeCopy, type DoneMessage, type EachNodeOutcomes, type FromWorker, type SendMessage, type ToWorker,
+  COUNTED, eachDone, ownBytes, ShapeBook, writeCopy, type DoneMessage, type EachNodeOutcomes, type FromWorker, type SendMessage, type ToWorker, type WorkerData,
 } from './thread-protocol.js';
 import type { DispatchRequest, NodeSpec, ResponseSink, TargetSpec } from './types.js';
 
@@ -46,10 +46,11 @@ export interface RingSizes {
  * Starts a worker on thread-worker: the compiled .js next to this file, or, when running from
  * the TypeScript sources (tests, `tsx`), the .ts file through tsx's loader API.
  */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./thread-worker.js', import.meta.url), { stdout: false, stderr: false, resourceLimits: WORKER_LIMITS });
+function startWorker(nice: number): Worker {
+  const workerData: WorkerData = { nice };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./thread-worker.js', import.meta.url), { stdout: false, stderr: false, resourceLimits: WORKER_LIMITS, workerData });
   const entry = JSON.stringify(new URL('./thread-worker.ts', import.meta.url).href);
-  return new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${entry}, ${entry}))`, { eval: true, stdout: false, stderr: false, resourceLimits: WORKER_LIMITS });
+  return new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${entry}, ${entry}))`, { eval: true, stdout: false, stderr: false, resourceLimits: WORKER_LIMITS, workerData });
 }
 
 type NodeMessage = Extract<ToWorker, { t: 'node' }>;
@@ -99,12 +100,13 @@ class WorkerSlot {
     readonly index: number,
     private readonly onCrash: (index: number, reason: string, lost: number) => void,
     private readonly ringSizes: RingSizes,
+    private readonly nice: number,
   ) {
     this.start();
   }
 
   private start(): void {
-    const worker = startWorker();
+    const worker = startWorker(this.nice);
     this.worker = worker;
     this.copies = ByteRing.create(this.ringSizes.copiesBytes);
     this.shapes = new ShapeBook();
@@ -410,6 +412,8 @@ export class DispatchThreads {
     private readonly count: number,
     private readonly onCrash: (index: number, reason: string, lost: number) => void,
     private readonly ringSizes: RingSizes = { copiesBytes: COPIES_RING_BYTES, doneBytes: DONE_RING_BYTES },
+    /** Nice value each worker gives itself on Linux (thread-worker.ts); 0: none. */
+    private readonly nice = 0,
   ) {}
 
   /**
@@ -417,7 +421,7 @@ export class DispatchThreads {
    * sendCounted report their outcomes there, in batches.
    */
   createNode(node: NodeSpec, target: TargetSpec, breaker: CircuitBreaker, tlsName: string | undefined, counted?: CountedOutcomes): NodeTransport {
-    if (this.slots.length === 0) for (let i = 0; i < this.count; i++) this.slots.push(new WorkerSlot(i, this.onCrash, this.ringSizes));
+    if (this.slots.length === 0) for (let i = 0; i < this.count; i++) this.slots.push(new WorkerSlot(i, this.onCrash, this.ringSizes, this.nice));
     const slot = this.slots[this.nextSlot++ % this.slots.length]!;
     const id = this.nextNode++;
     const entry = slot.addNode({ t: 'node', id, node, target, tlsName }, counted);

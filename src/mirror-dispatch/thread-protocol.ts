@@ -50,6 +50,12 @@ export interface DoneMessage {
   } | undefined;
 }
 
+/** What a worker is started with (`workerData`). */
+export interface WorkerData {
+  /** Nice value the worker gives itself on Linux; 0: none. */
+  readonly nice: number;
+}
+
 export type FromWorker =
   | { readonly t: 'done'; readonly batch: DoneMessage[] }
   /** A node's counted outcomes that did not fit the done ring (as writeOutcomes writes them). */

@@ -2,7 +2,8 @@
  * Entry of a dispatch worker thread: owns the nodes' connection pools (HttpNode / GrpcNode)
  * and sends what the RPC thread hands it, answering with outcomes in batches.
  */
-import { parentPort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { GrpcNode } from './grpc-node.js';
@@ -11,12 +12,25 @@ import { headOfRawCopy } from './copy-head.js';
 import { InvalidRequestError } from './h1/request-head.js';
 import { ByteRing, LookPacer, StaleWaker } from './shm-ring.js';
 import {
-  BadRecordError, isCountedRecord, readCopy, ShapeTable, writeDone, writeOutcomes, type DoneMessage, type FromWorker, type RingCopy, type ToWorker,
+  BadRecordError, isCountedRecord, readCopy, ShapeTable, writeDone, writeOutcomes, type DoneMessage, type FromWorker, type RingCopy, type ToWorker, type WorkerData,
 } from './thread-protocol.js';
 import type { DispatchOutcome, DispatchRequest, ResponseSink } from './types.js';
 
 const port = parentPort;
 if (!port) throw new Error('thread-worker.ts runs only as a worker thread');
+
+// Below the RPC thread's priority (mirror_thread_nice): on Linux a nice value belongs to a thread,
+// and setpriority(PRIO_PROCESS, 0) sets the calling one's. Elsewhere it would set the whole
+// process's, RPC thread included, so it is not done. Raising one's own nice value needs no
+// privilege; if a sandbox refuses it anyway, the thread runs at the process's priority.
+const nice = (workerData as WorkerData | undefined)?.nice ?? 0;
+if (nice > 0 && process.platform === 'linux') {
+  try {
+    setPriority(nice);
+  } catch {
+    // left at the process's priority
+  }
+}
 
 const now = (): number => performance.now();
 const nodes = new Map<number, NodeTransport>();

@@ -96,6 +96,7 @@ export function createProxyMirrorPlugin(host: PluginHost, deps: ProxyMirrorDeps 
   const observer = createDispatchObserver(metrics, limiter, logger);
   const dispatcher = new DispatchEngine({
     observer, now, random: deps.jitter ?? Math.random, closeGraceMs: settings.closeGraceMs, threads: settings.mirrorThreads,
+    threadNice: settings.mirrorThreadNice,
   });
   const compare = new CompareWiring(host, settings.diffLog, logger, limiter, now);
   // Copies still in flight at shutdown end (and reach the room) before the room stops.

@@ -316,7 +316,7 @@ describe('values of the wrong type that would read as valid text', () => {
 });
 
 describe('defaults', () => {
-  it('60 s timeouts, the frame body cap, 32 in flight, 256 queued, 64 MiB queued, 10 s log interval, 500 ms grace, breaker 3 / 1 s / 30 s, resolve every 30 s, pipelining 32, one mirror thread', () => {
+  it('60 s timeouts, the frame body cap, 32 in flight, 256 queued, 64 MiB queued, 10 s log interval, 500 ms grace, breaker 3 / 1 s / 30 s, resolve every 30 s, pipelining 32, one mirror thread at the runner\'s priority', () => {
     expect(DEFAULT_SETTINGS).toEqual({
       timeout: { connectMs: 60_000, sendMs: 60_000, readMs: 60_000 },
       maxBodySize: MAX_FRAME_BODY_BYTES,
@@ -328,6 +328,7 @@ describe('defaults', () => {
       resolveEveryMs: 30_000,
       pipelining: 32,
       mirrorThreads: 1,
+      mirrorThreadNice: 0,
     });
     expect(parse({}).target.timeouts).toEqual({ connectMs: 60_000, sendMs: 60_000, readMs: 60_000 });
   });

@@ -18,6 +18,15 @@ describe('mirror settings', () => {
     expect(parseSettings({ mirror_threads: 2 }).mirrorThreads).toBe(2);
   });
 
+  it('reads mirror_thread_nice (default 0, 0 to 19)', () => {
+    expect(DEFAULT_SETTINGS.mirrorThreadNice).toBe(0);
+    expect(parseSettings({ mirror_thread_nice: 10 }).mirrorThreadNice).toBe(10);
+    expect(parseSettings({ mirror_thread_nice: 19 }).mirrorThreadNice).toBe(19);
+    expect(() => parseSettings({ mirror_thread_nice: -1 })).toThrow(/mirror_thread_nice/);
+    expect(() => parseSettings({ mirror_thread_nice: 20 })).toThrow(/mirror_thread_nice/);
+    expect(() => parseSettings({ mirror_thread_nice: '10' })).toThrow(/mirror_thread_nice/);
+  });
+
   it('reads the breaker block and refuses a maximum below the base', () => {
     expect(parseSettings({ breaker: { failures: 5, retry_base: '2s', retry_max: '1m' } }).breaker).toEqual({ failures: 5, baseMs: 2000, maxMs: 60_000 });
     expect(() => parseSettings({ breaker: { retry_base: '10s', retry_max: '1s' } })).toThrow(/retry_max/);
