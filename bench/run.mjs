@@ -1049,11 +1049,17 @@ async function main() {
       rmSync(server.socketPath, { force: true });
     }
 
-    if (cpuRounds && cpuRoundIds.every((id) => kept.has(id))) {
-      try {
-        cpuDone = await runCpuRounds(cpuRoundIds, kept, sinkFor, nextKey);
-      } catch (err) {
-        process.stderr.write(`bench: CPU rounds failed: ${err.message.split('\n')[0]}\n`);
+    if (cpuRounds) {
+      const missing = cpuRoundIds.filter((id) => !kept.has(id));
+      if (missing.length > 0) {
+        // A runner that exited in the matrix: the target is read from the matrix's cells.
+        process.stderr.write(`bench: CPU rounds skipped: no runner left for ${missing.join(', ')} (see its row)\n`);
+      } else {
+        try {
+          cpuDone = await runCpuRounds(cpuRoundIds, kept, sinkFor, nextKey);
+        } catch (err) {
+          process.stderr.write(`bench: CPU rounds failed: ${err.message.split('\n')[0]}\n`);
+        }
       }
     }
     if (corePairs) {
