@@ -13,6 +13,7 @@ import { RawConnection } from '../harness/raw-connection.js';
 import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq, encodePrepareConfReq, encodeHttpRespCallReq } from '../harness/apisix-codec.js';
 import { GET, runnerWithClient } from '../harness/test-runner.js';
 import { decodeFrame, readReply } from '../harness/frames.js';
+import { encodeHttpReqCallResp } from '../../src/protocol/messages.js';
 import { waitUntil } from '../harness/wait.js';
 import { createTempDir } from '../harness/temp-dir.js';
 
@@ -62,6 +63,21 @@ describe('HTTPReqCall through a real socket', () => {
       await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
       const reply = await readReply(conn, 2000);
       expect(reply).toMatchObject({ type: 'reqCall', id, action: { kind: 'stop', stop: { status: 200, body: Buffer.from('x') } } });
+    }
+    conn.close();
+  });
+
+  it('a call no plugin changed gets the no-action answer with its own id, byte for byte what the builder encodes', async () => {
+    const { socketPath, client } = await setup();
+    // say with an empty body edits nothing: the answer comes from the re-stamped template.
+    const token = await client.prepareConf('k-none', [{ name: 'say', value: '{"body":""}' }]);
+    const conn = await RawConnection.connect(socketPath);
+    const ids = [0x7654321, 0, 0xffffffff, 42, 0x80000000];
+    for (const id of ids) {
+      await conn.send(RPC.HTTP_REQ_CALL, encodeHttpReqCallReq({ id, confToken: token, srcIp: new Uint8Array([1, 2, 3, 4]), method: 'GET', path: '/', args: [], headers: [] }));
+      const frame = await conn.readFrame(2000);
+      expect(decodeFrame(frame)).toMatchObject({ type: 'reqCall', id, action: { kind: 'none' } });
+      expect(frame.payload).toEqual(encodeHttpReqCallResp(id, { type: 'none' }).subarray(4));
     }
     conn.close();
   });
