@@ -41,6 +41,8 @@ export interface RunnerOptions {
   readonly metricsRetryMs?: number;
   /** Clock for conf expiry and the rate-limited problem log (tests). */
   readonly now?: () => number;
+  /** Read connections through the stream API, not the reused buffer (tests compare the two; src/server/socket-reads.ts). */
+  readonly streamReads?: boolean;
 }
 
 export interface Runner {
@@ -124,6 +126,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     problems: new RateLimitedLog(10_000, options.now),
     extraInfoTimeoutMs: options.extraInfoTimeoutMs ?? 60_000,
     maxPayloadBytes: Math.min(options.maxPayloadBytes ?? MAX_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES),
+    streamReads: options.streamReads === true,
   });
   await server.listen();
 

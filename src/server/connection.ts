@@ -22,6 +22,7 @@ import type { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { RunnerLogger } from '../observability/logger.js';
 import { RequestState } from './request-state.js';
 import { ResponseState } from './response-state.js';
+import { startReading, type ReadPath } from './socket-reads.js';
 
 export interface ConnectionDeps {
   readonly confs: ConfCache;
@@ -32,6 +33,8 @@ export interface ConnectionDeps {
   /** How long to wait for APISIX's answer to one ExtraInfo question. */
   readonly extraInfoTimeoutMs: number;
   readonly maxPayloadBytes: number;
+  /** Read through the stream API even where the reused buffer is available (tests compare the two). */
+  readonly streamReads?: boolean;
 }
 
 interface Question {
@@ -80,10 +83,13 @@ export class Connection {
 
   constructor(private readonly socket: Socket, private readonly deps: ConnectionDeps) {
     this.decoder = new FrameDecoder(deps.maxPayloadBytes);
-    socket.on('data', this.onData);
     socket.on('error', (err) => deps.logger.debug({ err }, 'connection error'));
     socket.on('close', this.onClose);
+    this.readPath = startReading(socket, this.onData, deps.streamReads === true);
   }
+
+  /** How this connection's bytes are read (socket-reads.ts). */
+  readonly readPath: ReadPath;
 
   /** Resolves when no RPC is in progress (immediately when idle). */
   whenIdle(): Promise<void> {

@@ -29,9 +29,11 @@ export class RunnerServer {
   private identity: SocketIdentity | undefined;
   private connectionArrived: (() => void) | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private readPathLogged = false;
 
   constructor(readonly socketPath: string, private readonly deps: ConnectionDeps) {
-    this.server = createServer({ noDelay: true }, this.onConnection);
+    // Accepted paused: a connection's reads start once its reader is in place (socket-reads.ts).
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, this.onConnection);
   }
 
   get connectionCount(): number {
@@ -136,6 +138,11 @@ export class RunnerServer {
       return;
     }
     const conn = new Connection(socket, this.deps);
+    if (!this.readPathLogged) {
+      this.readPathLogged = true;
+      if (conn.readPath === 'user-buffer') this.deps.logger.debug('connections are read into one reused buffer');
+      else this.deps.logger.info(`connections are read through the stream API: this Node (${process.version}) does not offer the internals of the reused read buffer; calls cost a little more CPU`);
+    }
     this.connections.add(conn);
     this.deps.metrics.connections.inc();
     socket.once('close', () => {
