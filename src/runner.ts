@@ -41,7 +41,7 @@ export interface RunnerOptions {
   readonly metricsRetryMs?: number;
   /** Clock for conf expiry and the rate-limited problem log (tests). */
   readonly now?: () => number;
-  /** Read connections through the stream API, not the reused buffer (tests compare the two; src/server/socket-reads.ts). */
+  /** Read connections through the stream API, not the reused buffer (tests compare the two; src/socket-reads.ts). */
   readonly streamReads?: boolean;
 }
 

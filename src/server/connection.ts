@@ -22,7 +22,7 @@ import type { RateLimitedLog } from '../observability/rate-limited-log.js';
 import type { RunnerLogger } from '../observability/logger.js';
 import { RequestState } from './request-state.js';
 import { ResponseState } from './response-state.js';
-import { startReading, type ReadPath } from './socket-reads.js';
+import { startReading, type ReadPath } from '../socket-reads.js';
 
 export interface ConnectionDeps {
   readonly confs: ConfCache;

@@ -1,10 +1,10 @@
-// How the runner reads APISIX's connections (src/server/socket-reads.ts): into one reused
+// How the runner reads APISIX's connections (src/socket-reads.ts): into one reused
 // buffer where this Node offers it, through the stream API otherwise. Real Unix sockets.
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { once } from 'node:events';
 import { definePlugin, type Plugin } from '../../src/plugin-api/index.js';
-import { startReading, type ReadPath } from '../../src/server/socket-reads.js';
+import { startReading, type ReadPath } from '../../src/socket-reads.js';
 import { RawConnection } from '../harness/raw-connection.js';
 import { RPC, encodeExtraInfoResp, encodeHttpReqCallReq } from '../harness/apisix-codec.js';
 import { decodeFrame, readReply } from '../harness/frames.js';

@@ -5,6 +5,8 @@
  * sent again (once), others fail with a code an operator can read, and nothing a client sent
  * can smuggle a second request to the target.
  */
+import { once } from 'node:events';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describe, it, expect, afterEach } from 'vitest';
 import { CircuitBreaker } from '../../src/mirror-dispatch/circuit-breaker.js';
@@ -128,6 +130,51 @@ describe('mirror HTTP/1.1 client', () => {
     const r = await got;
     expect(r).toMatchObject({ status: 201, truncated: false, bodyBytes: 5, headers: { 'set-cookie': ['a=1', 'b=2'], 'transfer-encoding': 'chunked' } });
     expect(r.body.toString()).toBe('abcde');
+  });
+
+  it('answers that arrive in many reads keep their bytes: each read is copied out of the shared read buffer', async () => {
+    // A server that answers three pipelined requests with 3,000-byte bodies of different bytes,
+    // in 1,024-byte pieces a few milliseconds apart (the second head is cut in two): the client
+    // reads them one piece at a time, and every body and partial head it keeps would be
+    // overwritten by the next read were it a view of the buffer reads land in (src/socket-reads.ts).
+    const bodies = ['a', 'b', 'c'].map((ch) => Buffer.alloc(3000, ch));
+    const wire = Buffer.concat(bodies.map((b) => Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${b.length}\r\n\r\n`), b])));
+    const server = net.createServer((socket) => {
+      let seen = '';
+      socket.on('data', (d) => {
+        seen += d.toString('latin1');
+        if (seen.split('\r\n\r\n').length - 1 < 3) return;
+        let at = 0;
+        const next = (): void => {
+          if (socket.destroyed || at >= wire.length) return;
+          socket.write(wire.subarray(at, at + 1024));
+          at += 1024;
+          setTimeout(next, 3);
+        };
+        next();
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as net.AddressInfo).port;
+    const spec = { label: 'pieces', authority: `127.0.0.1:${port}`, hostname: '127.0.0.1', port, weight: 1 };
+    const target: TargetSpec = {
+      label: 'pieces', protocol: 'http', tls: false, tlsVerify: true, tlsCa: undefined, nodes: [spec], resolveAll: false, resolveEveryMs: 30_000,
+      timeouts: { connectMs: 5000, sendMs: 5000, readMs: 5000 },
+      limits: { maxConcurrency: 32, maxQueue: 0, maxQueueBytes: 0 },
+      breaker: { failures: 3, baseMs: 1000, maxMs: 10_000 },
+    };
+    const now = (): number => performance.now();
+    const node = new HttpNode(spec, target, new CircuitBreaker(target.breaker, now, Math.random), now);
+    cleanups.push(() => node.close(0));
+    const sinks = bodies.map(() => sinkFor(4096));
+    const done = sinks.map(({ sink }, i) => new Promise<DispatchOutcome>((resolve) => {
+      node.send({ method: 'GET', uri: `/piece/${i}`, headers: [['host', 'client.example']], body: undefined, sizeBytes: 0 }, sink, (o) => resolve(o));
+    }));
+    expect(await Promise.all(done)).toEqual(['2xx', '2xx', '2xx']);
+    const got = await Promise.all(sinks.map((s) => s.got));
+    expect(got.map((r) => r.body)).toEqual(bodies);
   });
 
   it('keeps a sink\'s body up to its cap and hashes the whole body', async () => {

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { BatchFlush } from '../batch-flush.js';
+import { ownedReads } from '../../socket-reads.js';
 import { ResponseParseError, ResponseParser, type ResponseEvents } from './response-parser.js';
 
 /** One request on a connection and whoever reads its answer. */
@@ -105,7 +106,8 @@ export class H1Connection implements ResponseEvents {
     const t = options.tls;
     const socket = t
       ? tls.connect({ host: options.host, port: options.port, servername: t.servername, rejectUnauthorized: t.rejectUnauthorized, ...(t.ca ? { ca: [...t.ca] } : {}), ALPNProtocols: ['http/1.1'] })
-      : net.connect({ host: options.host, port: options.port });
+      // Plain TCP reads into the thread's shared read buffer (src/socket-reads.ts).
+      : net.connect({ host: options.host, port: options.port, onread: ownedReads((chunk) => this.read(chunk)) });
     this.socket = socket;
     socket.setNoDelay(true);
     socket.once(t ? 'secureConnect' : 'connect', () => {
@@ -114,7 +116,7 @@ export class H1Connection implements ResponseEvents {
       socket.setKeepAlive(true, 60_000);
       if (this.outText !== '' || this.outParts) this.flusher.now();
     });
-    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    if (t) socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.error ??= { code: typeof err.code === 'string' ? err.code : 'SOCKET_ERROR', message: err.message };
     });

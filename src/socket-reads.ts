@@ -1,5 +1,6 @@
 /**
- * How the runner reads APISIX's connections: into one buffer it owns, reused for every read.
+ * How the runner reads its sockets: APISIX's connections and the mirror's plain-TCP ones, into
+ * one buffer per thread, reused for every read.
  *
  * A net.Socket read through the stream API costs, per read, a 64 KiB allocation (malloc and
  * an ArrayBuffer around it), a Buffer view, and the Readable machinery (push, 'data'). A call is
@@ -17,8 +18,10 @@
  *
  * The callback gets a view of the shared buffer that the next read overwrites, so each read's
  * bytes are copied out first (into Node's pool for small reads): frames, and the payloads that
- * calls keep while they wait for APISIX, own their bytes. Reads happen one at a time on this
- * thread, so one buffer serves every connection.
+ * calls keep while they wait for APISIX, own their bytes. Reads happen one at a time on a
+ * thread, so one buffer serves every connection of that thread (a mirror worker has its own).
+ * For the mirror's connections, which this program opens, `onread` is Node's documented
+ * option (`ownedReads`); TLS connections are read through the stream API.
  */
 import type { Socket } from 'node:net';
 
@@ -57,6 +60,29 @@ interface HandleWithUserBuffer {
  * Starts reading a socket accepted paused (`pauseOnConnect`): each read's bytes, owned by the
  * callee, go to `onChunk`. End, close and errors are the socket's events as usual.
  */
+/**
+ * The `onread` option of `net.connect` for a socket this program opens (the mirror's
+ * connections): the same shared buffer, each read's bytes copied out for `onChunk`. This one is
+ * Node's documented API.
+ */
+export function ownedReads(onChunk: (chunk: Buffer) => void): { buffer: Buffer; callback: (nread: number, buf: Buffer) => boolean } {
+  return { buffer: sharedBuffer(), callback: copyingReader(onChunk) };
+}
+
+function sharedBuffer(): Buffer {
+  return (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+}
+
+/** Node's read callback: the bytes read into the shared buffer, copied out (true: keep reading; false would stop). */
+function copyingReader(onChunk: (chunk: Buffer) => void): (nread: number, buf: Buffer) => boolean {
+  return (nread, buf) => {
+    const own = Buffer.allocUnsafe(nread);
+    buf.copy(own, 0, 0, nread);
+    onChunk(own);
+    return true;
+  };
+}
+
 export function startReading(socket: Socket, onChunk: (chunk: Buffer) => void, forceStream = false): ReadPath {
   const slots = forceStream ? undefined : slotsOf(socket);
   const handle = (socket as unknown as { _handle?: Partial<HandleWithUserBuffer> | null })._handle;
@@ -65,17 +91,11 @@ export function startReading(socket: Socket, onChunk: (chunk: Buffer) => void, f
     socket.resume();
     return 'stream';
   }
-  const buffer = (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+  const buffer = sharedBuffer();
   const slotted = socket as unknown as Record<symbol, unknown>;
   slotted[slots.kBuffer] = buffer;
   slotted[slots.kBufferGen] = null;
-  // Called by Node's onStreamRead with the bytes read into `buffer`; returning false would stop
-  // reading, so nothing is returned.
-  slotted[slots.kBufferCb] = (nread: number, buf: Buffer): void => {
-    const own = Buffer.allocUnsafe(nread);
-    buf.copy(own, 0, 0, nread);
-    onChunk(own);
-  };
+  slotted[slots.kBufferCb] = copyingReader(onChunk);
   handle.useUserBuffer(buffer);
   socket.resume();
   return 'user-buffer';
