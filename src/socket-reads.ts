@@ -57,10 +57,6 @@ interface HandleWithUserBuffer {
 }
 
 /**
- * Starts reading a socket accepted paused (`pauseOnConnect`): each read's bytes, owned by the
- * callee, go to `onChunk`. End, close and errors are the socket's events as usual.
- */
-/**
  * The `onread` option of `net.connect` for a socket this program opens (the mirror's
  * connections): the same shared buffer, each read's bytes copied out for `onChunk`. This one is
  * Node's documented API.
@@ -83,6 +79,10 @@ function copyingReader(onChunk: (chunk: Buffer) => void): (nread: number, buf: B
   };
 }
 
+/**
+ * Starts reading a socket accepted paused (`pauseOnConnect`): each read's bytes, owned by the
+ * callee, go to `onChunk`. End, close and errors are the socket's events as usual.
+ */
 export function startReading(socket: Socket, onChunk: (chunk: Buffer) => void, forceStream = false): ReadPath {
   const slots = forceStream ? undefined : slotsOf(socket);
   const handle = (socket as unknown as { _handle?: Partial<HandleWithUserBuffer> | null })._handle;
