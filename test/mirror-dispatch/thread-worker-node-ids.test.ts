@@ -10,7 +10,7 @@ import type net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { afterEach, expect, it } from 'vitest';
 import { ByteRing } from '../../src/mirror-dispatch/shm-ring.js';
-import { eachDone, writeCopy, type FromWorker, type ToWorker } from '../../src/mirror-dispatch/thread-protocol.js';
+import { COUNTED, ShapeBook, eachDone, writeCopy, type FromWorker, type ToWorker } from '../../src/mirror-dispatch/thread-protocol.js';
 import { localTargetSpec } from './target-spec.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -89,4 +89,45 @@ it('holds a copy for a node not announced yet, and fails one for a closed node o
   expect((await outcomeOf(4)).outcome).toBe('2xx');
 
   expect(seen).toEqual(['/early', '/later-node']);
+}, 30_000);
+
+it('fails a ring record it cannot read (BAD_RING_RECORD), counted or not, and goes on with the next copies', async () => {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => { seen.push(req.url!); req.resume(); req.on('end', () => res.end('ok')); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const spec = localTargetSpec((server.address() as net.AddressInfo).port);
+
+  const worker = startWorker();
+  cleanups.push(async () => { await worker.terminate(); });
+  const copies = ByteRing.create(64 * 1024);
+  const done = ByteRing.create(64 * 1024);
+  const post = (m: ToWorker): void => worker.postMessage(m);
+  post({ t: 'rings', copies: copies.shared, done: done.shared });
+  post({ t: 'node', id: 1, node: spec.nodes[0]!, target: spec, tlsName: undefined });
+
+  // A book that believes the conf's shape was already written: its records carry the shape's id
+  // alone, which this worker's ring never carried in full (the mismatch BadRecordError names).
+  const book = new ShapeBook();
+  const edits = { headersSet: [], headersRemove: new Set<string>(), markHeader: undefined, correlationHeader: undefined };
+  const raw = { bytes: Buffer.from('call'), spans: [], edits, correlationId: undefined, uriRule: undefined };
+  expect(writeCopy(ByteRing.create(4096), 1, 1, 'GET', raw, '/', undefined, book)).toBe(true);
+  expect(writeCopy(copies, 1, 7, 'GET', raw, '/unreadable', undefined, book)).toBe(true);
+  expect(writeCopy(copies, 1, COUNTED, 'GET', raw, '/unreadable-counted', undefined, book)).toBe(true);
+  expect(writeCopy(copies, 1, 8, 'GET', 'GET /after HTTP/1.1\r\nhost: h\r\n\r\n', '/after', undefined)).toBe(true);
+  copies.wake();
+
+  const outcomes = new Map<number, { outcome: string; code: string | undefined }>();
+  const counted: Array<{ nodeId: number; outcome: string; n: number; code: string | undefined }> = [];
+  for (let i = 0; i < 500 && !(outcomes.has(7) && outcomes.has(8) && counted.length > 0); i++) {
+    done.drain((bytes, at) => eachDone(bytes, done.ints, at,
+      (r, outcome, code) => outcomes.set(r, { outcome, code }),
+      (nodeId, outcome, n, _src, _first, code) => counted.push({ nodeId, outcome, n, code })));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(outcomes.get(7)).toEqual({ outcome: 'error', code: 'BAD_RING_RECORD' });
+  expect(counted).toContainEqual({ nodeId: 1, outcome: 'error', n: 1, code: 'BAD_RING_RECORD' });
+  // The thread went on: the copy behind them was sent and answered; the unreadable ones never left.
+  expect(outcomes.get(8)?.outcome).toBe('2xx');
+  expect(seen).toEqual(['/after']);
 }, 30_000);
