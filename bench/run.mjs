@@ -488,7 +488,9 @@ function notesOf(s, extra) {
  * B ÷ A: noise that hits one pair hits both sides of it.
  */
 const COMPARISONS = [
-  { id: 'p99-mirror-thr', a: 'mirror-decide', b: 'mirror-all-thr', what: 'RPC p99, 100 % mirroring (2 threads) ÷ decision only' },
+  // control: each pair also runs A beside a ballast on core 1 as busy as B's worker and sink
+  // made it (bench/ballast.mjs): what load on the load generator's core alone does to A's p99.
+  { id: 'p99-mirror-thr', a: 'mirror-decide', b: 'mirror-all-thr', what: 'RPC p99, 100 % mirroring (2 threads) ÷ decision only', control: true },
   { id: 'p99-mirror-1', a: 'mirror-decide', b: 'mirror-all', what: 'RPC p99, 100 % mirroring (1 thread) ÷ decision only' },
   { id: 'p99-dead', a: 'mirror-unsampled', b: 'mirror-dead', what: 'RPC p99, refused-port target ÷ the same route unsampled' },
 ];
@@ -537,28 +539,50 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
   const ca = CASES.find((x) => x.id === cmp.a);
   const cb = CASES.find((x) => x.id === cmp.b);
   const pairs = [];
-  const side = async (c) => {
+  const side = async (c, helpers = []) => {
     // Only the runner measured runs: the others are stopped (SIGSTOP), so that the other side's
     // leftovers (copies in flight, the GC after its load) do not land on core 0 in this cell.
     for (const [id, server] of servers) freeze(server, id !== c.id);
     return runOnce(c, servers.get(c.id), sinkFor(c), {
-      connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S,
+      connections: PAIR_CONNECTIONS, key: nextKey(), rate: RATE, durationS: PAIR_DURATION_S, warmupS: WARMUP_S, helpers,
     });
   };
-  const noiseOf = (p) => Math.max(p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0);
+  // The control side: A beside a ballast on core 1 as busy as B's worker thread and sink kept it.
+  const loaded = async (share) => {
+    const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
+    try {
+      const s = await side(ca, [ballast.pid]);
+      const us = s.helperCpuUs?.[ballast.pid];
+      return { ...s, ballastShare: us === undefined ? undefined : us / (s.seconds * 1e6) };
+    } finally {
+      await ballast.stop();
+    }
+  };
+  const noiseOf = (p) => Math.max(p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0, p.al?.otherCpuUtilisation ?? 0);
   for (let i = 0; i < PAIRS; i++) {
     // A pair with a side disturbed by other processes runs again; the quietest try is kept.
     pairs.push(await quietest(async (tries) => {
-      process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b} at ${RATE} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
+      process.stderr.write(`bench: pair ${i + 1}/${PAIRS} ${cmp.a} vs ${cmp.b}${cmp.control ? ' (+ control)' : ''} at ${RATE} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
       const A = await side(ca);
       const B = await side(cb);
+      const share = cmp.control ? copyCoreShare(B, servers.get(cb.id).child.pid) : undefined;
+      const AL = share === undefined ? undefined : await loaded(share);
       return {
-        a: A, b: B, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
+        a: A, b: B, al: AL, share, p99Ratio: B.latencyUs.p99 / A.latencyUs.p99, p50Ratio: B.latencyUs.p50 / A.latencyUs.p50,
         // Counted from the due time: a side that made calls wait for a connection pays for it.
         dueP99Ratio: B.paced.fromDueUs.p99 / A.paced.fromDueUs.p99,
       };
     }, noiseOf));
   }
+  const withControl = pairs.filter((p) => p.al !== undefined);
+  const control = withControl.length === 0 ? undefined : {
+    // What the ballast alone did to A's p99, and B against A with the ballast.
+    medianBallastP99Ratio: median(withControl.map((p) => p.al.latencyUs.p99 / p.a.latencyUs.p99)),
+    medianP99RatioToLoaded: median(withControl.map((p) => p.b.latencyUs.p99 / p.al.latencyUs.p99)),
+    medianLoadedP99: median(withControl.map((p) => p.al.latencyUs.p99)),
+    medianShare: median(withControl.map((p) => p.share)),
+    medianBallastShare: median(withControl.map((p) => p.al.ballastShare)),
+  };
   const lateShare = (s) => s.paced.lateStarts / Math.max(1, s.completed);
   return {
     ...cmp,
@@ -570,7 +594,9 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
       lateStarts: [p.a.paced.lateStarts, p.b.paced.lateStarts], rps: [p.a.rps, p.b.rps],
       rpcThreadUsPerRpc: [p.a.rpcThreadUsPerRpc, p.b.rpcThreadUsPerRpc], otherCpu: [p.a.otherCpuUtilisation, p.b.otherCpuUtilisation],
       copies: [p.a.copies, p.b.copies], tries: p.tries,
+      ...(p.al ? { control: { p99: p.al.latencyUs.p99, copyCoreShare: p.share, ballastShare: p.al.ballastShare, otherCpu: p.al.otherCpuUtilisation } } : {}),
     })),
+    control,
     medianP99Ratio: median(pairs.map((p) => p.p99Ratio)),
     // Pairs whose both sides were quiet (other processes under NOISE_LIMIT of a core).
     quietPairs: pairs.filter((p) => (p.a.otherCpuUtilisation ?? 0) <= NOISE_LIMIT && (p.b.otherCpuUtilisation ?? 0) <= NOISE_LIMIT).length,
@@ -775,6 +801,7 @@ function renderCpuRounds(d) {
 }
 
 function renderPairs(done) {
+  const pct = (x) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(1)}%`);
   const lines = [
     `Paced pairs: ${RATE} RPC/s offered in all on ${PAIR_CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${PAIR_DURATION_S} s per cell, ${PAIRS} pairs A, B interleaved.`,
     '',
@@ -784,6 +811,12 @@ function renderPairs(done) {
   for (const d of done) {
     lines.push(`| ${d.what} | ${fmtInt(d.medianP99[0])} | ${fmtInt(d.medianP99[1])} | ${fmtRatio(d.medianP99Ratio)} | ${fmtRatio(d.minP99Ratio)}–${fmtRatio(d.maxP99Ratio)} | ${d.quietPairs}, ${fmtRatio(d.quietMedianP99Ratio)} | ${fmtRatio(d.medianDueP99Ratio)} | ${fmtRatio(d.medianP50Ratio)} | ` +
       `${fmt1(d.medianCpu[0])} / ${fmt1(d.medianCpu[1])} | ${fmt1(d.medianRpcThread[0])} / ${fmt1(d.medianRpcThread[1])} | ${(d.maxDroppedShare * 100).toFixed(1)}% | ${(d.maxLateShare * 100).toFixed(1)}% | ${Math.round(d.maxOtherCpu * 100)}% of a core |`);
+  }
+  for (const d of done.filter((x) => x.control)) {
+    const c = d.control;
+    lines.push('', `Control for "${d.what}": in each pair, A ran a third time beside a ballast on core 1 (bench/ballast.mjs) as busy as B's worker thread and sink kept that core (${pct(c.medianShare)}; the ballast achieved ${c.medianBallastShare === undefined ? 'n/a' : pct(c.medianBallastShare)}). ` +
+      `A's p99 with the ballast ÷ without: ${fmtRatio(c.medianBallastP99Ratio)} (median p99 ${fmtInt(c.medianLoadedP99)} µs); B ÷ A with the ballast: ${fmtRatio(c.medianP99RatioToLoaded)}. ` +
+      'Nothing of the runner\'s runs in the ballast: the first ratio is what load on the load generator\'s core alone does to the p99 on this machine. The target is read from the ratio as measured.');
   }
   lines.push('', `Quiet pairs: both sides with other processes under ${NOISE_LIMIT * 100}% of a core (a pair that was not runs again, up to --max-tries in all, and the quietest try is kept). ${PAIR_FREEZE ? 'The runner not being measured is stopped (SIGSTOP) during each cell.' : 'Both runners ran during every cell (--no-pair-freeze).'}`);
   lines.push('', 'Late starts: calls that found all connections busy when due (the offered load was not sustained, or the load generator\'s timer fired late in a burst); above ~1 % the p99 from the write leaves out the wait. The p99 from the due time includes it, but also the pacer\'s own lag (1 ms timer, the load generator\'s pauses), the same on both sides, which pulls that ratio toward 1: read the two together.');
@@ -875,7 +908,8 @@ function renderTargets(results, pairsDone, coreDone = [], cpuDone = undefined) {
   const p2 = pair('p99-mirror-thr');
   rows.push([
     'RPC p99 at 100 % mirroring (2 threads) ≤ 1.5× decision-only p99 (paced pairs, same offered load)',
-    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${p2.quietPairs} quiet pairs: ${fmtRatio(p2.quietMedianP99Ratio)}; from the due time: ${fmtRatio(p2.medianDueP99Ratio)}); copies dropped ≤ ${pct(p2.maxDroppedShare)}` : 'run with --rate or --targets',
+    p2 ? `median of ${PAIRS} pair ratios ${fmtRatio(p2.medianP99Ratio)} (${fmtInt(p2.medianP99[1])} vs ${fmtInt(p2.medianP99[0])} µs at ${fmtInt(RATE)} RPC/s; ${p2.quietPairs} quiet pairs: ${fmtRatio(p2.quietMedianP99Ratio)}; from the due time: ${fmtRatio(p2.medianDueP99Ratio)}); copies dropped ≤ ${pct(p2.maxDroppedShare)}` +
+      (p2.control ? `; control: decision-only beside a ballast on core 1 as busy as the worker and sink made it ${fmtRatio(p2.control.medianBallastP99Ratio)} of decision-only, mirrored ÷ that ${fmtRatio(p2.control.medianP99RatioToLoaded)}` : '') : 'run with --rate or --targets',
     status(p2 ? p2.medianP99Ratio <= 1.5 : undefined, p2 ? !late(p2) && p2.maxDroppedShare <= 0.01 : true),
   ]);
   // 3. RPC throughput on the RPC core, as capacity from the RPC thread's CPU per RPC. In the

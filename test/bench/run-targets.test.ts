@@ -18,7 +18,9 @@ const REPO = fileURLToPath(new URL('../../', import.meta.url));
 interface Cell { id?: string; rate?: number; summary?: { copies?: { sent: number; targetDown: number }; rpcThreadUsPerRpc?: number; threads: unknown[] } }
 interface CorePair { rpcThreadUsPerRpc: { decision: number; decisionLoaded: number; mirrored: number }; copyCoreShare: number; ballastShare: number | undefined; copies?: { sent: number } }
 interface Report {
-  results: Cell[]; pairs: { id: string; pairs: unknown[] }[]; sinkCalibration: { mode: string; requestsPerSecond: number }[];
+  results: Cell[];
+  pairs: { id: string; pairs: { p99: number[]; control?: { p99: number; copyCoreShare: number; ballastShare: number | undefined } }[]; control?: { medianBallastP99Ratio: number; medianP99RatioToLoaded: number } }[];
+  sinkCalibration: { mode: string; requestsPerSecond: number }[];
   corePairs: { rate: number; pairs: CorePair[]; medianLoadedRatio: number }[];
   cpuRounds?: { connections: number; rounds: { order: string[]; cpu: Record<string, number> }[]; cells: Record<string, { cpu: number[]; medianCpu: number; medianCopyAdds?: number }> };
 }
@@ -102,6 +104,17 @@ describe('bench/run.mjs --targets', () => {
     const dead = report.results.find((c) => c.id === 'mirror-dead' && !c.rate);
     expect(dead?.summary?.copies?.targetDown).toBeGreaterThan(0);
     expect(report.pairs.map((p) => [p.id, p.pairs.length])).toEqual([['p99-mirror-thr', 1], ['p99-dead', 1]]);
+    // The 2-thread p99 pair also ran its control: decision-only beside a ballast sized from the
+    // mirrored cell's worker and sink; the dead-target pair has none.
+    const [thrPair, deadPair] = report.pairs;
+    const ctl = thrPair!.pairs[0]!.control!;
+    expect(ctl.copyCoreShare).toBeGreaterThan(0);
+    expect(ctl.ballastShare).toBeGreaterThan(0);
+    expect(thrPair!.control!.medianBallastP99Ratio).toBeCloseTo(ctl.p99 / thrPair!.pairs[0]!.p99[0]!, 6);
+    expect(thrPair!.control!.medianP99RatioToLoaded).toBeCloseTo(thrPair!.pairs[0]!.p99[1]! / ctl.p99, 6);
+    expect(deadPair!.pairs[0]!.control).toBeUndefined();
+    expect(r.out).toMatch(/^Control for "RPC p99, 100 % mirroring \(2 threads\) ÷ decision only": .*A's p99 with the ballast ÷ without: \d+\.\d\d×/m);
+    expect(lines.find((l) => l.startsWith('| RPC p99 at 100 % mirroring'))).toMatch(/control: decision-only beside a ballast on core 1 as busy as the worker and sink made it \d+\.\d\d× of decision-only, mirrored ÷ that \d+\.\d\d×/);
     // One RPC-core pair: the mirrored cell sent copies, and the decision-only cell beside the
     // ballast ran with a helper process using CPU (the ballast, sized from the mirrored cell).
     expect(report.corePairs.map((c) => [c.rate, c.pairs.length])).toEqual([[250, 1]]);
