@@ -7,7 +7,7 @@
  *
  * bench/run.mjs's RPC-core pairs (issue 13) run it on the load generator's core beside one of
  * the decision-only cells, as busy as the mirrored cell's worker thread and sink made that core:
- * a control. On this project's 2-core VM, load on the other core alone (nothing of the runner's)
+ * a control. The 2-thread p99 pairs run it the same way (their control). On this project's 2-core VM, load on the other core alone (nothing of the runner's)
  * made the decision-only RPC thread 2-3 µs per RPC dearer at 8,000 RPC/s in runs one after the
  * other, and 0.90-1.18× as dear interleaved (docs/performance.md, "Mirror dispatch, eighth
  * pass"). It prints one JSON line on exit: the share of a core it used.
