@@ -548,16 +548,7 @@ async function runPairs(cmp, servers, sinkFor, nextKey) {
     });
   };
   // The control side: A beside a ballast on core 1 as busy as B's worker thread and sink kept it.
-  const loaded = async (share) => {
-    const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
-    try {
-      const s = await side(ca, [ballast.pid]);
-      const us = s.helperCpuUs?.[ballast.pid];
-      return { ...s, ballastShare: us === undefined ? undefined : us / (s.seconds * 1e6) };
-    } finally {
-      await ballast.stop();
-    }
-  };
+  const loaded = (share) => besideBallast(share, (helpers) => side(ca, helpers));
   const noiseOf = (p) => Math.max(p.a.otherCpuUtilisation ?? 0, p.b.otherCpuUtilisation ?? 0, p.al?.otherCpuUtilisation ?? 0);
   for (let i = 0; i < PAIRS; i++) {
     // A pair with a side disturbed by other processes runs again; the quietest try is kept.
@@ -634,6 +625,22 @@ function startBallast(share, seconds) {
 }
 
 /**
+ * Runs a cell (`measure`, given the helper pids to count) beside a ballast busy `share` of core 1,
+ * and adds the share of a core the ballast used over the measured window (`ballastShare`).
+ */
+async function besideBallast(share, measure) {
+  const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
+  try {
+    const s = await measure([ballast.pid]);
+    // The ballast's own CPU over the measured window, from /proc (the sink is a helper too).
+    const us = s.helperCpuUs?.[ballast.pid];
+    return { ...s, ballastShare: us === undefined ? undefined : us / (s.seconds * 1e6) };
+  } finally {
+    await ballast.stop();
+  }
+}
+
+/**
  * The share of a core that the mirrored cell's copies kept busy beside the RPC thread: its
  * busiest other thread (the mirror worker, moved to the load generator's core) and the sink.
  */
@@ -669,17 +676,7 @@ async function runCorePairs(rate, servers, sinkFor, nextKey) {
       process.stderr.write(`bench: RPC-core pair ${i + 1}/${PAIRS} at ${rate} RPC/s${tries > 1 ? ` (try ${tries}: noisy)` : ''} ...\n`);
       const B = await side(cm, []);
       const share = copyCoreShare(B, servers.get(cm.id).child.pid);
-      const loaded = async () => {
-        const ballast = startBallast(share, WARMUP_S + PAIR_DURATION_S + 10);
-        try {
-          const s = await side(cd, [ballast.pid]);
-          // The ballast's own CPU over the measured window, from /proc (the sink is a helper too).
-          const us = s.helperCpuUs?.[ballast.pid];
-          return { ...s, ballastShare: us === undefined ? undefined : us / (s.seconds * 1e6) };
-        } finally {
-          await ballast.stop();
-        }
-      };
+      const loaded = () => besideBallast(share, (helpers) => side(cd, helpers));
       let A;
       let AL;
       if (i % 2 === 0) {
