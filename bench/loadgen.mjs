@@ -92,6 +92,25 @@ export function machineBusyMicros() {
   }
 }
 
+/**
+ * Kernel entries of one thread that cost per call: read and write system calls (syscr, syscw
+ * from /proc/<pid>/task/<tid>/io) and voluntary context switches (the thread blocked: an idle
+ * event loop waking up), or undefined when /proc does not give them.
+ */
+export function threadKernelCounts(pid, tid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    const reads = /syscr:\s+(\d+)/.exec(io);
+    const writes = /syscw:\s+(\d+)/.exec(io);
+    const wakes = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
+    if (!reads || !writes || !wakes) return undefined;
+    return { reads: Number(reads[1]), writes: Number(writes[1]), wakes: Number(wakes[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set size of a process in KiB (VmRSS), or undefined. */
 export function processRssKiB(pid) {
   try {
@@ -419,12 +438,14 @@ export async function runLoad(opts) {
 
   const cpuStart = opts.pid ? processCpuMicros(opts.pid) : undefined;
   const rpcThreadStart = opts.pid ? threadCpuMicros(opts.pid, opts.pid) : undefined;
+  const kernelStart = opts.pid ? threadKernelCounts(opts.pid, opts.pid) : undefined;
   const threadsStart = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const helpers = opts.helperPids ?? [];
   const helperCpus = () => helpers.map((pid) => processCpuMicros(pid) ?? 0);
   const helperStarts = helperCpus();
   const sinkStart = opts.sinkPort ? await sinkRequests(opts.sinkPort) : undefined;
   const selfStart = process.cpuUsage();
+  const selfKernelStart = threadKernelCounts(process.pid, process.pid);
   const machineStart = machineBusyMicros();
   const t0 = performance.now();
   recording = true;
@@ -433,8 +454,10 @@ export async function runLoad(opts) {
   const elapsedMs = performance.now() - t0;
   const cpuEnd = opts.pid ? processCpuMicros(opts.pid) : undefined;
   const rpcThreadEnd = opts.pid ? threadCpuMicros(opts.pid, opts.pid) : undefined;
+  const kernelEnd = opts.pid ? threadKernelCounts(opts.pid, opts.pid) : undefined;
   const threadsEnd = opts.pid ? threadsCpuMicros(opts.pid) : new Map();
   const self = process.cpuUsage(selfStart);
+  const selfKernelEnd = threadKernelCounts(process.pid, process.pid);
   const machineEnd = machineBusyMicros();
   // Each helper's CPU over the window (pid → µs), and their sum.
   const helperEnds = helperCpus();
@@ -480,6 +503,11 @@ export async function runLoad(opts) {
     rpcThreadCpuUs,
     rpcThreadUsPerRpc: rpcThreadCpuUs !== undefined && stats.completed > 0 ? rpcThreadCpuUs / stats.completed : undefined,
     rpcThreadUtilisation: rpcThreadCpuUs !== undefined ? rpcThreadCpuUs / (seconds * 1e6) : undefined,
+    // The RPC thread's read and write system calls and wake-ups per RPC over the window (how
+    // many calls each one served: batching), or undefined.
+    rpcThreadKernelPerRpc: kernelStart && kernelEnd && stats.completed > 0
+      ? Object.fromEntries(Object.keys(kernelEnd).map((k) => [k, (kernelEnd[k] - kernelStart[k]) / stats.completed]))
+      : undefined,
     otherThreadsCpuUs,
     otherThreadsUsPerRpc: otherThreadsCpuUs !== undefined && stats.completed > 0 ? otherThreadsCpuUs / stats.completed : undefined,
     // RPC thread + other threads (scheduler time, all threads alive at the end of the window).
@@ -508,6 +536,9 @@ export async function runLoad(opts) {
       : undefined,
     loadgenCpuUsPerRpc: stats.completed > 0 ? (self.user + self.system) / stats.completed : undefined,
     loadgenCpuUtilisation: (self.user + self.system) / (seconds * 1e6),
+    // How often the load generator's thread slept and had to be woken, per RPC: each wake-up of
+    // a sleeping reader costs the writer (the runner) a cross-core wake-up in the kernel.
+    loadgenWakesPerRpc: selfKernelStart && selfKernelEnd && stats.completed > 0 ? (selfKernelEnd.wakes - selfKernelStart.wakes) / stats.completed : undefined,
     // CPU used by everything else on the machine during the window (other jobs, the mirror
     // sink, the kernel): a high value means the cell was disturbed.
     otherCpuUtilisation:

@@ -742,9 +742,16 @@ function renderCorePairs(done) {
  * last; "the copy adds" is mirrored − decision-only within a round. The target is read from the
  * medians over rounds; every round is reported.
  */
-async function runCpuRounds(ids, servers, sinkFor, nextKey) {
+/**
+ * `gauge` (the floor server's id, when it ran): measured in each round beside the runner's
+ * cells. The floor does the same kernel work per call as the runner (one read, one write) and
+ * nothing else, so its CPU per call moves only with the machine: this VM has slow spells in
+ * which every cell, the floor included, costs more per call (its steal time is not reported),
+ * and the gauge shows which rounds fell in one.
+ */
+async function runCpuRounds(ids, servers, sinkFor, nextKey, gauge = undefined) {
   const connections = Math.max(...CONNECTIONS);
-  const cases = ids.map((id) => CASES.find((x) => x.id === id));
+  const cases = [...ids, ...(gauge ? [gauge] : [])].map((id) => CASES.find((x) => x.id === id));
   const rounds = [];
   for (let r = 0; r < CPU_ROUNDS; r++) {
     const order = cases.map((_, i) => cases[(i + r) % cases.length]);
@@ -760,6 +767,7 @@ async function runCpuRounds(ids, servers, sinkFor, nextKey) {
   }
   const cpu = (s) => s.runnerCpuUsPerRpc;
   const decide = ids[0];
+  const gaugeCpu = gauge ? rounds.map((r) => cpu(r.cells[gauge])) : undefined;
   const byCell = Object.fromEntries(ids.map((id) => {
     const all = rounds.map((r) => r.cells[id]);
     return [id, {
@@ -775,25 +783,58 @@ async function runCpuRounds(ids, servers, sinkFor, nextKey) {
       // Mirrored − decision-only in the same round.
       medianCopyAdds: id === decide ? undefined : median(rounds.map((r) => cpu(r.cells[id]) - cpu(r.cells[decide]))),
       maxDroppedShare: Math.max(...all.map((s) => droppedShare(s) ?? 0)),
+      // This cell ÷ the floor in the same round: a reading the machine's slow spells move less.
+      medianVsGauge: gaugeCpu ? median(rounds.map((r, i) => cpu(r.cells[id]) / gaugeCpu[i])) : undefined,
     }];
   }));
-  return { connections, rounds: rounds.map((r) => ({ order: r.order, cpu: Object.fromEntries(ids.map((id) => [id, cpu(r.cells[id])])) })), cells: byCell };
+  // What each cell's RPC thread did in the kernel per RPC, and how many copies the sink read at once.
+  const kernelOf = (s) => ({
+    ...(s.rpcThreadKernelPerRpc ?? {}),
+    loadgenWakes: s.loadgenWakesPerRpc,
+    copiesPerSinkRead: s.mirrorsReceived?.reads > 0 && s.mirrorsReceived.requests > 0 ? s.mirrorsReceived.requests / s.mirrorsReceived.reads : undefined,
+  });
+  return {
+    connections,
+    rounds: rounds.map((r) => ({
+      order: r.order,
+      cpu: Object.fromEntries(ids.map((id) => [id, cpu(r.cells[id])])),
+      kernel: Object.fromEntries(ids.map((id) => [id, kernelOf(r.cells[id])])),
+    })),
+    cells: byCell,
+    gauge: gauge ? { id: gauge, cpu: gaugeCpu, medianCpu: median(gaugeCpu), minCpu: Math.min(...gaugeCpu), maxCpu: Math.max(...gaugeCpu) } : undefined,
+  };
 }
 
 function renderCpuRounds(d) {
   const ids = Object.keys(d.cells);
+  const g = d.gauge;
   const label = (id) => CASES.find((x) => x.id === id).label;
   const lines = [
     `CPU rounds: ${d.rounds.length} rounds of the closed-loop cells at C = ${d.connections}, ${WARMUP_S} s warm-up + ${DURATION_S} s each, interleaved (order rotated each round); runner CPU µs per RPC, all threads. A cell where other processes used more than ${NOISE_LIMIT * 100}% of a core runs again (up to --max-tries in all, the quietest kept).`,
     '',
-    `| round (order) | ${ids.map(label).join(' | ')} |`,
-    `|---|${ids.map(() => '--:').join('|')}|`,
-    ...d.rounds.map((r, i) => `| ${i + 1} (${r.order.map((id) => ids.indexOf(id) + 1).join(', ')}) | ${ids.map((id) => fmt1(r.cpu[id])).join(' | ')} |`),
-    `| **median** | ${ids.map((id) => `**${fmt1(d.cells[id].medianCpu)}** (RPC thread ${fmt1(d.cells[id].medianRpcThread)} + others ${fmt1(d.cells[id].medianOthers)})`).join(' | ')} |`,
-    `| the copy adds (median of mirrored − decision per round) | ${ids.map((id) => (d.cells[id].medianCopyAdds === undefined ? '—' : fmt1(d.cells[id].medianCopyAdds))).join(' | ')} |`,
-    `| copies dropped (max) | ${ids.map((id) => `${(d.cells[id].maxDroppedShare * 100).toFixed(1)}%`).join(' | ')} |`,
+    `| round (order) | ${ids.map(label).join(' | ')}${g ? ` | ${label(g.id)}: the gauge |` : ' |'}`,
+    `|---|${ids.map(() => '--:').join('|')}${g ? '|--:' : ''}|`,
+    ...d.rounds.map((r, i) => `| ${i + 1} (${r.order.map((id) => (g && id === g.id ? ids.length + 1 : ids.indexOf(id) + 1)).join(', ')}) | ${ids.map((id) => fmt1(r.cpu[id])).join(' | ')}${g ? ` | ${fmt1(g.cpu[i])}` : ''} |`),
+    `| **median** | ${ids.map((id) => `**${fmt1(d.cells[id].medianCpu)}** (RPC thread ${fmt1(d.cells[id].medianRpcThread)} + others ${fmt1(d.cells[id].medianOthers)})`).join(' | ')}${g ? ` | **${fmt1(g.medianCpu)}**` : ''} |`,
+    `| the copy adds (median of mirrored − decision per round) | ${ids.map((id) => (d.cells[id].medianCopyAdds === undefined ? '—' : fmt1(d.cells[id].medianCopyAdds))).join(' | ')}${g ? ' | —' : ''} |`,
+    ...(g ? [`| ÷ the gauge (median of the rounds' ratios) | ${ids.map((id) => fmtRatio(d.cells[id].medianVsGauge)).join(' | ')} | — |`] : []),
+    `| copies dropped (max) | ${ids.map((id) => `${(d.cells[id].maxDroppedShare * 100).toFixed(1)}%`).join(' | ')}${g ? ' | —' : ''} |`,
   ];
   lines.push('', 'The order column numbers the cells as the table\'s columns do.');
+  if (g) {
+    lines.push('', `The gauge is the framing-only floor server measured in the same rounds: one read and one write per call, as the runner, and nothing else, so its CPU per call moves only with the machine. This VM has slow spells (its steal time is not reported) in which every cell costs more per call; a round whose gauge is well above its fastest (${fmt1(g.minCpu)} µs here) fell in one.`);
+  }
+  if (d.rounds.some((r) => Object.values(r.kernel ?? {}).some((k) => k.reads !== undefined))) {
+    const k = (x) => (x?.reads === undefined ? 'n/a' : `${x.reads.toFixed(2)} / ${x.writes.toFixed(2)} / ${x.wakes.toFixed(2)}${x.loadgenWakes === undefined ? '' : `; load generator woken ${x.loadgenWakes.toFixed(2)}`}${x.copiesPerSinkRead === undefined ? '' : ` (${x.copiesPerSinkRead.toFixed(1)})`}`);
+    lines.push(
+      '',
+      'The RPC thread in the kernel, per RPC: read system calls / write system calls / wake-ups (voluntary context switches); how often the load generator slept and was woken per RPC (each such wake-up costs the runner’s write a cross-core wake-up); and in brackets the copies the sink read at once. Fewer per RPC is more calls served per kernel entry.',
+      '',
+      `| round | ${ids.map(label).join(' | ')} |`,
+      `|---|${ids.map(() => '--:').join('|')}|`,
+      ...d.rounds.map((r, i) => `| ${i + 1} | ${ids.map((id) => k(r.kernel?.[id])).join(' | ')} |`),
+    );
+  }
   return lines.join('\n');
 }
 
@@ -884,7 +925,7 @@ function renderTargets(results, pairsDone, coreDone = [], cpuDone = undefined) {
     const s = cell(id);
     rows.push([
       `Runner CPU per mirrored request (RPC + copy, all threads, fast sink, C = ${cpuDone.connections}, ${threads} thread${threads > 1 ? 's' : ''}) ≤ 25 µs`,
-      `median of ${cpuDone.rounds.length} interleaved rounds ${fmt1(r.medianCpu)} µs (RPC thread ${fmt1(r.medianRpcThread)} + others ${fmt1(r.medianOthers)}; rounds ${r.cpu.map(fmt1).join(', ')}); decision ${fmt1(d.medianCpu)} µs, the copy adds ${fmt1(r.medianCopyAdds)}, ${fmtRatio(r.medianCpu / d.medianCpu)} decision-only's; copies dropped ≤ ${pct(r.maxDroppedShare)}${s ? `; the matrix's cell: ${fmt1(s.runnerCpuUsPerRpc)} µs` : ''}`,
+      `median of ${cpuDone.rounds.length} interleaved rounds ${fmt1(r.medianCpu)} µs (RPC thread ${fmt1(r.medianRpcThread)} + others ${fmt1(r.medianOthers)}; rounds ${r.cpu.map(fmt1).join(', ')}); decision ${fmt1(d.medianCpu)} µs, the copy adds ${fmt1(r.medianCopyAdds)}, ${fmtRatio(r.medianCpu / d.medianCpu)} decision-only's; copies dropped ≤ ${pct(r.maxDroppedShare)}${s ? `; the matrix's cell: ${fmt1(s.runnerCpuUsPerRpc)} µs` : ''}${cpuDone.gauge ? `; the gauge (framing-only floor, same rounds) ${fmt1(cpuDone.gauge.medianCpu)} µs (${fmt1(cpuDone.gauge.minCpu)}–${fmt1(cpuDone.gauge.maxCpu)}), this cell ${fmtRatio(r.medianVsGauge)} the gauge` : ''}`,
       status(r.medianCpu <= 25, r.maxDroppedShare <= 0.01),
     ]);
   }
@@ -994,6 +1035,8 @@ async function main() {
   const cpuRoundIds = CPU_ROUNDS > 0 ? CPU_ROUND_CELLS.filter((id) => !ONLY || ONLY.has(id)) : [];
   const cpuRounds = cpuRoundIds[0] === 'mirror-decide' && cpuRoundIds.length >= 2;
   if (cpuRounds) for (const id of cpuRoundIds) pairIds.add(id);
+  // The floor runs in each CPU round too, as the machine's gauge (see runCpuRounds).
+  if (cpuRounds) pairIds.add('floor');
   let cpuDone;
   const pinNotes = new Map(); // case id -> note
   const cleanup = async () => {
@@ -1087,7 +1130,7 @@ async function main() {
         process.stderr.write(`bench: CPU rounds skipped: no runner left for ${missing.join(', ')} (see its row)\n`);
       } else {
         try {
-          cpuDone = await runCpuRounds(cpuRoundIds, kept, sinkFor, nextKey);
+          cpuDone = await runCpuRounds(cpuRoundIds, kept, sinkFor, nextKey, kept.has('floor') ? 'floor' : undefined);
         } catch (err) {
           process.stderr.write(`bench: CPU rounds failed: ${err.message.split('\n')[0]}\n`);
         }

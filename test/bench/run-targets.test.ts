@@ -22,7 +22,12 @@ interface Report {
   pairs: { id: string; pairs: { p99: number[]; control?: { p99: number; copyCoreShare: number; ballastShare: number | undefined } }[]; control?: { medianBallastP99Ratio: number; medianP99RatioToLoaded: number } }[];
   sinkCalibration: { mode: string; requestsPerSecond: number }[];
   corePairs: { rate: number; pairs: CorePair[]; medianLoadedRatio: number }[];
-  cpuRounds?: { connections: number; rounds: { order: string[]; cpu: Record<string, number> }[]; cells: Record<string, { cpu: number[]; medianCpu: number; medianCopyAdds?: number }> };
+  cpuRounds?: {
+    connections: number;
+    rounds: { order: string[]; cpu: Record<string, number>; kernel: Record<string, { reads?: number; writes?: number; wakes?: number }> }[];
+    cells: Record<string, { cpu: number[]; medianCpu: number; medianCopyAdds?: number; medianVsGauge?: number }>;
+    gauge?: { id: string; cpu: number[]; medianCpu: number };
+  };
 }
 
 let dir: string;
@@ -91,7 +96,7 @@ describe('bench/run.mjs --targets', () => {
     // cells): one row per mirrored case selected, none for the 1-thread case left out.
     const cpuRows = lines.filter((l) => l.startsWith('| Runner CPU per mirrored request'));
     expect(cpuRows.filter((l) => l.includes('(RPC + copy, all threads, fast sink, C = 2, 2 threads)'))).toHaveLength(1);
-    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/\| median of 2 interleaved rounds [\d.]+ µs \(RPC thread [\d.]+ \+ others [\d.]+; rounds [\d.]+, [\d.]+\); decision [\d.]+ µs, the copy adds -?[\d.]+, \d+\.\d\d× decision-only's; .*the matrix's cell: [\d.]+ µs \| (met|\*\*missed\*\*)[^|]*\|$/);
+    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/\| median of 2 interleaved rounds [\d.]+ µs \(RPC thread [\d.]+ \+ others [\d.]+; rounds [\d.]+, [\d.]+\); decision [\d.]+ µs, the copy adds -?[\d.]+, \d+\.\d\d× decision-only's; .*the matrix's cell: [\d.]+ µs; the gauge .* \| (met|\*\*missed\*\*)[^|]*\|$/);
     expect(cpuRows.some((l) => l.includes('C = 2, 1 thread)'))).toBe(false);
     expect(cpuRows.filter((l) => l.includes('C = 2 paced at 200 RPC/s'))).toHaveLength(2);
     expect(r.out).toMatch(/^CPU rounds: 2 rounds of the closed-loop cells at C = 2/m);
@@ -123,10 +128,30 @@ describe('bench/run.mjs --targets', () => {
     expect(cp.copyCoreShare).toBeGreaterThan(0);
     expect(cp.ballastShare).toBeGreaterThan(0);
     for (const v of Object.values(cp.rpcThreadUsPerRpc)) expect(v).toBeGreaterThan(0);
-    // Two rounds, the order rotated, each cell measured in each.
+    // Two rounds, the order rotated, each cell measured in each, and the floor beside them as
+    // the machine's gauge.
     const rounds = report.cpuRounds!;
-    expect(rounds.rounds.map((x) => x.order)).toEqual([['mirror-decide', 'mirror-all-thr'], ['mirror-all-thr', 'mirror-decide']]);
+    expect(rounds.rounds.map((x) => x.order)).toEqual([['mirror-decide', 'mirror-all-thr', 'floor'], ['mirror-all-thr', 'floor', 'mirror-decide']]);
     for (const x of rounds.rounds) for (const id of ['mirror-decide', 'mirror-all-thr']) expect(x.cpu[id]).toBeGreaterThan(0);
+    const gauge = rounds.gauge!;
+    expect(gauge.id).toBe('floor');
+    expect(gauge.cpu).toHaveLength(2);
+    for (const us of gauge.cpu) expect(us).toBeGreaterThan(0);
+    expect(rounds.cells['floor']).toBeUndefined();
+    expect(rounds.cells['mirror-decide']!.medianVsGauge).toBeCloseTo(
+      (rounds.rounds[0]!.cpu['mirror-decide']! / gauge.cpu[0]! + rounds.rounds[1]!.cpu['mirror-decide']! / gauge.cpu[1]!) / 2, 6);
+    expect(r.out).toMatch(/^\| round \(order\) \| proxy-mirror 0\.00001 \(decision\) \| proxy-mirror 1 → sink, 2 threads \| floor \(framing only\): the gauge \|$/m);
+    expect(r.out).toMatch(/^\| 2 \(2, 3, 1\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$/m);
+    expect(cpuRows.find((l) => l.includes('C = 2, 2 threads'))).toMatch(/the gauge \(framing-only floor, same rounds\) [\d.]+ µs \([\d.]+–[\d.]+\), this cell \d+\.\d\d× the gauge/);
+    // The RPC thread's system calls per RPC: every call is read and answered (at least one read
+    // and one write per call, copies' writes on top).
+    for (const x of rounds.rounds) {
+      for (const id of ['mirror-decide', 'mirror-all-thr']) {
+        expect(x.kernel[id]!.reads).toBeGreaterThan(0);
+        expect(x.kernel[id]!.writes).toBeGreaterThan(0.9);
+      }
+    }
+    expect(r.out).toMatch(/^The RPC thread in the kernel, per RPC:/m);
     const thrRounds = rounds.cells['mirror-all-thr']!;
     expect(thrRounds.medianCpu).toBeCloseTo((thrRounds.cpu[0]! + thrRounds.cpu[1]!) / 2, 6);
     expect(thrRounds.medianCopyAdds).toBeCloseTo(
