@@ -741,8 +741,7 @@ function renderCorePairs(done) {
  * every cell once, in an order rotated by one per round so that no cell always goes first or
  * last; "the copy adds" is mirrored − decision-only within a round. The target is read from the
  * medians over rounds; every round is reported.
- */
-/**
+ *
  * `gauge` (the floor server's id, when it ran): measured in each round beside the runner's
  * cells. The floor does the same kernel work per call as the runner (one read, one write) and
  * nothing else, so its CPU per call moves only with the machine: this VM has slow spells in
