@@ -24,7 +24,7 @@ interface Report {
   corePairs: { rate: number; pairs: CorePair[]; medianLoadedRatio: number }[];
   cpuRounds?: {
     connections: number;
-    rounds: { order: string[]; cpu: Record<string, number>; kernel: Record<string, { reads?: number; writes?: number; wakes?: number }> }[];
+    rounds: { order: string[]; cpu: Record<string, number>; kernel: Record<string, { reads?: number; writes?: number; wakes?: number; loadgenWakes?: number }> }[];
     cells: Record<string, { cpu: number[]; medianCpu: number; medianCopyAdds?: number; medianVsGauge?: number }>;
     gauge?: { id: string; cpu: number[]; medianCpu: number };
   };
@@ -149,9 +149,12 @@ describe('bench/run.mjs --targets', () => {
       for (const id of ['mirror-decide', 'mirror-all-thr']) {
         expect(x.kernel[id]!.reads).toBeGreaterThan(0);
         expect(x.kernel[id]!.writes).toBeGreaterThan(0.9);
+        expect(x.kernel[id]!.wakes).toBeGreaterThanOrEqual(0);
+        expect(x.kernel[id]!.loadgenWakes).toBeGreaterThanOrEqual(0);
       }
     }
     expect(r.out).toMatch(/^The RPC thread in the kernel, per RPC:/m);
+    expect(r.out).toMatch(/^\| 1 \| [\d.]+ \/ [\d.]+ \/ [\d.]+; load generator woken [\d.]+/m);
     const thrRounds = rounds.cells['mirror-all-thr']!;
     expect(thrRounds.medianCpu).toBeCloseTo((thrRounds.cpu[0]! + thrRounds.cpu[1]!) / 2, 6);
     expect(thrRounds.medianCopyAdds).toBeCloseTo(
