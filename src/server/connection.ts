@@ -23,6 +23,7 @@ import type { RunnerLogger } from '../observability/logger.js';
 import { RequestState } from './request-state.js';
 import { ResponseState } from './response-state.js';
 import { startReading, type ReadPath } from '../socket-reads.js';
+import type { TurnWriter, TurnWrites } from './turn-writes.js';
 
 export interface ConnectionDeps {
   readonly confs: ConfCache;
@@ -58,8 +59,11 @@ interface CallState {
  * waits for ExtraInfo answers, other frames are queued. Nothing thrown here escapes: bad
  * input gets an error reply (or the connection is closed when no reply is possible).
  */
-export class Connection {
+export class Connection implements TurnWriter {
   private readonly decoder: FrameDecoder;
+  /** Frames made this turn, written at its end by `turn` (turn-writes.ts). */
+  private queuedFrame: Buffer | undefined;
+  private queuedMore: Buffer[] | undefined;
   private busy = false;
   /** The call whose chain is still running (set with `busy`), for the close log line. */
   private inFlight: CallLabel | undefined;
@@ -81,7 +85,11 @@ export class Connection {
       else this.sendQuestion(q);
     });
 
-  constructor(private readonly socket: Socket, private readonly deps: ConnectionDeps) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: ConnectionDeps,
+    private readonly turn: TurnWrites,
+  ) {
     this.decoder = new FrameDecoder(deps.maxPayloadBytes);
     socket.on('error', (err) => deps.logger.debug({ err }, 'connection error'));
     socket.on('close', this.onClose);
@@ -97,8 +105,9 @@ export class Connection {
     return new Promise((resolve) => (this.idleWaiters ??= []).push(resolve));
   }
 
-  /** Closes the connection now. */
+  /** Closes the connection now (frames already made are written first). */
   destroy(): void {
+    this.writeQueued();
     this.socket.destroy();
   }
 
@@ -109,6 +118,7 @@ export class Connection {
       if (err instanceof FrameTooLargeError) {
         this.deps.logger.error({ length: err.length, limit: err.limit }, `closing connection: ${err.message}`);
         this.deps.metrics.record('unknown', 'frame_too_large', this.deps.metrics.start());
+        this.writeQueued();
         this.socket.end(encodeError(ErrCode.BAD_REQUEST));
         this.closed = true;
         // A peer that never closes its side must not hold the connection forever.
@@ -116,7 +126,7 @@ export class Connection {
         return;
       }
       this.deps.logger.error({ err }, 'closing connection after an unexpected error');
-      this.socket.destroy();
+      this.destroy();
     }
   };
 
@@ -160,8 +170,33 @@ export class Connection {
     );
   }
 
+  /** Queues `frame` for the end of the turn (turn-writes.ts). */
   private write(frame: Buffer): void {
-    if (!this.closed) this.socket.write(frame);
+    if (this.closed) return;
+    if (this.queuedFrame === undefined) {
+      this.queuedFrame = frame;
+      this.turn.queued(this);
+    } else {
+      (this.queuedMore ??= []).push(frame);
+    }
+  }
+
+  writeQueued(): void {
+    const first = this.queuedFrame;
+    if (first === undefined) return;
+    const more = this.queuedMore;
+    this.queuedFrame = undefined;
+    this.queuedMore = undefined;
+    if (this.socket.destroyed) return;
+    if (!more) {
+      this.socket.write(first);
+      return;
+    }
+    // Several frames for one connection (a pipelining peer, or calls and questions together): one writev.
+    this.socket.cork();
+    this.socket.write(first);
+    for (const frame of more) this.socket.write(frame);
+    this.socket.uncork();
   }
 
   private handle(type: number, payload: Buffer): void {
@@ -328,7 +363,7 @@ export class Connection {
       return;
     }
     this.reply(reply.frame, label, reply.outcome, started);
-    this.runAfterReply(state.afterReplyTasks);
+    if (state.afterReplyTasks) this.turn.afterWrites(this, state.afterReplyTasks);
   }
 
   private routeBroken(key: string, plugin: string, label: string, started: number): void {
@@ -353,8 +388,7 @@ export class Connection {
     this.reply(encodeError(ErrCode.SERVICE_UNAVAILABLE), label, 'plugin_failed', started);
   }
 
-  private runAfterReply(tasks: Array<() => void> | undefined): void {
-    if (!tasks) return;
+  runAfterReply(tasks: ReadonlyArray<() => void>): void {
     for (const task of tasks) {
       try {
         task();
@@ -399,7 +433,7 @@ export class Connection {
       { question: q.question.kind, timeoutMs: this.deps.extraInfoTimeoutMs },
       'APISIX did not answer an ExtraInfo question in time; closing the connection',
     );
-    this.socket.destroy();
+    this.destroy();
   }
 
   private answer(payload: Buffer): void {
@@ -411,7 +445,7 @@ export class Connection {
     } catch (err) {
       this.deps.logger.error({ reason: (err as Error).message }, 'malformed ExtraInfo answer from APISIX; closing the connection');
       q.reject(new CallAbortedError('malformed ExtraInfo answer'));
-      this.socket.destroy();
+      this.destroy();
       return;
     }
     const nextQ = this.questions?.shift();

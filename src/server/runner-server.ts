@@ -1,6 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Connection, type ConnectionDeps } from './connection.js';
+import { TurnWrites } from './turn-writes.js';
 import { bindSocketPath, inspectSocketPath, ownsSocketPath, releaseSocketPath, type SocketIdentity } from './socket-path.js';
 
 /** How a runner stops. */
@@ -30,6 +31,8 @@ export class RunnerServer {
   private connectionArrived: (() => void) | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private readPathLogged = false;
+  /** Every connection's frames, written at the end of the turn that made them. */
+  private readonly turn = new TurnWrites();
 
   constructor(readonly socketPath: string, private readonly deps: ConnectionDeps) {
     // Accepted paused: a connection's reads start once its reader is in place (socket-reads.ts).
@@ -115,6 +118,7 @@ export class RunnerServer {
     clearTimeout(timer);
     this.stopAccepting();
     if (cut) this.deps.logger.warn({ connections: this.connections.size, graceMs }, 'drain time is over: closing connections with RPCs still running');
+    this.turn.flush();
     for (const c of this.connections) c.destroy();
     await this.stopped;
     if (!identity) return;
@@ -137,7 +141,7 @@ export class RunnerServer {
       socket.destroy();
       return;
     }
-    const conn = new Connection(socket, this.deps);
+    const conn = new Connection(socket, this.deps, this.turn);
     if (!this.readPathLogged) {
       this.readPathLogged = true;
       if (conn.readPath === 'user-buffer') this.deps.logger.debug('connections are read into one reused buffer');
