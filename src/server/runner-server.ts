@@ -118,7 +118,6 @@ export class RunnerServer {
     clearTimeout(timer);
     this.stopAccepting();
     if (cut) this.deps.logger.warn({ connections: this.connections.size, graceMs }, 'drain time is over: closing connections with RPCs still running');
-    this.turn.flush();
     for (const c of this.connections) c.destroy();
     await this.stopped;
     if (!identity) return;

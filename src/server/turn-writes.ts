@@ -45,8 +45,13 @@ export class TurnWrites {
     this.schedule();
   }
 
-  /** Writes everything queued now and runs the tasks (before connections are closed). */
-  flush(): void {
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    atEndOfTurn(this.run);
+  }
+
+  private readonly run = (): void => {
     this.scheduled = false;
     const writers = this.writers;
     if (writers.length > 0) {
@@ -60,15 +65,5 @@ export class TurnWrites {
       this.tasks = [];
       for (let i = 0; i < owners.length; i++) owners[i]!.runAfterReply(tasks[i]!);
     }
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    atEndOfTurn(this.run);
-  }
-
-  private readonly run = (): void => {
-    if (this.scheduled) this.flush();
   };
 }
