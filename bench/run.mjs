@@ -36,6 +36,9 @@
  *                           (bench/ballast.mjs); medians of the RPC-thread µs ratios
  *   --sink-calibration      CPU per request of the fast and the node:http sink, alone (no runner),
  *                           one request per connection at a time and 16 pipelined
+ *   --busy-us <n>           every runner cell's route starts with bench/plugins/busy.mjs spinning n µs
+ *                           per call: the runner becomes the busier side and the load generator waits
+ *                           for it (default 0: no such plugin)
  *   --cpu-rounds <n>        CPU rounds (issue 13's CPU target): after the matrix, n rounds of the
  *                           closed-loop cells at the largest C of the decision-only and mirrored cases
  *                           selected, interleaved in a rotating order on the runners kept from the
@@ -73,6 +76,7 @@ const { values: flags } = parseArgs({
     'no-pair-freeze': { type: 'boolean', default: false },
     'core-rates': { type: 'string' },
     'cpu-rounds': { type: 'string' },
+    'busy-us': { type: 'string' },
   },
 });
 
@@ -94,6 +98,8 @@ const CORE_RATES = flags['core-rates'] !== undefined
   : flags.targets ? [...new Set([CPU_RATE, 16000])] : [];
 const CPU_ROUNDS = Number(flags['cpu-rounds'] ?? (flags.targets ? 5 : 0));
 if (!Number.isInteger(CPU_ROUNDS) || CPU_ROUNDS < 0) throw new Error(`--cpu-rounds must be a whole number ≥ 0, got ${flags['cpu-rounds']}`);
+const BUSY_US = Number(flags['busy-us'] ?? 0);
+if (!(BUSY_US >= 0 && BUSY_US <= 1000)) throw new Error(`--busy-us must be 0-1000, got ${flags['busy-us']}`);
 /** The cells of the CPU rounds, decision-only first (the others are compared with it). */
 const CPU_ROUND_CELLS = ['mirror-decide', 'mirror-all', 'mirror-all-thr'];
 if (CORE_RATES.some((r) => !(r > 0))) throw new Error(`--core-rates must list positive rates, got ${flags['core-rates']}`);
@@ -136,6 +142,14 @@ const mirror = (port, ratio, extra = {}) => ({
   name: 'proxy-mirror',
   value: JSON.stringify({ host: `http://127.0.0.1:${port}`, sample_ratio: ratio, ...extra }),
 });
+
+/** bench/plugins/busy.mjs, first in every runner cell's route with --busy-us. */
+const busy = { name: 'bench-busy', value: JSON.stringify({ us: BUSY_US }) };
+/** The route conf of a runner cell (the busy plugin first with --busy-us). */
+function confOf(c, sinkPort) {
+  const own = c.conf ? c.conf(sinkPort) : [];
+  return BUSY_US > 0 && c.server !== 'floor' ? [busy, ...own] : own;
+}
 
 /**
  * Each case: how to start the server under test, the conf it gets, and which floor it is
@@ -261,6 +275,7 @@ async function startServer(c, logName) {
   const withMetrics = !isFloor && METRICS;
   const args = [
     ...(c.plugin ? ['--plugin', c.plugin] : []),
+    ...(BUSY_US > 0 && !isFloor ? ['--plugin', resolve(REPO_ROOT, 'bench/plugins/busy.mjs')] : []),
     ...(c.args ?? []),
     ...(withMetrics ? ['--metrics-address', '127.0.0.1:0'] : []),
   ];
@@ -360,7 +375,7 @@ function mirrorTargetOf(conf) {
  * `mirrorsReceived` and `copies` (deltas) attached.
  */
 async function runOnce(c, server, sink, { connections, key, rate, durationS, warmupS, helpers = [] }) {
-  const conf = c.conf ? c.conf(sink?.port) : [];
+  const conf = confOf(c, sink?.port);
   const target = mirrorTargetOf(conf);
   const counters = () => (server.metricsUrl && target ? mirrorCounters(server.metricsUrl, target) : undefined);
   const b = sink ? await sinkCount(sink.port) : undefined;
@@ -404,6 +419,7 @@ function machineLines() {
     `- machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpuCount} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${os.type()} ${os.release()}`,
     `- node ${process.version}; ${pinNote}`,
     `- each cell: ${WARMUP_S} s warm-up then ${DURATION_S} s measured; one RPC in flight per connection; HTTPReqCall frame ~918 bytes (GET /get?x=1, 12 headers)`,
+    ...(BUSY_US > 0 ? [`- --busy-us ${BUSY_US}: every runner cell's route starts with bench-busy (bench/plugins/busy.mjs), ${BUSY_US} µs of CPU per call; the floor has none`] : []),
   ];
 }
 
@@ -1068,7 +1084,7 @@ async function main() {
       }
       children.add(server.child);
       try {
-        const note = await pinWorkers(c, server, c.conf ? c.conf(sink?.port) : []);
+        const note = await pinWorkers(c, server, confOf(c, sink?.port));
         if (note) pinNotes.set(c.id, note);
       } catch (err) {
         pinNotes.set(c.id, `**worker pinning failed**: ${err.message.split('\n')[0]}`);
