@@ -162,4 +162,28 @@ describe('bench/run.mjs --targets', () => {
     expect(report.sinkCalibration.map((c) => c.mode).sort()).toEqual(['fast', 'fast', 'http', 'http']);
     for (const c of report.sinkCalibration) expect(c.requestsPerSecond).toBeGreaterThan(0);
   }, 240_000);
+
+  it('--busy-us puts the busy plugin first in every runner cell\'s route, and the floor goes without', async () => {
+    const r = await runBench([
+      '--only', 'floor,mirror-decide', '--connections', '1', '--duration', '0.3', '--warmup', '0.2', '--max-tries', '1', '--no-pin',
+      '--runner', 'src/cli.ts', '--busy-us', '1000',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain("- --busy-us 1000: every runner cell's route starts with bench-busy (bench/plugins/busy.mjs), 1000 µs of CPU per call; the floor has none");
+    const p50 = (label: string): number => {
+      const l = r.out.split('\n').find((x) => x.startsWith(`| ${label} | 1 |`));
+      expect(l, r.out).toBeDefined();
+      return Number(l!.split('|')[4]!.trim().replace(/,/g, ''));
+    };
+    // One call in flight: none can be answered before its 1 ms of spinning is over.
+    expect(p50('proxy-mirror 0.00001 (decision)')).toBeGreaterThanOrEqual(1000);
+    // The floor answers without it: well under the spin.
+    expect(p50('floor (framing only)')).toBeLessThan(1000);
+  }, 120_000);
+
+  it('--busy-us outside 0-1000 is refused before anything starts', async () => {
+    const r = await runBench(['--only', 'floor', '--busy-us', '5000', '--no-pin']);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain('--busy-us must be 0-1000, got 5000');
+  }, 60_000);
 });
