@@ -121,4 +121,23 @@ describe('answers leave at the end of the turn, together', () => {
     a.write(Buffer.concat([call(7, token), call(8, token), call(9, token)]));
     expect(await seen).toEqual([7, 8, 9]);
   });
+
+  it('a peer that half-closes with its calls (FIN right after them) still gets their answers, then the close', async () => {
+    const { env, token } = await setUp();
+    const a = await connect(env.socketPath);
+    const chunks: Buffer[] = [];
+    a.on('data', (c: Buffer) => chunks.push(c));
+    const closed = new Promise<void>((resolve) => a.once('close', () => resolve()));
+    // The FIN travels with the calls. Node ends a socket whose peer has ended (allowHalfOpen is
+    // off) and refuses later writes, so the answers must leave before the FIN is handled: they
+    // do, at the end of the turn that read the calls (libuv reads the FIN in a later turn).
+    a.end(Buffer.concat([call(3, token), call(4, token)]));
+    await closed;
+    const ids: number[] = [];
+    new FrameDecoder().push(Buffer.concat(chunks), (type, payload) => {
+      const reply = decodeRunnerFrame(type, payload);
+      ids.push(reply.type === 'reqCall' ? reply.id : -1);
+    });
+    expect(ids).toEqual([3, 4]);
+  });
 });
