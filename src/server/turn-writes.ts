@@ -15,8 +15,8 @@ export interface TurnWriter {
  *
  * Why: when the runner is the busier side, APISIX's worker (or a load generator) sleeps in
  * epoll between answers, and every answer written to a sleeping peer pays a wake-up of the
- * peer's thread inside the runner's `write`: on this project's 2-core VM a cross-core wake-up
- * of 4-9 µs. Written one by one, as each call finished, a turn of k calls woke the peer up to
+ * peer's thread inside the runner's `write`: on this project's 2-core VM a cross-core wake-up,
+ * an estimated 4-9 µs each (CPU saved ÷ wake-ups saved). Written one by one, as each call finished, a turn of k calls woke the peer up to
  * k times; written together, once. Measured with the load generator waiting on the runner:
  * woken 0.36-0.65 → 0.01-0.04 times per RPC, 2.1-3.0 µs less CPU per RPC (docs/performance.md,
  * "Mirror dispatch, fourteenth pass"). A turn's calls are all handled before its first answer
